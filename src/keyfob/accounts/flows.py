@@ -1,0 +1,114 @@
+"""Sign-in's password step, the pending marker between the two steps, and profile changes.
+
+After a right password, an account with 2FA gets only a pending marker in its session
+(DESIGN.md invariant 6): the user id and when the password was checked. The full session,
+under a new session id, exists only once the second factor has been checked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from django.contrib.auth import authenticate, login, update_session_auth_hash
+from django.db import transaction
+from django.http import HttpRequest
+
+from keyfob import clock
+from keyfob.accounts import throttle
+from keyfob.accounts.models import User
+from keyfob.audit.events import Context, record
+from keyfob.audit.models import EventKind
+from keyfob.otp import KeyfobError, Throttled
+
+PENDING_KEY = "keyfob.pending"
+BACKEND = "django.contrib.auth.backends.ModelBackend"
+
+
+class InvalidCredentials(KeyfobError):
+    """The e-mail and password do not match an active account (which one is not said)."""
+
+
+def _account_key(email: str) -> str:
+    # Keyed by the address typed, known or not, so throttling reveals nothing either.
+    return hashlib.sha256(email.strip().lower().encode()).hexdigest()
+
+
+def check_password(request: HttpRequest, email: str, password: str) -> User:
+    """Return the account for a right e-mail and password.
+
+    Raises :class:`Throttled` when that e-mail or the client address has failed too often,
+    and :class:`InvalidCredentials` otherwise; each failure is counted for both.
+    """
+    context = Context.from_request(request)
+    failure: KeyfobError
+    with transaction.atomic():
+        rows = [
+            (throttle.PASSWORD, throttle.acquire(throttle.PASSWORD, _account_key(email))),
+            (throttle.ADDRESS, throttle.acquire(throttle.ADDRESS, context.address or "unknown")),
+        ]
+        wait = max(throttle.retry_after(policy, row) for policy, row in rows)
+        if wait > 0:
+            known = User.objects.filter(email__iexact=email.strip()).first()
+            if known is not None:
+                record(known, EventKind.THROTTLED, context, factor="password")
+            failure = Throttled(wait)
+        else:
+            # ModelBackend hashes the password even for an unknown e-mail: same time taken.
+            user = authenticate(request, username=email.strip().lower(), password=password)
+            if isinstance(user, User):
+                for _policy, row in rows:
+                    throttle.reset(row)
+                return user
+            for policy, row in rows:
+                throttle.record_failure(policy, row)
+            known = User.objects.filter(email__iexact=email.strip()).first()
+            if known is not None:
+                record(known, EventKind.PASSWORD_WRONG, context)
+            failure = InvalidCredentials()
+    raise failure
+
+
+def begin_pending(request: HttpRequest, user: User, next_url: str) -> None:
+    """Remember, and only remember, that ``user`` passed the password step just now."""
+    request.session.cycle_key()
+    request.session[PENDING_KEY] = {"uid": user.pk, "at": clock.time(), "next": next_url}
+
+
+def pending(request: HttpRequest, max_age: float) -> tuple[User, str] | None:
+    """The account and ``next`` of a fresh pending sign-in, or None (absent or expired)."""
+    marker: Any = request.session.get(PENDING_KEY)
+    if not isinstance(marker, dict):
+        return None
+    if clock.time() - float(marker.get("at", 0)) > max_age:
+        request.session.pop(PENDING_KEY, None)
+        return None
+    user = User.objects.filter(pk=marker.get("uid"), is_active=True).first()
+    if user is None:
+        return None
+    return user, str(marker.get("next", ""))
+
+
+def complete_signin(request: HttpRequest, user: User, **detail: Any) -> None:
+    """Create the full session (a new session id) and record the sign-in."""
+    request.session.pop(PENDING_KEY, None)
+    with transaction.atomic():
+        login(request, user, backend=BACKEND)
+        record(user, EventKind.SIGNIN_OK, Context.from_request(request), **detail)
+
+
+def change_password(request: HttpRequest, user: User, new_password: str) -> None:
+    with transaction.atomic():
+        user.set_password(new_password)
+        user.save(update_fields=["password"])
+        record(user, EventKind.PASSWORD_CHANGED, Context.from_request(request))
+    # Keep this session signed in; every other session of the account ends.
+    update_session_auth_hash(request, user)
+
+
+def update_profile(request: HttpRequest, user: User, changed: list[str]) -> None:
+    with transaction.atomic():
+        user.save()
+        if changed:
+            record(user, EventKind.PROFILE_CHANGED, Context.from_request(request), fields=changed)
+

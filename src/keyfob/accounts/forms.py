@@ -1,0 +1,73 @@
+"""Forms validate input and say clearly what is wrong; they change nothing themselves."""
+
+from __future__ import annotations
+
+from django import forms
+from django.utils.translation import gettext_lazy as _
+
+from keyfob.accounts.models import User
+
+# Long enough for any real password, short enough that argon2 never hashes a 10 kB paste.
+MAX_PASSWORD = 256
+
+
+class LoginForm(forms.Form):
+    email = forms.EmailField(
+        label=_("Email"),
+        max_length=254,
+        error_messages={
+            "required": _("Enter your e-mail address."),
+            "invalid": _("Enter a valid e-mail address."),
+            "max_length": _("This e-mail address is too long."),
+        },
+        widget=forms.EmailInput(attrs={"autocomplete": "username", "autofocus": True}),
+    )
+    password = forms.CharField(
+        label=_("Password"),
+        max_length=MAX_PASSWORD,
+        strip=False,
+        error_messages={
+            "required": _("Enter your password."),
+            "max_length": _("This password is too long."),
+        },
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
+    )
+
+
+class ProfileForm(forms.ModelForm):  # type: ignore[type-arg]
+    class Meta:
+        model = User
+        fields = ["display_name", "phone", "kind", "language"]
+        labels = {
+            "display_name": _("Name"),
+            "phone": _("Phone number"),
+            "kind": _("Account kind"),
+            "language": _("Language"),
+        }
+        help_texts = {
+            "phone": _(
+                "In international form, e.g. +33123456789. Support calls this number "
+                "before turning off two-factor authentication for you."
+            ),
+        }
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.fields["language"].choices = [("", _("Browser's language")), *User._meta.get_field(
+            "language"
+        ).choices]  # type: ignore[union-attr, misc]
+
+
+class PasswordCheckForm(forms.Form):
+    """The current password, asked again before a sensitive change."""
+
+    password = forms.CharField(
+        label=_("Password"),
+        max_length=MAX_PASSWORD,
+        strip=False,
+        error_messages={
+            "required": _("Enter your password."),
+            "max_length": _("This password is too long."),
+        },
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
+    )

@@ -1,0 +1,25 @@
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from django.http import HttpRequest, HttpResponse
+from django.utils import translation
+
+
+class AccountLanguageMiddleware:
+    """A signed-in account's chosen language wins over the browser's Accept-Language.
+
+    Runs after LocaleMiddleware and AuthenticationMiddleware. The footer's switch sets the
+    language cookie, which LocaleMiddleware already honours for everyone.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        user = getattr(request, "user", None)
+        language = getattr(user, "language", "") if user is not None else ""
+        if language and "django_language" not in request.COOKIES:
+            translation.activate(language)
+            request.LANGUAGE_CODE = language
+        return self.get_response(request)

@@ -1,0 +1,107 @@
+"""The account (custom user model) and the throttle counters every channel shares."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
+from django.core.validators import RegexValidator
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from keyfob import clock
+
+# E.164: a plus sign, a country code that does not start with 0, at most 15 digits in all.
+phone_validator = RegexValidator(
+    r"\A\+[1-9][0-9]{6,14}\Z",
+    _("Enter the number in international form, for example +33123456789."),
+    code="invalid_phone",
+)
+
+
+class AccountKind(models.TextChoices):
+    INDIVIDUAL = "individual", _("Individual")
+    COMPANY = "company", _("Company")
+    NONPROFIT = "nonprofit", _("Non-profit organisation")
+
+
+class Language(models.TextChoices):
+    EN = "en", "English"
+    FR = "fr", "Français"
+
+
+class UserManager(BaseUserManager):  # type: ignore[type-arg]
+    use_in_migrations = True
+
+    def create_user(self, email: str, password: str | None = None, **fields: Any) -> User:
+        if not email:
+            raise ValueError("An e-mail address is required")
+        user = self.model(email=self.normalize_email(email).lower(), **fields)
+        user.set_password(password)
+        user.save(using=self._db)
+        return user
+
+    def create_superuser(self, email: str, password: str | None = None, **fields: Any) -> User:
+        fields.setdefault("is_staff", True)
+        fields.setdefault("is_superuser", True)
+        return self.create_user(email, password, **fields)
+
+
+class User(AbstractBaseUser, PermissionsMixin):
+    email = models.EmailField(_("email"), unique=True, max_length=254)
+    display_name = models.CharField(_("name"), max_length=150, blank=True)
+    phone = models.CharField(
+        _("phone number"), max_length=16, blank=True, validators=[phone_validator]
+    )
+    kind = models.CharField(
+        _("account kind"), max_length=16, choices=AccountKind.choices, default=AccountKind.INDIVIDUAL
+    )
+    language = models.CharField(
+        _("language"), max_length=8, choices=Language.choices, blank=True, default=""
+    )
+    is_staff = models.BooleanField(_("support staff"), default=False)
+    is_active = models.BooleanField(_("active"), default=True)
+    date_joined = models.DateTimeField(_("joined"), default=clock.now)
+
+    objects = UserManager()
+
+    USERNAME_FIELD = "email"
+    EMAIL_FIELD = "email"
+    REQUIRED_FIELDS: ClassVar[list[str]] = []
+
+    class Meta:
+        verbose_name = _("account")
+        verbose_name_plural = _("accounts")
+
+    def __str__(self) -> str:
+        return self.email
+
+    def get_full_name(self) -> str:
+        return self.display_name or self.email
+
+    def get_short_name(self) -> str:
+        return self.display_name or self.email
+
+
+class Throttle(models.Model):
+    """Failure counters for one (scope, key): an account's codes, a password, an address.
+
+    Every channel (web, SSH, API) updates the same row, and only through single SQL
+    statements or under the row's lock, so concurrent failures all count.
+    """
+
+    scope = models.CharField(max_length=32)
+    key = models.CharField(max_length=128)
+    consecutive = models.PositiveIntegerField(default=0)
+    locked_until = models.DateTimeField(null=True, blank=True)
+    updated = models.DateTimeField(default=clock.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["scope", "key"], name="throttle_scope_key")]
+
+
+class ThrottleFailure(models.Model):
+    """One failure, kept 24 hours, so the daily cap holds over any 24-hour span."""
+
+    throttle = models.ForeignKey(Throttle, on_delete=models.CASCADE, related_name="failures")
+    at = models.DateTimeField(default=clock.now, db_index=True)

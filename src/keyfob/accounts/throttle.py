@@ -1,0 +1,100 @@
+"""Failure throttling shared by every channel (DESIGN.md invariant 2).
+
+A scope names what is being guessed ("code" for an account's second factor, "password"
+for an account's password, "address" for one client address). Each (scope, key) has one
+row; a check takes that row's lock first, so every process and channel counting failures
+for it queues behind one another and no failure is lost.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.db import transaction
+from django.db.models import F
+
+from keyfob import clock
+from keyfob.accounts.models import Throttle, ThrottleFailure
+from keyfob.otp import Throttled
+
+DAY = timedelta(hours=24)
+
+
+@dataclass(frozen=True)
+class Policy:
+    """``free`` consecutive failures pass; then a delay of ``base`` doubling up to ``cap``.
+
+    ``daily`` bounds the failures of any 24-hour span, whatever their timing.
+    """
+
+    scope: str
+    free: int
+    base: timedelta
+    cap: timedelta
+    daily: int
+
+    def delay(self, consecutive: int) -> timedelta:
+        if consecutive < self.free:
+            return timedelta(0)
+        doublings = min(consecutive - self.free, 30)
+        return min(self.base * (2**doublings), self.cap)
+
+
+CODE = Policy("code", free=5, base=timedelta(seconds=30), cap=timedelta(minutes=15), daily=100)
+PASSWORD = Policy(
+    "password", free=5, base=timedelta(seconds=30), cap=timedelta(minutes=15), daily=100
+)
+ADDRESS = Policy(
+    "address", free=20, base=timedelta(seconds=30), cap=timedelta(minutes=15), daily=1000
+)
+
+
+def acquire(policy: Policy, key: str) -> Throttle:
+    """Return the (scope, key) row, locked until the surrounding transaction ends."""
+    assert transaction.get_connection().in_atomic_block, "acquire() needs a transaction"
+    row, _ = Throttle.objects.get_or_create(scope=policy.scope, key=key)
+    # An UPDATE takes the row lock on PostgreSQL (and the write lock on SQLite), where
+    # SELECT … FOR UPDATE would be ignored by SQLite.
+    Throttle.objects.filter(pk=row.pk).update(updated=clock.now())
+    row.refresh_from_db()
+    return row
+
+
+def retry_after(policy: Policy, row: Throttle) -> float:
+    """Seconds before the next attempt is allowed (0.0 when allowed now)."""
+    now = clock.now()
+    waits = [0.0]
+    if row.locked_until is not None and row.locked_until > now:
+        waits.append((row.locked_until - now).total_seconds())
+    recent = ThrottleFailure.objects.filter(throttle=row, at__gt=now - DAY)
+    if recent.count() >= policy.daily:
+        # Allowed again when enough of the span's failures have aged out.
+        oldest = recent.order_by("-at").values_list("at", flat=True)[policy.daily - 1]
+        waits.append((oldest + DAY - now).total_seconds())
+    return max(waits)
+
+
+def check(policy: Policy, row: Throttle) -> None:
+    """Raise :class:`Throttled` when ``row`` (from :func:`acquire`) refuses attempts now."""
+    wait = retry_after(policy, row)
+    if wait > 0:
+        raise Throttled(wait)
+
+
+def record_failure(policy: Policy, row: Throttle) -> float:
+    """Count one failure on a locked row; return the delay it imposes (seconds)."""
+    now = clock.now()
+    Throttle.objects.filter(pk=row.pk).update(consecutive=F("consecutive") + 1)
+    row.refresh_from_db(fields=["consecutive"])
+    delay = policy.delay(row.consecutive)
+    if delay:
+        Throttle.objects.filter(pk=row.pk).update(locked_until=now + delay)
+    ThrottleFailure.objects.create(throttle=row, at=now)
+    ThrottleFailure.objects.filter(throttle=row, at__lte=now - DAY).delete()
+    return delay.total_seconds()
+
+
+def reset(row: Throttle) -> None:
+    """A success of the factor clears the consecutive count (not the daily record)."""
+    Throttle.objects.filter(pk=row.pk).update(consecutive=0, locked_until=None)

@@ -1,0 +1,101 @@
+"""Sign-in (password step), sign-out, and Account → Profile."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth import logout
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.forms import PasswordChangeForm
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_http_methods, require_POST
+
+from keyfob.accounts import flows
+from keyfob.accounts.forms import LoginForm, ProfileForm
+from keyfob.accounts.models import User
+from keyfob.otp import Throttled
+from keyfob.accounts.text import wait_text
+from keyfob.twofactor.flows import has_2fa
+
+
+def safe_next(request: HttpRequest, value: str | None) -> str:
+    """``value`` if it is a path on this site, else the default page after sign-in."""
+    if (
+        value
+        and value.startswith("/")
+        and not value.startswith(("//", "/\\"))
+        and url_has_allowed_host_and_scheme(
+            value, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+        )
+    ):
+        return value
+    return reverse("account:security")
+
+
+@require_http_methods(["GET", "POST"])
+def login_view(request: HttpRequest) -> HttpResponse:
+    next_url = safe_next(request, request.POST.get("next") or request.GET.get("next"))
+    if request.user.is_authenticated:
+        return redirect(next_url)
+    form = LoginForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            user = flows.check_password(
+                request, form.cleaned_data["email"], form.cleaned_data["password"]
+            )
+        except Throttled as exc:
+            form.add_error(
+                None,
+                _("Too many failed sign-ins. Try again in %(wait)s.")
+                % {"wait": wait_text(exc.retry_after)},
+            )
+        except flows.InvalidCredentials:
+            form.add_error(None, _("The e-mail address or the password is not right."))
+        else:
+            if has_2fa(user):
+                flows.begin_pending(request, user, next_url)
+                return redirect("login-code")
+            flows.complete_signin(request, user, second_factor="none")
+            return redirect(next_url)
+    return render(request, "accounts/login.html", {"form": form, "next": next_url})
+
+
+@require_POST
+def logout_view(request: HttpRequest) -> HttpResponse:
+    logout(request)
+    messages.info(request, _("You are signed out."))
+    return redirect("login")
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def profile_view(request: HttpRequest) -> HttpResponse:
+    user = request.user
+    assert isinstance(user, User)
+    form = ProfileForm(request.POST or None, instance=user)
+    if request.method == "POST" and form.is_valid():
+        flows.update_profile(request, form.save(commit=False), list(form.changed_data))
+        messages.success(request, _("Your profile is saved."))
+        response = redirect("account:profile")
+        if user.language:
+            response.set_cookie(
+                "django_language", user.language, samesite="Lax", secure=request.is_secure()
+            )
+        return response
+    return render(request, "accounts/profile.html", {"form": form})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def password_view(request: HttpRequest) -> HttpResponse:
+    user = request.user
+    assert isinstance(user, User)
+    form = PasswordChangeForm(user, request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        flows.change_password(request, user, form.cleaned_data["new_password1"])
+        messages.success(request, _("Your password is changed."))
+        return redirect("account:profile")
+    return render(request, "accounts/password.html", {"form": form})

@@ -1,0 +1,1 @@
+"""The security activity log: every security-relevant change, in the same transaction."""

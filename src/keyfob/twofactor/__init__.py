@@ -1,0 +1,1 @@
+"""The second factor: enrolment, verification (single use, throttled), secrets at rest."""
