@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 # Debian packages the tests drive as independent, real clients and servers.
-TEST_TOOLS := oathtool zbar-tools chromium openssh-server libpam-google-authenticator libpam-python
+TEST_TOOLS := gettext oathtool zbar-tools chromium openssh-server libpam-google-authenticator libpam-python python3 python3-venv
 export KEYFOB_DATA_DIR ?= $(CURDIR)/var
 
 .PHONY: run test lint bench venv tools clean

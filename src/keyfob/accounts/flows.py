@@ -111,4 +111,3 @@ def update_profile(request: HttpRequest, user: User, changed: list[str]) -> None
         user.save()
         if changed:
             record(user, EventKind.PROFILE_CHANGED, Context.from_request(request), fields=changed)
-

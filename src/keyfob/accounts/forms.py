@@ -5,7 +5,7 @@ from __future__ import annotations
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from keyfob.accounts.models import User
+from keyfob.accounts.models import Language, User
 
 # Long enough for any real password, short enough that argon2 never hashes a 10 kB paste.
 MAX_PASSWORD = 256
@@ -53,9 +53,9 @@ class ProfileForm(forms.ModelForm):  # type: ignore[type-arg]
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        self.fields["language"].choices = [("", _("Browser's language")), *User._meta.get_field(
-            "language"
-        ).choices]  # type: ignore[union-attr, misc]
+        language = self.fields["language"]
+        assert isinstance(language, forms.TypedChoiceField)
+        language.choices = [("", _("Browser's language")), *Language.choices]
 
 
 class PasswordCheckForm(forms.Form):

@@ -36,7 +36,7 @@ class UserManager(BaseUserManager):  # type: ignore[type-arg]
     def create_user(self, email: str, password: str | None = None, **fields: Any) -> User:
         if not email:
             raise ValueError("An e-mail address is required")
-        user = self.model(email=self.normalize_email(email).lower(), **fields)
+        user: User = self.model(email=self.normalize_email(email).lower(), **fields)
         user.set_password(password)
         user.save(using=self._db)
         return user
@@ -54,7 +54,10 @@ class User(AbstractBaseUser, PermissionsMixin):
         _("phone number"), max_length=16, blank=True, validators=[phone_validator]
     )
     kind = models.CharField(
-        _("account kind"), max_length=16, choices=AccountKind.choices, default=AccountKind.INDIVIDUAL
+        _("account kind"),
+        max_length=16,
+        choices=AccountKind.choices,
+        default=AccountKind.INDIVIDUAL,
     )
     language = models.CharField(
         _("language"), max_length=8, choices=Language.choices, blank=True, default=""

@@ -38,7 +38,7 @@ class Policy:
         if consecutive < self.free:
             return timedelta(0)
         doublings = min(consecutive - self.free, 30)
-        return min(self.base * (2**doublings), self.cap)
+        return min(self.base * (1 << doublings), self.cap)
 
 
 CODE = Policy("code", free=5, base=timedelta(seconds=30), cap=timedelta(minutes=15), daily=100)

@@ -16,8 +16,8 @@ from django.views.decorators.http import require_http_methods, require_POST
 from keyfob.accounts import flows
 from keyfob.accounts.forms import LoginForm, ProfileForm
 from keyfob.accounts.models import User
-from keyfob.otp import Throttled
 from keyfob.accounts.text import wait_text
+from keyfob.otp import Throttled
 from keyfob.twofactor.flows import has_2fa
 
 
@@ -40,7 +40,7 @@ def login_view(request: HttpRequest) -> HttpResponse:
     next_url = safe_next(request, request.POST.get("next") or request.GET.get("next"))
     if request.user.is_authenticated:
         return redirect(next_url)
-    form = LoginForm(request.POST or None)
+    form = LoginForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         try:
             user = flows.check_password(
@@ -75,7 +75,7 @@ def logout_view(request: HttpRequest) -> HttpResponse:
 def profile_view(request: HttpRequest) -> HttpResponse:
     user = request.user
     assert isinstance(user, User)
-    form = ProfileForm(request.POST or None, instance=user)
+    form = ProfileForm(request.POST if request.method == "POST" else None, instance=user)
     if request.method == "POST" and form.is_valid():
         flows.update_profile(request, form.save(commit=False), list(form.changed_data))
         messages.success(request, _("Your profile is saved."))
@@ -93,7 +93,7 @@ def profile_view(request: HttpRequest) -> HttpResponse:
 def password_view(request: HttpRequest) -> HttpResponse:
     user = request.user
     assert isinstance(user, User)
-    form = PasswordChangeForm(user, request.POST or None)
+    form = PasswordChangeForm(user, request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         flows.change_password(request, user, form.cleaned_data["new_password1"])
         messages.success(request, _("Your password is changed."))

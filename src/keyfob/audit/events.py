@@ -1,4 +1,4 @@
-"""Recording security events. Callers pass a :class:`Context` that says where a request came from."""
+"""Recording security events; a Context says where a request came from."""
 
 from __future__ import annotations
 

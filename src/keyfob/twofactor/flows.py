@@ -45,18 +45,19 @@ def has_2fa(user: User) -> bool:
 
 
 def _match(auth: Authenticator, code: str, at: float) -> int | None:
-    """The step (TOTP) or counter (HOTP) ``code`` matches, past the last one used."""
+    """The step (TOTP) or counter (HOTP) ``code`` matches, or None."""
     secret = auth.secret()
     if auth.kind == Kind.HOTP:
         return otp.verify_hotp(
             secret, code, auth.counter, digits=auth.digits, algorithm=auth.algorithm
         )
+    # Match without last_step: a code of an already used step must read as reused, not
+    # wrong, and the compare-and-set in _consume is what refuses it.
     return otp.verify_totp(
         secret,
         code,
         at,
         window=app_settings.totp_window,
-        last_step=auth.last_step,
         period=auth.period,
         digits=auth.digits,
         algorithm=auth.algorithm,
@@ -111,7 +112,7 @@ def _check(user: User, code: str, context: Context, *, confirm: bool) -> int:
             if matched is not None and _consume(auth, matched, confirm=confirm):
                 throttle.reset(row)
                 if confirm:
-                    record(user, EventKind.TWOFACTOR_ON, context, kind=auth.kind)
+                    record(user, EventKind.TWOFACTOR_ON, context, method=auth.kind)
                 return matched
             throttle.record_failure(throttle.CODE, row)
             if matched is not None:
@@ -120,9 +121,7 @@ def _check(user: User, code: str, context: Context, *, confirm: bool) -> int:
             else:
                 record(user, EventKind.CODE_WRONG, context)
                 drift = _drift(auth, code, at)
-                failure = (
-                    ClockDrift(drift, auth.period) if drift else InvalidCode("wrong code")
-                )
+                failure = ClockDrift(drift, auth.period) if drift else InvalidCode("wrong code")
     raise failure
 
 
@@ -188,6 +187,6 @@ def key_uri(user: User, auth: Authenticator) -> otp.KeyURI:
         issuer=app_settings.issuer,
         algorithm=auth.algorithm,
         digits=auth.digits,
-        period=auth.period,
-        counter=auth.counter,
+        # Each kind carries only its own moving part in the URI.
+        **({"counter": auth.counter} if auth.kind == Kind.HOTP else {"period": auth.period}),
     )

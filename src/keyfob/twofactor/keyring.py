@@ -69,7 +69,9 @@ def _generated_ring(path: Path) -> str:
 @functools.cache
 def ring() -> tuple[bytes, ...]:
     """The keys, newest first. Cached per process; tests call ``ring.cache_clear()``."""
-    text = settings.KEYFOB_SECRET_KEYS or _generated_ring(Path(settings.KEYFOB_DATA_DIR) / "keyring")
+    text = settings.KEYFOB_SECRET_KEYS or _generated_ring(
+        Path(settings.KEYFOB_DATA_DIR) / "keyring"
+    )
     return tuple(_parse(text))
 
 

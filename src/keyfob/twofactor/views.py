@@ -46,8 +46,10 @@ def code_error(exc: KeyfobError) -> str:
                 "Your phone's clock seems to be about %(n)d minutes fast.",
                 minutes,
             )
-        return (text % {"n": minutes}) + " " + _(
-            "Set its date and time to update automatically, then try a new code."
+        return (
+            (text % {"n": minutes})
+            + " "
+            + _("Set its date and time to update automatically, then try a new code.")
         )
     if isinstance(exc, flows.NotEnrolled):
         return _("Two-factor authentication is not on for this account.")
@@ -62,7 +64,7 @@ def signin_code_view(request: HttpRequest) -> HttpResponse:
             messages.error(request, _("Your sign-in took too long. Please start again."))
         return redirect("login")
     user, next_url = found
-    form = CodeForm(request.POST or None)
+    form = CodeForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         try:
             flows.verify_code(user, form.cleaned_data["code"], Context.from_request(request))
@@ -94,7 +96,7 @@ def setup_view(request: HttpRequest) -> HttpResponse:
     if flows.has_2fa(user):
         messages.info(request, _("Two-factor authentication is already on."))
         return redirect("account:security")
-    form = CodeForm(request.POST or None)
+    form = CodeForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         try:
             flows.confirm_setup(user, form.cleaned_data["code"], Context.from_request(request))
@@ -128,7 +130,7 @@ def disable_view(request: HttpRequest) -> HttpResponse:
     user = _user(request)
     if not flows.has_2fa(user):
         return redirect("account:security")
-    form = DisableForm(request.POST or None)
+    form = DisableForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         context = Context.from_request(request)
         try:

@@ -18,8 +18,10 @@ class Command(BaseCommand):
         parser.add_argument("--workers", type=int, default=2)
 
     def handle(self, *args: Any, **opts: Any) -> None:
-        bind = f"[{opts['host']}]:{opts['port']}" if ":" in opts["host"] else (
-            f"{opts['host']}:{opts['port']}"
+        bind = (
+            f"[{opts['host']}]:{opts['port']}"
+            if ":" in opts["host"]
+            else (f"{opts['host']}:{opts['port']}")
         )
         self.stdout.write(f"Keyfob on http://{bind}/ (Ctrl-C stops it)")
         self.stdout.flush()
@@ -34,4 +36,4 @@ class Command(BaseCommand):
             "--access-logformat", '%(h)s "%(m)s %(U)s" %(s)s %(b)s',
             "keyfob.site.wsgi:application",
         ]  # fmt: skip
-        os.execv(sys.executable, argv)
+        os.execv(sys.executable, argv)  # noqa: S606 - replaces this process with gunicorn

@@ -1,0 +1,69 @@
+"""The exceptions `keyfob.otp` raises, and that callers raise with the same meaning.
+
+    KeyfobError
+     ├── InvalidCode      a code (or recovery code) is malformed or wrong
+     ├── CodeReused       a code was right but its step/counter was already used
+     ├── Throttled        too many attempts; `retry_after` says for how long
+     ├── InvalidSecret    text is not a base32 secret
+     ├── InvalidKeyURI    an otpauth:// URI is malformed (the message says what)
+     └── ParameterError   a parameter is out of range (also a ValueError)
+
+The verification functions never raise for a wrong or junk *code* (they return None);
+they raise ParameterError only when the caller passes bad parameters, which is a bug.
+`CodeReused` and `Throttled` are raised by the callers that own state (portal, SSH).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+__all__ = [
+    "CodeReused",
+    "InvalidCode",
+    "InvalidKeyURI",
+    "InvalidSecret",
+    "KeyfobError",
+    "ParameterError",
+    "Throttled",
+]
+
+
+class KeyfobError(Exception):
+    """Base class of every error Keyfob raises on purpose."""
+
+
+class InvalidCode(KeyfobError):
+    """A one-time or recovery code is malformed or does not match."""
+
+
+class CodeReused(KeyfobError):
+    """A code matched, but its time step or counter was already consumed."""
+
+
+class Throttled(KeyfobError):
+    """Too many failed attempts; try again after `retry_after` seconds."""
+
+    retry_after: float
+
+    def __init__(self, retry_after: float, message: str | None = None) -> None:
+        self.retry_after = float(retry_after)
+        if message is None:
+            message = f"too many attempts; try again in {math.ceil(self.retry_after)} s"
+        super().__init__(message)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Exception pickles as cls(*args); keep retry_after through a round trip.
+        return (type(self), (self.retry_after, str(self)))
+
+
+class InvalidSecret(KeyfobError, ValueError):
+    """Text that should hold a base32 secret does not."""
+
+
+class InvalidKeyURI(KeyfobError, ValueError):
+    """An otpauth:// key URI is malformed; the message says what is wrong."""
+
+
+class ParameterError(KeyfobError, ValueError):
+    """A parameter (digits, algorithm, period, window, counter, secret…) is out of range."""
