@@ -11,13 +11,20 @@ from keyfob import clock
 
 class EventKind(models.TextChoices):
     SIGNIN_OK = "signin_ok", _("Signed in")
+    SIGNIN_TRUSTED = "signin_trusted", _("Signed in from a trusted browser")
     PASSWORD_WRONG = "password_wrong", _("Wrong password")
     CODE_WRONG = "code_wrong", _("Wrong authentication code")
     CODE_REUSED = "code_reused", _("Authentication code used a second time")
     THROTTLED = "throttled", _("Attempt refused: too many wrong tries")
+    RECOVERY_USED = "recovery_used", _("Recovery code used")
+    RECOVERY_WRONG = "recovery_wrong", _("Wrong recovery code")
+    RECOVERY_REGENERATED = "recovery_regenerated", _("Recovery codes regenerated")
     TWOFACTOR_ON = "2fa_on", _("Two-factor authentication turned on")
     TWOFACTOR_OFF = "2fa_off", _("Two-factor authentication turned off")
+    TRUSTED_ADDED = "trusted_added", _("Browser trusted for 30 days")
+    TRUSTED_REVOKED = "trusted_revoked", _("Trusted browser revoked")
     PASSWORD_CHANGED = "password_changed", _("Password changed")
+    EMAIL_CHANGED = "email_changed", _("E-mail address changed")
     PROFILE_CHANGED = "profile_changed", _("Profile changed")
     SIGNOUT = "signout", _("Signed out")
 

@@ -23,4 +23,5 @@ urlpatterns = [
     path("logout/", accounts.logout_view, name="logout"),
     path("account/", include(account_patterns)),
     path("i18n/setlang/", set_language, name="set_language"),
+    path("", include("keyfob.site.ops_urls")),
 ]

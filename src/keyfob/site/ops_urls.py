@@ -1,0 +1,3 @@
+"""Operations endpoints (health, readiness, metrics). Filled in by the production issue."""
+
+urlpatterns: list[object] = []
