@@ -48,7 +48,7 @@ def test_enable_shows_qr_secret_and_link_then_activates(signed_in: Client, user)
     assert setup_secret(signed_in.get("/account/security/setup/").content.decode()) == secret
 
     response = signed_in.post("/account/security/setup/", {"code": otp.totp(secret, clock.time())})
-    assert response["Location"] == "/account/security/"
+    assert response["Location"] == "/account/security/recovery-codes/"
     page = signed_in.get("/account/security/").content.decode()
     assert "Two-factor authentication is on." in page
     b32 = otp.b32encode_secret(secret)

@@ -17,11 +17,14 @@ from django.http import HttpRequest
 from keyfob import clock
 from keyfob.accounts import throttle
 from keyfob.accounts.models import User
+from keyfob.audit import notices
 from keyfob.audit.events import Context, record
+from keyfob.audit.notices import NoticeKind
 from keyfob.audit.models import EventKind
 from keyfob.otp import KeyfobError, Throttled
 
 PENDING_KEY = "keyfob.pending"
+REAUTH_KEY = "keyfob.reauth_at"
 BACKEND = "django.contrib.auth.backends.ModelBackend"
 
 
@@ -89,21 +92,63 @@ def pending(request: HttpRequest, max_age: float) -> tuple[User, str] | None:
     return user, str(marker.get("next", ""))
 
 
-def complete_signin(request: HttpRequest, user: User, **detail: Any) -> None:
-    """Create the full session (a new session id) and record the sign-in."""
+def complete_signin(
+    request: HttpRequest, user: User, *, verified: bool = True, **detail: Any
+) -> None:
+    """Create the full session (a new session id) and record the sign-in.
+
+    ``verified``: every factor the account has was just checked (not a trusted browser),
+    which also counts as a recent authentication for sensitive changes.
+    """
     request.session.pop(PENDING_KEY, None)
+    kind = EventKind.SIGNIN_OK if verified else EventKind.SIGNIN_TRUSTED
     with transaction.atomic():
         login(request, user, backend=BACKEND)
-        record(user, EventKind.SIGNIN_OK, Context.from_request(request), **detail)
+        record(user, kind, Context.from_request(request), **detail)
+    if verified:
+        mark_recent_auth(request)
+
+
+def mark_recent_auth(request: HttpRequest) -> None:
+    request.session[REAUTH_KEY] = clock.time()
+
+
+def recent_auth(request: HttpRequest, max_age: float) -> bool:
+    """Whether the password (and code, with 2FA) were entered in the last ``max_age`` s."""
+    at = request.session.get(REAUTH_KEY)
+    return isinstance(at, int | float) and 0 <= clock.time() - at <= max_age
+
+
+def _revoke_trusted_browsers(user: User) -> None:
+    # A new password must not be skipped by a browser trusted under the old one.
+    from keyfob.twofactor.models import TrustedBrowser
+
+    TrustedBrowser.objects.filter(user=user, revoked_at__isnull=True).update(revoked_at=clock.now())
 
 
 def change_password(request: HttpRequest, user: User, new_password: str) -> None:
+    context = Context.from_request(request)
     with transaction.atomic():
         user.set_password(new_password)
         user.save(update_fields=["password"])
-        record(user, EventKind.PASSWORD_CHANGED, Context.from_request(request))
+        _revoke_trusted_browsers(user)
+        record(user, EventKind.PASSWORD_CHANGED, context)
+        notices.queue(user, NoticeKind.PASSWORD_CHANGED, context)
     # Keep this session signed in; every other session of the account ends.
     update_session_auth_hash(request, user)
+
+
+def change_email(request: HttpRequest, user: User, new_email: str) -> None:
+    """Change the sign-in address; both the old and the new address are told."""
+    context = Context.from_request(request)
+    old = user.email
+    with transaction.atomic():
+        user.email = new_email
+        user.save(update_fields=["email"])
+        _revoke_trusted_browsers(user)
+        record(user, EventKind.EMAIL_CHANGED, context)
+        notices.queue(user, NoticeKind.EMAIL_CHANGED, context, to=old, old=old, new=new_email)
+        notices.queue(user, NoticeKind.EMAIL_CHANGED, context, old=old, new=new_email)
 
 
 def update_profile(request: HttpRequest, user: User, changed: list[str]) -> None:

@@ -3,11 +3,14 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
-from django.utils import translation
+import zoneinfo
+
+from django.utils import timezone, translation
 
 
 class AccountLanguageMiddleware:
-    """A signed-in account's chosen language wins over the browser's Accept-Language.
+    """A signed-in account's chosen language wins over the browser's Accept-Language, and
+    its time zone is the one pages show times in.
 
     Runs after LocaleMiddleware and AuthenticationMiddleware. The footer's switch sets the
     language cookie, which LocaleMiddleware already honours for everyone.
@@ -22,4 +25,11 @@ class AccountLanguageMiddleware:
         if language and "django_language" not in request.COOKIES:
             translation.activate(language)
             request.LANGUAGE_CODE = language
+        zone = getattr(user, "time_zone", "") if user is not None else ""
+        timezone.deactivate()
+        if zone:
+            try:
+                timezone.activate(zoneinfo.ZoneInfo(zone))
+            except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+                pass  # an unknown zone name shows times in UTC
         return self.get_response(request)

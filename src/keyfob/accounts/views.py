@@ -14,10 +14,12 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
 
 from keyfob.accounts import flows
-from keyfob.accounts.forms import LoginForm, ProfileForm
+from keyfob.accounts.forms import EmailChangeForm, LoginForm, ProfileForm
 from keyfob.accounts.models import User
 from keyfob.accounts.text import wait_text
 from keyfob.otp import Throttled
+from keyfob.twofactor import trust
+from keyfob.twofactor.decorators import reauth_required
 from keyfob.twofactor.flows import has_2fa
 
 
@@ -55,11 +57,17 @@ def login_view(request: HttpRequest) -> HttpResponse:
         except flows.InvalidCredentials:
             form.add_error(None, _("The e-mail address or the password is not right."))
         else:
-            if has_2fa(user):
+            if not has_2fa(user):
+                flows.complete_signin(request, user, second_factor="none")
+                return redirect(next_url)
+            new_token = trust.skip_code_step(request, user)
+            if new_token is None:
                 flows.begin_pending(request, user, next_url)
                 return redirect("login-code")
-            flows.complete_signin(request, user, second_factor="none")
-            return redirect(next_url)
+            flows.complete_signin(request, user, verified=False, second_factor="trusted")
+            response = redirect(next_url)
+            trust.set_cookie(request, response, new_token)
+            return response
     return render(request, "accounts/login.html", {"form": form, "next": next_url})
 
 
@@ -88,7 +96,7 @@ def profile_view(request: HttpRequest) -> HttpResponse:
     return render(request, "accounts/profile.html", {"form": form})
 
 
-@login_required
+@reauth_required
 @require_http_methods(["GET", "POST"])
 def password_view(request: HttpRequest) -> HttpResponse:
     user = request.user
@@ -99,3 +107,16 @@ def password_view(request: HttpRequest) -> HttpResponse:
         messages.success(request, _("Your password is changed."))
         return redirect("account:profile")
     return render(request, "accounts/password.html", {"form": form})
+
+
+@reauth_required
+@require_http_methods(["GET", "POST"])
+def email_view(request: HttpRequest) -> HttpResponse:
+    user = request.user
+    assert isinstance(user, User)
+    form = EmailChangeForm(request.POST if request.method == "POST" else None, user=user)
+    if request.method == "POST" and form.is_valid():
+        flows.change_email(request, user, form.cleaned_data["email"])
+        messages.success(request, _("Your e-mail address is changed."))
+        return redirect("account:profile")
+    return render(request, "accounts/email.html", {"form": form})

@@ -12,6 +12,21 @@ account_patterns = (
         path("security/", twofactor.security_view, name="security"),
         path("security/setup/", twofactor.setup_view, name="setup"),
         path("security/disable/", twofactor.disable_view, name="disable"),
+        path("security/recovery-codes/", twofactor.recovery_codes_view, name="recovery-codes"),
+        path(
+            "security/recovery-codes/download/",
+            twofactor.recovery_codes_download,
+            name="recovery-codes-download",
+        ),
+        path("security/recovery-codes/new/", twofactor.regenerate_view, name="regenerate"),
+        path("security/browsers/revoke/", twofactor.revoke_browser_view, name="revoke-all"),
+        path(
+            "security/browsers/<int:pk>/revoke/",
+            twofactor.revoke_browser_view,
+            name="revoke-browser",
+        ),
+        path("confirm/", twofactor.reauth_view, name="reauth"),
+        path("email/", accounts.email_view, name="email"),
     ],
     "account",
 )

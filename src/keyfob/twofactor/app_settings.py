@@ -27,6 +27,19 @@ class TwoFactorSettings:
         return int(getattr(settings, "KEYFOB_PENDING_SIGNIN_SECONDS", 300))
 
     @property
+    def support_email(self) -> str:
+        return str(getattr(settings, "KEYFOB_SUPPORT_EMAIL", "support@example.com"))
+
+    @property
+    def trust_days(self) -> int:
+        return int(getattr(settings, "KEYFOB_TRUST_DAYS", 30))
+
+    @property
+    def reauth_seconds(self) -> int:
+        """How long a password + code entered stays good for a sensitive change."""
+        return int(getattr(settings, "KEYFOB_REAUTH_SECONDS", 600))
+
+    @property
     def drift_max_steps(self) -> int:
         return int(getattr(settings, "KEYFOB_DRIFT_MAX_STEPS", 20))
 

@@ -1,23 +1,35 @@
-"""What happens when a code is entered: verify, consume once, throttle, record.
+"""What happens when a code is entered: verify, consume once, throttle, record, notify.
 
-Every function here runs its writes in one transaction, and failures are committed before
-the exception that reports them is raised, so a refused attempt still counts.
+Every attempt runs under the account's code throttle row (shared by web, SSH and API), in
+one transaction; a failure is committed before the exception that reports it is raised,
+so a refused attempt always counts.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import secrets
+from collections.abc import Callable
 from datetime import timedelta
+from typing import TypeVar
 
 from django.db import transaction
 
 from keyfob import clock, otp
 from keyfob.accounts import throttle
 from keyfob.accounts.models import User
+from keyfob.audit import notices
 from keyfob.audit.events import Context, record
 from keyfob.audit.models import EventKind
+from keyfob.audit.notices import NoticeKind
+from keyfob.audit.useragent import describe
 from keyfob.otp import CodeReused, InvalidCode, KeyfobError, Throttled
 from keyfob.twofactor.app_settings import app_settings
-from keyfob.twofactor.models import Authenticator, Kind
+from keyfob.twofactor.models import Authenticator, Kind, RecoveryCode, TrustedBrowser
+
+T = TypeVar("T")
+RECOVERY_CODES = 10
 
 
 class NotEnrolled(KeyfobError):
@@ -44,6 +56,40 @@ def has_2fa(user: User) -> bool:
     return Authenticator.objects.filter(user=user, confirmed_at__isnull=False).exists()
 
 
+def _attempt(user: User, context: Context, factor: str, attempt: Callable[[], T]) -> T:
+    """Run ``attempt`` under the account's throttle; count it if it raises.
+
+    ``attempt`` returns its result, or raises :class:`InvalidCode` / :class:`CodeReused`
+    (its own writes are then rolled back to a savepoint and the failure is recorded).
+    Raises :class:`Throttled` without calling ``attempt`` while the account waits.
+    """
+    failure: KeyfobError
+    with transaction.atomic():
+        row = throttle.acquire(throttle.CODE, str(user.pk))
+        try:
+            throttle.check(throttle.CODE, row)
+        except Throttled as exc:
+            record(user, EventKind.THROTTLED, context, factor=factor)
+            failure = exc
+        else:
+            try:
+                with transaction.atomic():
+                    result = attempt()
+            except CodeReused as exc:
+                throttle.record_failure(throttle.CODE, row)
+                record(user, EventKind.CODE_REUSED, context, factor=factor)
+                failure = exc
+            except InvalidCode as exc:
+                throttle.record_failure(throttle.CODE, row)
+                kind = EventKind.RECOVERY_WRONG if factor == "recovery" else EventKind.CODE_WRONG
+                record(user, kind, context)
+                failure = exc
+            else:
+                throttle.reset(row)
+                return result
+    raise failure
+
+
 def _match(auth: Authenticator, code: str, at: float) -> int | None:
     """The step (TOTP) or counter (HOTP) ``code`` matches, or None."""
     secret = auth.secret()
@@ -64,18 +110,21 @@ def _match(auth: Authenticator, code: str, at: float) -> int | None:
     )
 
 
-def _drift(auth: Authenticator, code: str, at: float) -> int | None:
-    if auth.kind != Kind.TOTP:
-        return None
-    return otp.drift_steps(
-        auth.secret(),
-        code,
-        at,
-        max_steps=app_settings.drift_max_steps,
-        period=auth.period,
-        digits=auth.digits,
-        algorithm=auth.algorithm,
-    )
+def _wrong_code(auth: Authenticator, code: str, at: float) -> InvalidCode:
+    """The error for a code that matched nothing: a clock far off is worth naming."""
+    if auth.kind == Kind.TOTP:
+        drift = otp.drift_steps(
+            auth.secret(),
+            code,
+            at,
+            max_steps=app_settings.drift_max_steps,
+            period=auth.period,
+            digits=auth.digits,
+            algorithm=auth.algorithm,
+        )
+        if drift:
+            return ClockDrift(drift, auth.period)
+    return InvalidCode("wrong code")
 
 
 def _consume(auth: Authenticator, matched: int, *, confirm: bool) -> bool:
@@ -93,50 +142,44 @@ def _consume(auth: Authenticator, matched: int, *, confirm: bool) -> bool:
     return rows.update(**changes) == 1
 
 
-def _check(user: User, code: str, context: Context, *, confirm: bool) -> int:
-    """Shared by sign-in and setup: see :func:`verify_code`."""
-    at = clock.time()
-    failure: KeyfobError
-    with transaction.atomic():
-        row = throttle.acquire(throttle.CODE, str(user.pk))
-        try:
-            throttle.check(throttle.CODE, row)
-        except Throttled as exc:
-            record(user, EventKind.THROTTLED, context, factor="code")
-            failure = exc
-        else:
-            auth = Authenticator.objects.filter(user=user, confirmed_at__isnull=confirm).first()
-            if auth is None:
-                raise SetupExpired() if confirm else NotEnrolled()
-            matched = _match(auth, code, at)
-            if matched is not None and _consume(auth, matched, confirm=confirm):
-                throttle.reset(row)
-                if confirm:
-                    record(user, EventKind.TWOFACTOR_ON, context, method=auth.kind)
-                return matched
-            throttle.record_failure(throttle.CODE, row)
-            if matched is not None:
-                record(user, EventKind.CODE_REUSED, context)
-                failure = CodeReused("this code was already used")
-            else:
-                record(user, EventKind.CODE_WRONG, context)
-                drift = _drift(auth, code, at)
-                failure = ClockDrift(drift, auth.period) if drift else InvalidCode("wrong code")
-    raise failure
+def _code_attempt(user: User, code: str, *, confirm: bool) -> Callable[[], Authenticator]:
+    def attempt() -> Authenticator:
+        at = clock.time()
+        auth = Authenticator.objects.filter(user=user, confirmed_at__isnull=confirm).first()
+        if auth is None:
+            raise SetupExpired() if confirm else NotEnrolled()
+        matched = _match(auth, code, at)
+        if matched is None:
+            raise _wrong_code(auth, code, at)
+        if not _consume(auth, matched, confirm=confirm):
+            raise CodeReused("this code was already used")
+        return auth
+
+    return attempt
 
 
-def verify_code(user: User, code: str, context: Context) -> int:
-    """Check a sign-in code against the account's authenticator and consume it.
+def verify_code(user: User, code: str, context: Context, *, after_password: bool = False) -> None:
+    """Check a code from the account's authenticator and consume it.
 
-    Returns the matched step (or counter). Raises :class:`Throttled` (even for a right
-    code while the account is throttled), :class:`CodeReused`, :class:`ClockDrift`,
-    :class:`InvalidCode`, or :class:`NotEnrolled`.
+    With ``after_password`` (the sign-in's code step), a wrong code also warns the
+    account holder by e-mail that someone may know the password (at most hourly).
+    Raises :class:`Throttled` (even for a right code while the account waits),
+    :class:`CodeReused`, :class:`ClockDrift`, :class:`InvalidCode` or :class:`NotEnrolled`.
     """
-    return _check(user, code, context, confirm=False)
+    try:
+        _attempt(user, context, "code", _code_attempt(user, code, confirm=False))
+    except InvalidCode:
+        if after_password:
+            with transaction.atomic():
+                notices.queue(user, NoticeKind.WRONG_CODES, context)
+        raise
 
 
-def start_setup(user: User) -> Authenticator:
-    """Return the account's pending authenticator, making a new secret if none is fresh.
+# Setup -------------------------------------------------------------------------------
+
+
+def start_setup(user: User, kind: str = Kind.TOTP) -> Authenticator:
+    """Return the account's pending authenticator of ``kind``, making a new secret if needed.
 
     Raises :class:`KeyfobError` if 2FA is already on: it must be turned off first.
     """
@@ -144,11 +187,11 @@ def start_setup(user: User) -> Authenticator:
         existing = Authenticator.objects.filter(user=user).first()
         if existing is not None and existing.is_confirmed:
             raise KeyfobError("two-factor authentication is already on")
-        if existing is not None and not setup_expired(existing):
+        if existing is not None and existing.kind == kind and not setup_expired(existing):
             return existing
         if existing is not None:
             existing.delete()
-        auth = Authenticator(user=user, kind=Kind.TOTP)
+        auth = Authenticator(user=user, kind=kind)
         auth.set_secret(otp.random_secret(20))
         auth.save()
         return auth
@@ -159,24 +202,38 @@ def setup_expired(auth: Authenticator) -> bool:
     return not auth.is_confirmed and clock.now() - auth.created_at > limit
 
 
-def confirm_setup(user: User, code: str, context: Context) -> int:
+def confirm_setup(user: User, code: str, context: Context) -> list[str]:
     """Activate the pending authenticator with a code from the app.
 
-    Raises :class:`SetupExpired` if the pending secret is older than the limit, and the
-    same errors as :func:`verify_code` for the code.
+    Returns the new recovery codes, to be shown once. Raises :class:`SetupExpired` if the
+    pending secret is older than the limit, and what :func:`verify_code` raises.
     """
     pending = Authenticator.objects.filter(user=user, confirmed_at__isnull=True).first()
     if pending is None or setup_expired(pending):
         raise SetupExpired()
-    return _check(user, code, context, confirm=True)
+    check = _code_attempt(user, code, confirm=True)
+
+    def attempt() -> list[str]:
+        auth = check()
+        codes = replace_recovery_codes(user)
+        record(user, EventKind.TWOFACTOR_ON, context, method=auth.kind)
+        notices.queue(user, NoticeKind.TWOFACTOR_ON, context)
+        return codes
+
+    return _attempt(user, context, "code", attempt)
 
 
-def disable(user: User, context: Context) -> None:
-    """Turn 2FA off (the caller has checked the password and a current code)."""
+def disable(user: User, context: Context, *, by: str = "user") -> None:
+    """Turn 2FA off: authenticator, recovery codes and trusted browsers all go."""
     with transaction.atomic():
         deleted, _ = Authenticator.objects.filter(user=user).delete()
+        RecoveryCode.objects.filter(user=user).delete()
+        TrustedBrowser.objects.filter(user=user, revoked_at__isnull=True).update(
+            revoked_at=clock.now()
+        )
         if deleted:
-            record(user, EventKind.TWOFACTOR_OFF, context, by="user")
+            record(user, EventKind.TWOFACTOR_OFF, context, by=by)
+            notices.queue(user, NoticeKind.TWOFACTOR_OFF, context, by=by)
 
 
 def key_uri(user: User, auth: Authenticator) -> otp.KeyURI:
@@ -190,3 +247,137 @@ def key_uri(user: User, auth: Authenticator) -> otp.KeyURI:
         # Each kind carries only its own moving part in the URI.
         **({"counter": auth.counter} if auth.kind == Kind.HOTP else {"period": auth.period}),
     )
+
+
+# Recovery codes ----------------------------------------------------------------------
+
+
+def _recovery_digest(salt: str, canonical: str) -> str:
+    return hashlib.sha256(f"{salt}:{canonical}".encode()).hexdigest()
+
+
+def replace_recovery_codes(user: User) -> list[str]:
+    """Replace the account's whole set (inside the caller's transaction); return the codes."""
+    RecoveryCode.objects.filter(user=user).delete()
+    codes = [otp.new_recovery_code() for _ in range(RECOVERY_CODES)]
+    rows = []
+    for code in codes:
+        salt = secrets.token_hex(16)
+        rows.append(RecoveryCode(user=user, salt=salt, digest=_recovery_digest(salt, code)))
+    RecoveryCode.objects.bulk_create(rows)
+    return codes
+
+
+def recovery_codes_left(user: User) -> int:
+    return RecoveryCode.objects.filter(user=user, used_at__isnull=True).count()
+
+
+def regenerate_recovery_codes(user: User, code: str, context: Context) -> list[str]:
+    """Check a current code, then replace every recovery code; return the new ones."""
+    check = _code_attempt(user, code, confirm=False)
+
+    def attempt() -> list[str]:
+        check()
+        codes = replace_recovery_codes(user)
+        record(user, EventKind.RECOVERY_REGENERATED, context)
+        notices.queue(user, NoticeKind.RECOVERY_REGENERATED, context)
+        return codes
+
+    return _attempt(user, context, "code", attempt)
+
+
+def use_recovery_code(user: User, text: str, context: Context) -> int:
+    """Consume one recovery code instead of an authentication code; return how many remain.
+
+    Raises :class:`InvalidCode` for a code that is not the account's (or is malformed),
+    :class:`CodeReused` for one already used, :class:`Throttled` while the account waits,
+    :class:`NotEnrolled` without 2FA.
+    """
+
+    def attempt() -> int:
+        if not has_2fa(user):
+            raise NotEnrolled()
+        canonical = otp.normalize_recovery_code(text)
+        for row in RecoveryCode.objects.filter(user=user):
+            if hmac.compare_digest(_recovery_digest(row.salt, canonical), row.digest):
+                used = RecoveryCode.objects.filter(pk=row.pk, used_at__isnull=True).update(
+                    used_at=clock.now()
+                )
+                if used != 1:
+                    raise CodeReused("this recovery code was already used")
+                remaining = recovery_codes_left(user)
+                record(user, EventKind.RECOVERY_USED, context, remaining=remaining)
+                notices.queue(user, NoticeKind.RECOVERY_USED, context, remaining=remaining)
+                return remaining
+        raise InvalidCode("not a recovery code of this account")
+
+    return _attempt(user, context, "recovery", attempt)
+
+
+# Trusted browsers --------------------------------------------------------------------
+
+
+def _token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def trust_browser(user: User, context: Context) -> str:
+    """Trust this browser for the configured days; return the cookie's token."""
+    token = secrets.token_urlsafe(32)
+    now = clock.now()
+    label = describe(context.user_agent)
+    with transaction.atomic():
+        TrustedBrowser.objects.create(
+            user=user,
+            digest=_token_digest(token),
+            label=label,
+            address=context.address,
+            created_at=now,
+            last_used_at=now,
+            expires_at=now + timedelta(days=app_settings.trust_days),
+        )
+        record(user, EventKind.TRUSTED_ADDED, context, browser=label)
+        notices.queue(user, NoticeKind.TRUSTED_BROWSER, context, browser=label)
+    return token
+
+
+def use_trusted_browser(user: User, token: str, context: Context) -> str | None:
+    """After a right password: if ``token`` trusts this browser for ``user``, replace it.
+
+    Returns the new token (the old one stops working at once), or None when the token is
+    unknown, revoked, expired, another account's, or was just used by someone else.
+    """
+    if not token or len(token) > 100:
+        return None
+    now = clock.now()
+    old = _token_digest(token)
+    row = TrustedBrowser.objects.filter(
+        user=user, digest=old, revoked_at__isnull=True, expires_at__gt=now
+    ).first()
+    if row is None:
+        return None
+    new = secrets.token_urlsafe(32)
+    swapped = TrustedBrowser.objects.filter(pk=row.pk, digest=old, revoked_at__isnull=True).update(
+        digest=_token_digest(new), last_used_at=now, address=context.address
+    )
+    return new if swapped == 1 else None
+
+
+def trusted_browsers(user: User) -> list[TrustedBrowser]:
+    return list(
+        TrustedBrowser.objects.filter(
+            user=user, revoked_at__isnull=True, expires_at__gt=clock.now()
+        )
+    )
+
+
+def revoke_trusted_browsers(user: User, context: Context, pk: int | None = None) -> int:
+    """Revoke one trusted browser (``pk``) or all of them; return how many."""
+    with transaction.atomic():
+        rows = TrustedBrowser.objects.filter(user=user, revoked_at__isnull=True)
+        if pk is not None:
+            rows = rows.filter(pk=pk)
+        count = rows.update(revoked_at=clock.now())
+        if count:
+            record(user, EventKind.TRUSTED_REVOKED, context, count=count)
+    return count

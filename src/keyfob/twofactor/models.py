@@ -53,3 +53,51 @@ class Authenticator(models.Model):
 
     def secret(self) -> bytes:
         return keyring.decrypt(self.secret_encrypted, context=self._context(self.user_id))
+
+
+class RecoveryCode(models.Model):
+    """One recovery code, kept only as a salted SHA-256 of its canonical form.
+
+    A code carries 79 random bits, so a fast salted hash is enough: nothing short of the
+    code itself finds it, and checking ten of them costs microseconds, not seconds.
+    """
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="recovery_codes"
+    )
+    salt = models.CharField(max_length=32)
+    digest = models.CharField(max_length=64)
+    created_at = models.DateTimeField(default=clock.now)
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    def __repr__(self) -> str:
+        return f"<RecoveryCode user={self.user_id} used={self.used_at is not None}>"
+
+    __str__ = __repr__
+
+
+class TrustedBrowser(models.Model):
+    """A browser allowed to skip the code step for a while, after a right password.
+
+    The cookie carries a random token; only its SHA-256 is stored. Each use replaces the
+    token by compare-and-set on the old digest, so a copied cookie works at most once.
+    """
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="trusted_browsers"
+    )
+    digest = models.CharField(max_length=64, unique=True)
+    label = models.CharField(max_length=100, blank=True)
+    address = models.GenericIPAddressField(null=True, blank=True)
+    created_at = models.DateTimeField(default=clock.now)
+    last_used_at = models.DateTimeField(default=clock.now)
+    expires_at = models.DateTimeField()
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-last_used_at", "-pk"]
+
+    def __repr__(self) -> str:
+        return f"<TrustedBrowser user={self.user_id} label={self.label!r}>"
+
+    __str__ = __repr__

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.http import require_http_methods, require_POST
 
 from keyfob import otp, qr
 from keyfob.accounts import flows as account_flows
@@ -16,12 +18,25 @@ from keyfob.accounts.models import User
 from keyfob.accounts.text import wait_text
 from keyfob.accounts.views import safe_next
 from keyfob.audit.events import Context
+from keyfob.audit.models import SecurityEvent
+from keyfob.audit.useragent import describe
 from keyfob.otp import CodeReused, InvalidCode, KeyfobError, Throttled
-from keyfob.twofactor import flows
+from keyfob.twofactor import flows, keyring, trust
 from keyfob.twofactor.app_settings import app_settings
-from keyfob.twofactor.forms import CodeForm, DisableForm
+from keyfob.twofactor.decorators import reauth_required
+from keyfob.twofactor.forms import (
+    CodeForm,
+    DisableForm,
+    ReauthForm,
+    SavedCodesForm,
+    SetupKindForm,
+    SignInCodeForm,
+)
+from keyfob.twofactor.models import Authenticator, Kind
 
 KNOWN_APPS = ["FreeOTP", "Google Authenticator", "Aegis", "2FAS", "Ente Auth"]
+FRESH_CODES_KEY = "keyfob.fresh_recovery_codes"
+CODE_ERRORS = (InvalidCode, CodeReused, Throttled, flows.NotEnrolled)
 
 
 def code_error(exc: KeyfobError) -> str:
@@ -56,6 +71,42 @@ def code_error(exc: KeyfobError) -> str:
     return _("This code is not right. Check the code for this account in your app.")
 
 
+def recovery_error(exc: KeyfobError) -> str:
+    if isinstance(exc, CodeReused):
+        return _("This recovery code has already been used. Each one works once.")
+    if isinstance(exc, InvalidCode):
+        return _("This is not one of your recovery codes.")
+    return code_error(exc)
+
+
+def _check_second_factor(
+    user: User, form: SignInCodeForm | ReauthForm, context: Context, *, after_password: bool
+) -> bool:
+    """Check the form's code or recovery code; put the error on the form. True if accepted."""
+    field = "recovery_code" if form.recovery else "code"
+    try:
+        if form.recovery:
+            flows.use_recovery_code(user, form.cleaned_data[field], context)
+        else:
+            flows.verify_code(
+                user, form.cleaned_data[field], context, after_password=after_password
+            )
+    except CODE_ERRORS as exc:
+        form.add_error(field, recovery_error(exc) if form.recovery else code_error(exc))
+        return False
+    return True
+
+
+def _recovery_left_message(request: HttpRequest, user: User) -> None:
+    left = flows.recovery_codes_left(user)
+    text = ngettext(
+        "You have %(n)d recovery code left.", "You have %(n)d recovery codes left.", left
+    ) % {"n": left}
+    if left <= 2:
+        text += " " + _("Make a new set from Account → Security.")
+    messages.warning(request, text)
+
+
 @require_http_methods(["GET", "POST"])
 def signin_code_view(request: HttpRequest) -> HttpResponse:
     found = account_flows.pending(request, app_settings.pending_signin_seconds)
@@ -64,16 +115,25 @@ def signin_code_view(request: HttpRequest) -> HttpResponse:
             messages.error(request, _("Your sign-in took too long. Please start again."))
         return redirect("login")
     user, next_url = found
-    form = CodeForm(request.POST if request.method == "POST" else None)
+    recovery = request.GET.get("recovery") == "1"
+    form = SignInCodeForm(request.POST if request.method == "POST" else None, recovery=recovery)
     if request.method == "POST" and form.is_valid():
-        try:
-            flows.verify_code(user, form.cleaned_data["code"], Context.from_request(request))
-        except (InvalidCode, CodeReused, Throttled, flows.NotEnrolled) as exc:
-            form.add_error("code", code_error(exc))
-        else:
-            account_flows.complete_signin(request, user, second_factor="code")
-            return redirect(safe_next(request, next_url))
-    return render(request, "twofactor/signin_code.html", {"form": form})
+        context = Context.from_request(request)
+        if _check_second_factor(user, form, context, after_password=True):
+            account_flows.complete_signin(
+                request, user, second_factor="recovery" if recovery else "code"
+            )
+            if recovery:
+                _recovery_left_message(request, user)
+            response = redirect(safe_next(request, next_url))
+            if form.cleaned_data.get("trust"):
+                trust.set_cookie(request, response, flows.trust_browser(user, context))
+            return response
+    return render(
+        request,
+        "twofactor/signin_code.html",
+        {"form": form, "recovery": recovery, "support_email": app_settings.support_email},
+    )
 
 
 def _user(request: HttpRequest) -> User:
@@ -86,7 +146,17 @@ def _user(request: HttpRequest) -> User:
 def security_view(request: HttpRequest) -> HttpResponse:
     user = _user(request)
     auth = flows.confirmed_authenticator(user)
-    return render(request, "twofactor/security.html", {"authenticator": auth})
+    left = flows.recovery_codes_left(user) if auth else 0
+    context = {
+        "authenticator": auth,
+        "recovery_left": left,
+        "recovery_low": auth is not None and left <= 2,
+        "browsers": flows.trusted_browsers(user),
+        "events": [
+            (e, describe(e.user_agent)) for e in SecurityEvent.objects.filter(user=user)[:50]
+        ],
+    }
+    return render(request, "twofactor/security.html", context)
 
 
 @login_required
@@ -96,10 +166,18 @@ def setup_view(request: HttpRequest) -> HttpResponse:
     if flows.has_2fa(user):
         messages.info(request, _("Two-factor authentication is already on."))
         return redirect("account:security")
+    pending = Authenticator.objects.filter(user=user).first()
+    kind = pending.kind if pending is not None else Kind.TOTP
+    chosen = SetupKindForm(request.GET if "kind" in request.GET else None)
+    if chosen.is_valid():  # an unknown kind in the URL changes nothing
+        kind = chosen.cleaned_data["kind"]
+    kind_form = SetupKindForm(initial={"kind": kind})
     form = CodeForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         try:
-            flows.confirm_setup(user, form.cleaned_data["code"], Context.from_request(request))
+            codes = flows.confirm_setup(
+                user, form.cleaned_data["code"], Context.from_request(request)
+            )
         except flows.SetupExpired:
             messages.error(
                 request,
@@ -109,12 +187,16 @@ def setup_view(request: HttpRequest) -> HttpResponse:
         except (InvalidCode, CodeReused, Throttled) as exc:
             form.add_error("code", code_error(exc))
         else:
+            account_flows.mark_recent_auth(request)
+            _hold_fresh_codes(request, user, codes)
             messages.success(request, _("Two-factor authentication is on."))
-            return redirect("account:security")
-    auth = flows.start_setup(user)
+            return redirect("account:recovery-codes")
+    auth = flows.start_setup(user, kind)
     uri = flows.key_uri(user, auth).to_uri()
     context = {
         "form": form,
+        "kind_form": kind_form,
+        "kind": auth.kind,
         "qr_svg": qr.svg(uri, title=_("QR code to scan with your authenticator app")),
         "otpauth_uri": uri,
         "secret_groups": otp.format_secret_groups(otp.b32encode_secret(auth.secret())),
@@ -124,7 +206,79 @@ def setup_view(request: HttpRequest) -> HttpResponse:
     return render(request, "twofactor/setup.html", context)
 
 
+# Recovery codes are shown until the person says they saved them. Meanwhile they sit in
+# the session encrypted like any secret, so neither the sessions table nor a dump shows them.
+def _hold_fresh_codes(request: HttpRequest, user: User, codes: list[str]) -> None:
+    sealed = keyring.encrypt(json.dumps(codes).encode(), context=f"fresh-codes:{user.pk}")
+    request.session[FRESH_CODES_KEY] = sealed
+
+
+def _fresh_codes(request: HttpRequest, user: User) -> list[str] | None:
+    sealed = request.session.get(FRESH_CODES_KEY)
+    if not isinstance(sealed, str):
+        return None
+    try:
+        codes = json.loads(keyring.decrypt(sealed, context=f"fresh-codes:{user.pk}"))
+    except (KeyfobError, ValueError):
+        return None
+    return [str(c) for c in codes] if isinstance(codes, list) else None
+
+
 @login_required
+@require_http_methods(["GET", "POST"])
+def recovery_codes_view(request: HttpRequest) -> HttpResponse:
+    user = _user(request)
+    codes = _fresh_codes(request, user)
+    if codes is None:
+        return redirect("account:security")
+    form = SavedCodesForm(request.POST if request.method == "POST" else None)
+    if request.method == "POST" and form.is_valid():
+        request.session.pop(FRESH_CODES_KEY, None)
+        return redirect("account:security")
+    return render(request, "twofactor/recovery_codes.html", {"codes": codes, "form": form})
+
+
+@login_required
+def recovery_codes_download(request: HttpRequest) -> HttpResponse:
+    user = _user(request)
+    codes = _fresh_codes(request, user)
+    if codes is None:
+        raise Http404
+    lines = [
+        _("%(site)s recovery codes for %(email)s")
+        % {"site": app_settings.issuer, "email": user.email},
+        _("Each code works once, instead of an authentication code."),
+        "",
+        *codes,
+        "",
+    ]
+    response = HttpResponse("\n".join(lines), content_type="text/plain; charset=utf-8")
+    response["Content-Disposition"] = 'attachment; filename="keyfob-recovery-codes.txt"'
+    return response
+
+
+@reauth_required
+@require_http_methods(["GET", "POST"])
+def regenerate_view(request: HttpRequest) -> HttpResponse:
+    user = _user(request)
+    if not flows.has_2fa(user):
+        return redirect("account:security")
+    form = CodeForm(request.POST if request.method == "POST" else None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            codes = flows.regenerate_recovery_codes(
+                user, form.cleaned_data["code"], Context.from_request(request)
+            )
+        except CODE_ERRORS as exc:
+            form.add_error("code", code_error(exc))
+        else:
+            _hold_fresh_codes(request, user, codes)
+            messages.success(request, _("Your new recovery codes replace the old ones."))
+            return redirect("account:recovery-codes")
+    return render(request, "twofactor/regenerate.html", {"form": form})
+
+
+@reauth_required
 @require_http_methods(["GET", "POST"])
 def disable_view(request: HttpRequest) -> HttpResponse:
     user = _user(request)
@@ -142,10 +296,56 @@ def disable_view(request: HttpRequest) -> HttpResponse:
         else:
             try:
                 flows.verify_code(user, form.cleaned_data["code"], context)
-            except (InvalidCode, CodeReused, Throttled, flows.NotEnrolled) as exc:
+            except CODE_ERRORS as exc:
                 form.add_error("code", code_error(exc))
             else:
                 flows.disable(user, context)
                 messages.success(request, _("Two-factor authentication is off."))
                 return redirect("account:security")
     return render(request, "twofactor/disable.html", {"form": form})
+
+
+@require_POST
+@reauth_required
+def revoke_browser_view(request: HttpRequest, pk: int | None = None) -> HttpResponse:
+    user = _user(request)
+    count = flows.revoke_trusted_browsers(user, Context.from_request(request), pk)
+    messages.success(
+        request,
+        ngettext(
+            "%(n)d browser is no longer trusted.", "%(n)d browsers are no longer trusted.", count
+        )
+        % {"n": count},
+    )
+    return redirect("account:security")
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def reauth_view(request: HttpRequest) -> HttpResponse:
+    user = _user(request)
+    next_url = safe_next(request, request.POST.get("next") or request.GET.get("next"))
+    second_factor = flows.has_2fa(user)
+    recovery = second_factor and request.GET.get("recovery") == "1"
+    form = ReauthForm(
+        request.POST if request.method == "POST" else None,
+        second_factor=second_factor,
+        recovery=recovery,
+    )
+    if request.method == "POST" and form.is_valid():
+        context = Context.from_request(request)
+        try:
+            account_flows.check_password(request, user.email, form.cleaned_data["password"])
+        except account_flows.InvalidCredentials:
+            form.add_error("password", _("This password is not right."))
+        except Throttled as exc:
+            form.add_error("password", code_error(exc))
+        else:
+            if not second_factor or _check_second_factor(user, form, context, after_password=False):
+                account_flows.mark_recent_auth(request)
+                return redirect(next_url)
+    return render(
+        request,
+        "twofactor/reauth.html",
+        {"form": form, "next": next_url, "recovery": recovery, "second_factor": second_factor},
+    )

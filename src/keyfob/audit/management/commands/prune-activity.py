@@ -1,0 +1,30 @@
+"""keyfob prune-activity: delete security events older than the retention (default 365 days)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandParser
+
+from keyfob import clock
+from keyfob.audit.models import SecurityEvent
+
+
+class Command(BaseCommand):
+    help = "Delete security events older than KEYFOB_ACTIVITY_RETENTION_DAYS (default 365)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--days", type=int, default=None, help="override the setting")
+
+    def handle(self, *args: Any, **opts: Any) -> None:
+        days = opts["days"]
+        if days is None:
+            days = int(getattr(settings, "KEYFOB_ACTIVITY_RETENTION_DAYS", 365))
+        if days < 1:
+            self.stderr.write("the retention must be at least one day")
+            raise SystemExit(2)
+        cutoff = clock.now() - timedelta(days=days)
+        deleted, _ = SecurityEvent.objects.filter(at__lt=cutoff).delete()
+        self.stdout.write(f"deleted {deleted} events older than {days} days")

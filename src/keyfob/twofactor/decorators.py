@@ -1,0 +1,52 @@
+"""Guards for views: a recent re-authentication, and staff with 2FA."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from urllib.parse import urlencode
+
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.urls import reverse
+
+from keyfob.accounts import flows as account_flows
+from keyfob.accounts.models import User
+from keyfob.twofactor import flows
+from keyfob.twofactor.app_settings import app_settings
+
+View = Callable[..., HttpResponse]
+
+
+def reauth_required(view: View) -> View:
+    """Ask for the password (and a code, with 2FA) again unless given in the last minutes.
+
+    The person comes back to the page they asked for (a GET of it) once done.
+    """
+
+    @login_required
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
+        if account_flows.recent_auth(request, app_settings.reauth_seconds):
+            return view(request, *args, **kwargs)
+        query = urlencode({"next": request.get_full_path()})
+        return redirect(f"{reverse('account:reauth')}?{query}")
+
+    return wrapper
+
+
+def staff_required(view: View) -> View:
+    """Staff only, and staff must use 2FA: without it they are sent to the setup page."""
+
+    @login_required
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
+        user = request.user
+        if not isinstance(user, User) or not user.is_staff:
+            return HttpResponse(status=404)
+        if not flows.has_2fa(user):
+            return redirect("account:setup")
+        return view(request, *args, **kwargs)
+
+    return wrapper
