@@ -56,6 +56,9 @@ def test_enable_sign_in_with_codes_and_disable(page: Any, live_server: Any, tmp_
         enter_code_label = page.get_by_label("Authentication code")
         enter_code_label.fill(oathtool_totp(secret, T0))
         page.get_by_role("button", name="Activate").click()
+        page.wait_for_url(re.compile(r"/recovery-codes/$"))
+        page.get_by_label("I have saved these recovery codes somewhere safe").check()
+        page.get_by_role("button", name="Continue").click()
         page.wait_for_url(re.compile(r"/account/security/$"))
         assert page.locator(".status strong").inner_text() == "Two-factor authentication is on."
         assert secret not in page.content()

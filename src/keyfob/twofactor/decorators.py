@@ -22,7 +22,7 @@ View = Callable[..., HttpResponse]
 def reauth_required(view: View) -> View:
     """Ask for the password (and a code, with 2FA) again unless given in the last minutes.
 
-    The person comes back to the page they asked for (a GET of it) once done.
+    The person comes back to the page they asked for once done.
     """
 
     @login_required
@@ -30,7 +30,10 @@ def reauth_required(view: View) -> View:
     def wrapper(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
         if account_flows.recent_auth(request, app_settings.reauth_seconds):
             return view(request, *args, **kwargs)
-        query = urlencode({"next": request.get_full_path()})
+        # A POST cannot be replayed by a redirect: come back to the Security page, where
+        # the buttons that POST (revoking browsers) are, to press it again.
+        back = request.get_full_path() if request.method == "GET" else reverse("account:security")
+        query = urlencode({"next": back})
         return redirect(f"{reverse('account:reauth')}?{query}")
 
     return wrapper
