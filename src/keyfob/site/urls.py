@@ -38,5 +38,7 @@ urlpatterns = [
     path("logout/", accounts.logout_view, name="logout"),
     path("account/", include(account_patterns)),
     path("i18n/setlang/", set_language, name="set_language"),
+    path("support/", include("keyfob.support.urls")),
+    path("api/v1/", include("keyfob.api.urls")),
     path("", include("keyfob.site.ops_urls")),
 ]
