@@ -1,4 +1,4 @@
-"""Recovery codes: shown once, hashed at rest, single use (even at once), regenerated with a code."""
+"""Recovery codes: shown once, hashed at rest, single use even at once, regenerated."""
 
 from __future__ import annotations
 

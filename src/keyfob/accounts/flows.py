@@ -19,8 +19,8 @@ from keyfob.accounts import throttle
 from keyfob.accounts.models import User
 from keyfob.audit import notices
 from keyfob.audit.events import Context, record
-from keyfob.audit.notices import NoticeKind
 from keyfob.audit.models import EventKind
+from keyfob.audit.notices import NoticeKind
 from keyfob.otp import KeyfobError, Throttled
 
 PENDING_KEY = "keyfob.pending"

@@ -1,10 +1,10 @@
 from __future__ import annotations
 
+import contextlib
+import zoneinfo
 from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
-import zoneinfo
-
 from django.utils import timezone, translation
 
 
@@ -27,9 +27,8 @@ class AccountLanguageMiddleware:
             request.LANGUAGE_CODE = language
         zone = getattr(user, "time_zone", "") if user is not None else ""
         timezone.deactivate()
-        if zone:
-            try:
+        # An unknown zone name leaves times in UTC.
+        with contextlib.suppress(zoneinfo.ZoneInfoNotFoundError, ValueError):
+            if zone:
                 timezone.activate(zoneinfo.ZoneInfo(zone))
-            except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-                pass  # an unknown zone name shows times in UTC
         return self.get_response(request)
