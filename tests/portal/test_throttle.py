@@ -110,3 +110,25 @@ def test_the_password_step_is_throttled_per_address(client: Client, user) -> Non
     assert "Too many failed sign-ins" in response.content.decode()
     other = Client(REMOTE_ADDR="192.0.2.7")
     assert password_step(other).status_code == 302
+
+
+def test_wrong_codes_after_a_right_password_warn_by_mail_at_most_hourly(
+    pending_client: Client, user_with_totp: Enrolled, frozen_time: float
+) -> None:
+    from keyfob.audit.models import NoticeKind, Outbox
+
+    def warnings() -> int:
+        return Outbox.objects.filter(kind=NoticeKind.WRONG_CODES).count()
+
+    pending_client.post("/login/code/", {"code": wrong(user_with_totp)})
+    pending_client.post("/login/code/", {"code": wrong(user_with_totp)})
+    assert warnings() == 0  # a typo or two is not worth a fright
+    pending_client.post("/login/code/", {"code": wrong(user_with_totp)})
+    assert warnings() == 1
+    pending_client.post("/login/code/", {"code": wrong(user_with_totp)})
+    assert warnings() == 1
+    with clock.frozen(frozen_time + 3601):
+        password_step(pending_client)
+        for _ in range(3):
+            pending_client.post("/login/code/", {"code": wrong(user_with_totp)})
+    assert warnings() == 2

@@ -95,6 +95,11 @@ def record_failure(policy: Policy, row: Throttle) -> float:
     return delay.total_seconds()
 
 
+def consecutive_failures(policy: Policy, key: str) -> int:
+    row = Throttle.objects.filter(scope=policy.scope, key=key).first()
+    return row.consecutive if row is not None else 0
+
+
 def reset(row: Throttle) -> None:
     """A success of the factor clears the consecutive count (not the daily record)."""
     Throttle.objects.filter(pk=row.pk).update(consecutive=0, locked_until=None)

@@ -161,15 +161,16 @@ def _code_attempt(user: User, code: str, *, confirm: bool) -> Callable[[], Authe
 def verify_code(user: User, code: str, context: Context, *, after_password: bool = False) -> None:
     """Check a code from the account's authenticator and consume it.
 
-    With ``after_password`` (the sign-in's code step), a wrong code also warns the
-    account holder by e-mail that someone may know the password (at most hourly).
+    With ``after_password`` (the sign-in's code step), the third wrong code in a row warns
+    the account holder by e-mail that someone may know the password (at most hourly; one
+    typo is not worth a fright).
     Raises :class:`Throttled` (even for a right code while the account waits),
     :class:`CodeReused`, :class:`ClockDrift`, :class:`InvalidCode` or :class:`NotEnrolled`.
     """
     try:
         _attempt(user, context, "code", _code_attempt(user, code, confirm=False))
     except InvalidCode:
-        if after_password:
+        if after_password and throttle.consecutive_failures(throttle.CODE, str(user.pk)) >= 3:
             with transaction.atomic():
                 notices.queue(user, NoticeKind.WRONG_CODES, context)
         raise
