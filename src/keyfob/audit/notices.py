@@ -1,0 +1,141 @@
+"""E-mail notices of security changes: queued in the change's transaction, rendered to send.
+
+:func:`queue` only writes an :class:`Outbox` row (DESIGN.md invariant 4): it never touches
+the network, so an SMTP outage cannot slow or break the change. The sender in
+:mod:`keyfob.audit.mailer` delivers the rows later, with retries.
+
+The message is rendered when it is sent, not when it is queued: the table then holds facts
+(kind, plain parameters, address, browser, time) and never a message body, and a fixed
+template or translation reaches notices still waiting in the outbox. The account's language
+and time zone are recorded at queue time, so the notice reads as the account was set when
+it happened, even if the account is changed or deleted meanwhile.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from django.conf import settings
+from django.db import transaction
+from django.template.loader import render_to_string
+from django.utils import formats, translation
+
+from keyfob import clock
+from keyfob.audit.app_settings import app_settings
+from keyfob.audit.events import Context
+from keyfob.audit.models import NoticeKind, Outbox
+from keyfob.audit.useragent import describe
+
+__all__ = ["NoticeKind", "Outbox", "Rendered", "queue", "render"]
+
+# A notice says what happened, never with what: a parameter by one of these names is refused
+# so that no code, secret or password can end up in the outbox or in a mail.
+_FORBIDDEN_PARAMS = frozenset({"code", "codes", "secret", "password", "token", "key", "otp"})
+
+WHEN_FORMAT = "j F Y, H:i"
+
+
+def queue(
+    user: Any, kind: NoticeKind, context: Context, *, to: str | None = None, **params: Any
+) -> Outbox | None:
+    """Write one notice to the outbox inside the caller's transaction; return the row.
+
+    ``to`` defaults to ``user.email`` (pass the old address on an e-mail change). ``params``
+    are plain JSON values the notice's template uses: ``remaining`` (RECOVERY_USED), ``by``
+    ("user" or "support", TWOFACTOR_OFF), ``browser`` (TRUSTED_BROWSER), ``old``/``new``
+    (EMAIL_CHANGED). Returns None for a WRONG_CODES notice when the account already got one
+    in the last hour. Raises ValueError for an unknown kind or a parameter that could carry
+    a secret, TypeError for a parameter that is not plain JSON.
+    """
+    kind = NoticeKind(kind)
+    forbidden = _FORBIDDEN_PARAMS.intersection(name.lower() for name in params)
+    if forbidden:
+        raise ValueError(f"a notice never carries {', '.join(sorted(forbidden))}")
+    json.dumps(params, allow_nan=False)  # plain JSON only; raises TypeError/ValueError
+    now = clock.now()
+    row = Outbox(
+        user=user,
+        to=to or user.email,
+        kind=kind,
+        params=params,
+        language=_language(getattr(user, "language", "")),
+        time_zone=getattr(user, "time_zone", "") or "UTC",
+        address=context.address,
+        user_agent=context.user_agent[:300],
+        created_at=now,
+        next_attempt_at=now,
+    )
+    if kind != NoticeKind.WRONG_CODES:
+        row.save()
+        return row
+    # Its own (nested) transaction, so the check and the insert hold the account's row lock
+    # together even if a caller forgot the atomic block: two wrong codes at once, on two
+    # servers, still make one notice. SQLite ignores FOR UPDATE but Keyfob's SQLite
+    # transactions start IMMEDIATE, which serialises writers the same way.
+    with transaction.atomic():
+        type(user).objects.select_for_update().filter(pk=user.pk).first()
+        since = now - timedelta(seconds=app_settings.wrong_codes_notice_seconds)
+        recent = Outbox.objects.filter(user=user, kind=kind, created_at__gt=since)
+        if recent.exists():
+            return None
+        row.save()
+    return row
+
+
+def _language(code: str) -> str:
+    known = {lang for lang, _name in settings.LANGUAGES}
+    return code if code in known else settings.LANGUAGE_CODE
+
+
+def _zone(name: str) -> tuple[ZoneInfo, str]:
+    try:
+        return ZoneInfo(name), name
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC"), "UTC"
+
+
+@dataclass(frozen=True)
+class Rendered:
+    subject: str
+    text: str
+    html: str
+
+
+def render(row: Outbox) -> Rendered:
+    """The notice's subject, plain text and HTML in the language recorded with it."""
+    zone, zone_name = _zone(row.time_zone)
+    language = _language(row.language)
+    with translation.override(language):
+        when: datetime = row.created_at.astimezone(zone)
+        subject = f"{app_settings.site_name}: {NoticeKind(row.kind).label}"
+        context = {
+            "subject": subject,
+            "kind": row.kind,
+            "params": row.params,
+            "site_name": app_settings.site_name,
+            "when": formats.date_format(when, WHEN_FORMAT),
+            "zone": zone_name,
+            "address": row.address or "",
+            "browser": str(row.params.get("browser") or describe(row.user_agent)),
+            "language": language,
+            # Support acts for the customer: its staff's address and browser are not theirs
+            # to read, and would tell them nothing.
+            "show_where": row.params.get("by") != "support",
+        }
+        text = render_to_string(f"audit/notices/{row.kind}.txt", context)
+        html = render_to_string(f"audit/notices/{row.kind}.html", context)
+    return Rendered(subject=" ".join(subject.split()), text=_tidy(text), html=html)
+
+
+def _tidy(text: str) -> str:
+    """Template tags leave blank lines; keep at most one in a row."""
+    lines = [line.rstrip() for line in text.strip().splitlines()]
+    out: list[str] = []
+    for line in lines:
+        if line or (out and out[-1]):
+            out.append(line)
+    return "\n".join(out) + "\n"
