@@ -1,0 +1,30 @@
+"""What the support desk's e-mail notices compute when they are rendered, not queued.
+
+The outbox keeps facts only (:mod:`keyfob.audit.notices`): the cancel link is signed at
+render time from the request's id, and the e-mailed check code is unsealed at render time
+from the ciphertext the outbox holds (and which is wiped once the code is spent).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import template
+
+from keyfob.support import flows
+
+register = template.Library()
+
+
+@register.simple_tag
+def support_cancel_url(params: dict[str, Any]) -> str:
+    """The absolute link that cancels the notice's request."""
+    path = flows.cancel_link_path(int(params["request"]), int(params["issued"]))
+    return f"{str(params.get('site', '')).rstrip('/')}{path}"
+
+
+@register.simple_tag
+def support_check_code(params: dict[str, Any]) -> str:
+    """The code, grouped by four for reading aloud; '' once it is spent."""
+    code = flows.unseal_code(params)
+    return f"{code[:4]} {code[4:]}" if code else ""

@@ -1,0 +1,424 @@
+"""The support console (staff with 2FA only) and the customer's two pages.
+
+Views handle HTTP; :mod:`keyfob.support.flows` does the work. A refused step (out of
+order, four eyes, own account, a burnt code…) comes back as a message on the request's
+page and changes nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.db.models import Count
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
+from django.views.decorators.http import require_http_methods, require_POST
+
+from keyfob.accounts import flows as account_flows
+from keyfob.accounts.models import User
+from keyfob.audit.events import Context
+from keyfob.audit.models import SecurityEvent
+from keyfob.support import flows
+from keyfob.support.app_settings import app_settings
+from keyfob.support.forms import (
+    CallForm,
+    CancelForm,
+    CheckCodeForm,
+    CustomerRequestForm,
+    DisableForm,
+    DocumentForm,
+    SearchForm,
+    StaffOpenForm,
+)
+from keyfob.support.models import (
+    ACTIVE_STATES,
+    CallOutcome,
+    DocumentCheck,
+    DocumentKind,
+    EmailCheck,
+    Request,
+    RequestEvent,
+    State,
+)
+from keyfob.twofactor import flows as twofactor
+from keyfob.twofactor.app_settings import app_settings as twofactor_settings
+from keyfob.twofactor.decorators import staff_required
+
+
+def _origin(request: HttpRequest) -> str:
+    return f"{request.scheme}://{request.get_host()}"
+
+
+def _staff(request: HttpRequest) -> User:
+    user = request.user
+    assert isinstance(user, User)
+    return user
+
+
+def refusal(exc: flows.SupportError) -> str:
+    """What to tell the staff member whose step was refused."""
+    if isinstance(exc, flows.WrongState):
+        state = State(exc.state).label
+        if exc.step == "disable" and exc.state == State.COMPLETED:
+            return _("Two-factor authentication was already disabled for this request.")
+        if exc.step == "disable":
+            text = _(
+                "Two-factor authentication can only be disabled once the identity check has passed."
+            )
+        elif exc.step == "call":
+            text = _(
+                "A call can only be recorded while the request is open or waiting for the customer."
+            )
+        elif exc.step == "cancel":
+            text = _("Only a request in progress can be cancelled.")
+        else:
+            text = _(
+                "Documents and the e-mailed code come after a call that did not reach the "
+                "account holder, while the request waits for the customer."
+            )
+        return text + " " + _("This request is: %(state)s.") % {"state": state}
+    if isinstance(exc, flows.OwnAccount):
+        return _("You cannot act on a request for your own account: another staff member must.")
+    if isinstance(exc, flows.FourEyes):
+        return _(
+            "You recorded checks on this request, so another staff member must disable "
+            "two-factor authentication."
+        )
+    if isinstance(exc, flows.NotEnrolled):
+        return _(
+            "This account does not use two-factor authentication: there is nothing to turn off."
+        )
+    if isinstance(exc, flows.AlreadyActive):
+        return _("This account already has a request in progress.")
+    if isinstance(exc, flows.DocumentNotRequired):
+        return _("This document is not one asked for this kind of account.")
+    if isinstance(exc, flows.DocumentAlreadyVerified):
+        return _("This document is already marked verified.")
+    if isinstance(exc, flows.NoCode):
+        return _("No code has been sent yet. Send one to the profile's e-mail address first.")
+    if isinstance(exc, flows.CodeExpired):
+        return _("This code has expired. Send a new one.")
+    if isinstance(exc, flows.CodeBurnt):
+        return _(
+            "This code can no longer be used (too many wrong tries, or a newer code was "
+            "sent). Send a new one."
+        )
+    if isinstance(exc, flows.CodeAlreadyUsed):
+        return _("The code was already read back correctly.")
+    if isinstance(exc, flows.WrongCode):
+        return ngettext(
+            "This is not the code that was sent. %(n)d try left before it stops working.",
+            "This is not the code that was sent. %(n)d tries left before it stops working.",
+            exc.left,
+        ) % {"n": exc.left}
+    return _("This step is not possible now.")
+
+
+# The console ---------------------------------------------------------------------------
+
+
+@staff_required
+def list_view(request: HttpRequest) -> HttpResponse:
+    form = SearchForm(request.GET)
+    state, query = State.OPEN.value, ""
+    if form.is_valid():
+        state = form.cleaned_data["state"] or state
+        query = form.cleaned_data["q"].strip()
+    rows = Request.objects.select_related("user")
+    if query:
+        rows = rows.filter(user__email__icontains=query)
+    counts = dict(rows.values_list("state").annotate(n=Count("pk")).values_list("state", "n"))
+    tabs = [(s, s.label, counts.get(s.value, 0)) for s in State]
+    context = {
+        "requests": rows.filter(state=state)[:200],
+        "tabs": tabs,
+        "state": state,
+        "state_label": State(state).label,
+        "query": query,
+    }
+    return render(request, "support/list.html", context)
+
+
+@staff_required
+@require_http_methods(["GET", "POST"])
+def new_view(request: HttpRequest) -> HttpResponse:
+    form = StaffOpenForm(request.POST if request.method == "POST" else None)
+    if request.method == "POST" and form.is_valid():
+        customer = User.objects.filter(email__iexact=form.cleaned_data["email"].strip()).first()
+        if customer is None:
+            form.add_error("email", _("No account has this e-mail address."))
+        else:
+            try:
+                req = flows.open_request(
+                    customer,
+                    Context.from_request(request),
+                    site=_origin(request),
+                    channel=form.cleaned_data["channel"],
+                    staff=_staff(request),
+                    note=form.cleaned_data["note"],
+                )
+            except flows.AlreadyActive as exc:
+                messages.error(request, refusal(exc))
+                if exc.request_id is not None:
+                    return redirect("support:detail", exc.request_id)
+            except flows.SupportError as exc:
+                form.add_error(None, refusal(exc))
+            else:
+                messages.success(request, _("The request is open. The customer was e-mailed."))
+                return redirect("support:detail", req.pk)
+    return render(request, "support/new.html", {"form": form})
+
+
+def _load(pk: int) -> Request:
+    req = Request.objects.select_related("user", "opened_by").filter(pk=pk).first()
+    if req is None:
+        raise Http404
+    return req
+
+
+def _code_status(check: EmailCheck | None) -> dict[str, Any] | None:
+    if check is None:
+        return None
+    from keyfob import clock
+
+    if check.used_at is not None:
+        status = "used"
+    elif check.burnt_at is not None:
+        status = "burnt"
+    elif check.expires_at <= clock.now():
+        status = "expired"
+    else:
+        status = "live"
+    return {
+        "check": check,
+        "status": status,
+        "left": max(0, app_settings.code_tries - check.tries),
+    }
+
+
+def _event_detail(event: RequestEvent) -> str:
+    """What a timeline row adds to its step: the call's outcome or the document."""
+    outcome, document = event.detail.get("outcome"), event.detail.get("document")
+    if outcome in CallOutcome.values:
+        return str(CallOutcome(outcome).label)
+    if document in DocumentKind.values:
+        return str(DocumentKind(document).label)
+    return ""
+
+
+def _detail(
+    request: HttpRequest,
+    req: Request,
+    *,
+    status: int = 200,
+    bound: dict[str, Any] | None = None,
+) -> HttpResponse:
+    """The request's page; ``bound`` holds the one form that was just posted, with errors."""
+    bound = bound or {}
+    staff = _staff(request)
+    customer = req.user
+    verified = {
+        d.kind: d for d in DocumentCheck.objects.filter(request=req).select_related("verified_by")
+    }
+    documents = []
+    for kind in req.required_documents():
+        form = bound.get(f"doc-{kind}") or DocumentForm(prefix=f"doc-{kind}")
+        documents.append(
+            {
+                "kind": kind,
+                "label": DocumentKind(kind).label,
+                "done": verified.get(kind),
+                "form": form,
+            }
+        )
+    # The posted form's errors are also said at the top: its section may not be on the page
+    # (disabling a request that is not approved, for instance).
+    errors = [str(e) for form in bound.values() for field in form.errors.values() for e in field]
+    authenticator = twofactor.confirmed_authenticator(customer)
+    context = {
+        "req": req,
+        "errors": errors,
+        "customer": customer,
+        "own": customer.pk == staff.pk,
+        "authenticator": authenticator,
+        "activity": SecurityEvent.objects.filter(user=customer)[:15],
+        "previous": Request.objects.filter(user=customer).exclude(pk=req.pk)[:20],
+        "timeline": [(e, _event_detail(e)) for e in req.events.select_related("actor")],
+        "documents": documents,
+        "code": _code_status(EmailCheck.objects.filter(request=req).first()),
+        "call_form": bound.get("call") or CallForm(prefix="call"),
+        "code_form": bound.get("code") or CheckCodeForm(prefix="code"),
+        "disable_form": bound.get("disable") or DisableForm(prefix="disable"),
+        "cancel_form": bound.get("cancel") or CancelForm(prefix="cancel"),
+        "may_disable": flows.may_disable(req, staff),
+        "four_eyes": app_settings.four_eyes,
+        "can_call": req.state in (State.OPEN, State.WAITING),
+        "waiting": req.state == State.WAITING,
+        "active": req.state in ACTIVE_STATES,
+        "code_hours": app_settings.code_hours,
+    }
+    return render(request, "support/detail.html", context, status=status)
+
+
+@staff_required
+def detail_view(request: HttpRequest, pk: int) -> HttpResponse:
+    return _detail(request, _load(pk))
+
+
+def _step(
+    request: HttpRequest, pk: int, name: str, form: Any, act: Any, success: str
+) -> HttpResponse:
+    """Run one staff step: an invalid form re-renders the page, a refusal is a message."""
+    req = _load(pk)
+    if not form.is_valid():
+        return _detail(request, req, bound={name: form})
+    try:
+        act(req, form.cleaned_data)
+    except flows.SupportError as exc:
+        messages.error(request, refusal(exc))
+    else:
+        messages.success(request, success)
+    return redirect("support:detail", req.pk)
+
+
+@staff_required
+@require_POST
+def call_view(request: HttpRequest, pk: int) -> HttpResponse:
+    def act(req: Request, data: dict[str, Any]) -> None:
+        done = flows.record_call(
+            req.pk, _staff(request), data["outcome"], data["note"], Context.from_request(request)
+        )
+        if done.state == State.REJECTED:
+            messages.info(request, _("The customer is e-mailed that the request was refused."))
+
+    form = CallForm(request.POST, prefix="call")
+    return _step(request, pk, "call", form, act, _("The call is recorded."))
+
+
+@staff_required
+@require_POST
+def document_view(request: HttpRequest, pk: int, kind: str) -> HttpResponse:
+    if kind not in DocumentKind.values:
+        raise Http404
+
+    def act(req: Request, data: dict[str, Any]) -> None:
+        flows.verify_document(
+            req.pk, _staff(request), kind, data["note"], Context.from_request(request)
+        )
+
+    form = DocumentForm(request.POST, prefix=f"doc-{kind}")
+    return _step(request, pk, f"doc-{kind}", form, act, _("The document is marked verified."))
+
+
+@staff_required
+@require_POST
+def send_code_view(request: HttpRequest, pk: int) -> HttpResponse:
+    req = _load(pk)
+    try:
+        check = flows.send_code(req.pk, _staff(request), Context.from_request(request))
+    except flows.SupportError as exc:
+        messages.error(request, refusal(exc))
+    else:
+        messages.success(
+            request,
+            _("A new code is on its way to %(email)s. Ask the customer to read it back.")
+            % {"email": check.sent_to},
+        )
+    return redirect("support:detail", req.pk)
+
+
+@staff_required
+@require_POST
+def check_code_view(request: HttpRequest, pk: int) -> HttpResponse:
+    def act(req: Request, data: dict[str, Any]) -> None:
+        flows.check_code(req.pk, _staff(request), data["code"], Context.from_request(request))
+
+    form = CheckCodeForm(request.POST, prefix="code")
+    return _step(request, pk, "code", form, act, _("The code is right."))
+
+
+@staff_required
+@require_POST
+def disable_view(request: HttpRequest, pk: int) -> HttpResponse:
+    def act(req: Request, data: dict[str, Any]) -> None:
+        flows.disable(req.pk, _staff(request), data["reason"], Context.from_request(request))
+
+    form = DisableForm(request.POST, prefix="disable")
+    return _step(
+        request,
+        pk,
+        "disable",
+        form,
+        act,
+        _("Two-factor authentication is off for this account. The customer was e-mailed."),
+    )
+
+
+@staff_required
+@require_POST
+def staff_cancel_view(request: HttpRequest, pk: int) -> HttpResponse:
+    def act(req: Request, data: dict[str, Any]) -> None:
+        flows.cancel(
+            req.pk, Context.from_request(request), staff=_staff(request), reason=data["reason"]
+        )
+
+    form = CancelForm(request.POST, prefix="cancel")
+    return _step(request, pk, "cancel", form, act, _("The request is cancelled."))
+
+
+# The customer's pages ------------------------------------------------------------------
+
+
+@require_http_methods(["GET", "POST"])
+def open_view(request: HttpRequest) -> HttpResponse:
+    """Ask support to turn 2FA off: only with a pending sign-in (a right password)."""
+    found = account_flows.pending(request, twofactor_settings.pending_signin_seconds)
+    context: dict[str, Any] = {"support_email": twofactor_settings.support_email}
+    if found is None:
+        # Without a right password just now: the support address, and nothing about accounts.
+        if request.method == "POST":
+            messages.error(request, _("Your sign-in took too long. Please start again."))
+        return render(request, "support/open_signed_out.html", context)
+    user, _next = found
+    existing = flows.active_request(user)
+    form = CustomerRequestForm(request.POST if request.method == "POST" else None)
+    if request.method == "POST" and existing is None and form.is_valid():
+        try:
+            flows.open_request(
+                user,
+                Context.from_request(request),
+                site=_origin(request),
+                note=form.cleaned_data["message"],
+            )
+        except flows.AlreadyActive:
+            pass  # opened a moment ago, from another tab: the page says so
+        except flows.NotEnrolled:
+            messages.info(request, _("Two-factor authentication is not on for this account."))
+            return redirect("login")
+        else:
+            messages.success(request, _("Your request is sent to support."))
+        return redirect("support:open")
+    context.update({"form": form, "existing": existing})
+    return render(request, "support/open.html", context)
+
+
+@require_http_methods(["GET", "POST"])
+def cancel_link_view(request: HttpRequest, value: str) -> HttpResponse:
+    """The link in the "request opened" e-mail: a page with a button (a GET changes nothing,
+    so a mail scanner that follows links cancels nothing)."""
+    try:
+        req = flows.request_from_link(value)
+    except flows.SupportError:
+        return render(request, "support/cancel.html", {"invalid": True}, status=400)
+    if request.method == "POST":
+        try:
+            flows.cancel(req.pk, Context.from_request(request))
+        except flows.WrongState:
+            pass  # the page shows where the request is
+        else:
+            messages.success(request, _("The request is cancelled. Nothing was changed."))
+        return redirect(request.path)
+    return render(request, "support/cancel.html", {"req": req, "active": req.is_active})
