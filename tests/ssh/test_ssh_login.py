@@ -1,58 +1,47 @@
-"""Real SSH logins: a private sshd on 127.0.0.1, Debian's pam_google_authenticator reading a
-file that `keyfob-ssh setup` wrote as a throwaway Unix user, oathtool computing the codes,
-and paramiko as the client (public key, then keyboard-interactive).
-
-Needs root (useradd, sshd, /etc/pam.d). Everything it creates — the user, the PAM service
-file, the sshd process, the work directory — is removed in fixture finalizers.
+"""Real SSH logins: a private sshd on 127.0.0.1 (tests/ssh/harness.py), Debian's
+pam_google_authenticator reading a file that `keyfob-ssh setup` wrote as a throwaway Unix
+user, oathtool computing the codes, and paramiko as the client (public key, then
+keyboard-interactive).
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-import pwd
-import secrets
 import shutil
-import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
 from keyfob.ssh import serverconfig
-from tests.conftest import require_tool
+from tests.ssh.harness import (
+    Sshd,
+    SshUser,
+    login,
+    needs_root,
+    oathtool_hotp,
+    oathtool_totp,
+    other_code,
+    quiet_paramiko,
+    run_as_user,
+    running_sshd,
+    ssh_user,
+    workdir,
+)
 
-paramiko = pytest.importorskip("paramiko")
+__all__ = ["ssh_user", "workdir"]  # fixtures, used by name
 
-pytestmark = [
-    # Older paramiko releases touch ciphers (TripleDES…) that cryptography deprecates.
-    pytest.mark.filterwarnings("ignore::cryptography.utils.CryptographyDeprecationWarning"),
-    pytest.mark.skipif(os.geteuid() != 0, reason="needs root: creates a user and runs sshd"),
-]
+pytestmark = [quiet_paramiko, needs_root]
 
 REPO_SRC = Path(__file__).resolve().parents[2] / "src"
 DEBIAN_PYTHON = "/usr/bin/python3"
-TIMEOUT = 30  # seconds, for every subprocess and network step
+TIMEOUT = 30  # seconds, for every subprocess step
 
 
-# -- the pieces: a Python the user can run, the user, sshd ---------------------------------
-
-
-@pytest.fixture(scope="module")
-def workdir() -> Iterator[Path]:
-    # Not under pytest's tmp_path: /tmp/pytest-of-root is 0700, the user could not enter it.
-    path = Path(tempfile.mkdtemp(prefix="keyfob-ssh-test-"))
-    path.chmod(0o755)
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
+# -- the pieces: a Python the user can run, sshd with pam_google_authenticator -------------
 
 
 @pytest.fixture(scope="module")
@@ -108,191 +97,17 @@ def user_keyfob_ssh(workdir: Path) -> Path:
     return launcher
 
 
-@dataclass
-class SshUser:
-    name: str
-    uid: int
-    gid: int
-    home: Path
-    key: paramiko.PKey
-
-    @property
-    def secret_file(self) -> Path:
-        return self.home / ".google_authenticator"
-
-
-@pytest.fixture(scope="module")
-def ssh_user(workdir: Path) -> Iterator[SshUser]:
-    useradd = require_tool("useradd")
-    userdel = require_tool("userdel")
-    name = f"kf{secrets.token_hex(4)}"
-    (workdir / "home").mkdir(mode=0o755)
-    home = workdir / "home" / name
-    subprocess.run(
-        [
-            *(useradd, "--create-home", "--home-dir", str(home), "--shell", "/bin/sh"),
-            *("--user-group", "--password", "*", "--comment", "keyfob test user", name),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=TIMEOUT,
-    )
-    try:
-        entry = pwd.getpwnam(name)
-        key = paramiko.ECDSAKey.generate()
-        ssh_dir = home / ".ssh"
-        ssh_dir.mkdir(mode=0o700)
-        (ssh_dir / "authorized_keys").write_text(f"{key.get_name()} {key.get_base64()}\n")
-        (ssh_dir / "authorized_keys").chmod(0o600)
-        for path in (ssh_dir, ssh_dir / "authorized_keys"):
-            os.chown(path, entry.pw_uid, entry.pw_gid)
-        yield SshUser(name, entry.pw_uid, entry.pw_gid, home, key)
-    finally:
-        subprocess.run([userdel, "--remove", name], capture_output=True, timeout=TIMEOUT)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _port_open(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.settimeout(1)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
-
-
-@dataclass
-class Sshd:
-    port: int
-    log: Path
-    service: str
-    extra: dict[str, str] = field(default_factory=dict)
-
-    def log_text(self) -> str:
-        try:
-            return self.log.read_text(errors="replace")
-        except OSError:
-            return ""
-
-
 @pytest.fixture(scope="module")
 def sshd(workdir: Path, ssh_user: SshUser) -> Iterator[Sshd]:
-    binary = require_tool("sshd")
-    keygen = require_tool("ssh-keygen")
     if serverconfig.find_module() is None:
         pytest.skip("pam_google_authenticator.so is missing (libpam-google-authenticator)")
-    run_dir = workdir / "run"
-    run_dir.mkdir(mode=0o755)
-    created_privsep = False
-    if not os.path.isdir("/run/sshd"):  # sshd's privilege separation directory
-        os.makedirs("/run/sshd", mode=0o755)
-        created_privsep = True
-    host_key = run_dir / "host_ed25519"
-    subprocess.run(
-        [keygen, "-q", "-t", "ed25519", "-N", "", "-f", str(host_key)],
-        check=True,
-        capture_output=True,
-        timeout=TIMEOUT,
-    )
-    host_key.chmod(0o600)
-    # OpenSSH 9.2 has no PAMServiceName: the PAM service is the basename sshd runs as.
-    service = f"sshd-keyfob-{secrets.token_hex(3)}"
-    link = run_dir / service
-    link.symlink_to(binary)
-    pam_file = Path("/etc/pam.d") / service
-    # The product's own lines: the drop-in `server-config` prints, and its PAM line. No
-    # common-auth include, or PAM would ask for a password before the code.
+    # The product's own lines: the drop-in `server-config` prints, and its PAM line.
     config = serverconfig.build()
-    pam_file.write_text(
-        "# keyfob test service, removed by the test\n"
-        f"{config.pam_line}\n"
-        "account required pam_permit.so\n"
-        "session required pam_permit.so\n"
-        "password required pam_deny.so\n"
-    )
-    port = _free_port()
-    pid_file = run_dir / "sshd.pid"
-    log = run_dir / "sshd.log"
-    sshd_config = run_dir / "sshd_config"
-    sshd_config.write_text(
-        config.drop_in + f"Port {port}\n"
-        "ListenAddress 127.0.0.1\n"
-        f"HostKey {host_key}\n"
-        f"PidFile {pid_file}\n"
-        f"AllowUsers {ssh_user.name}\n"
-        "PasswordAuthentication no\n"
-        "PubkeyAuthentication yes\n"
-        "PermitRootLogin no\n"
-        "UseDNS no\n"
-        "PrintMotd no\n"
-        "LogLevel VERBOSE\n"
-    )
-    process: subprocess.Popen[bytes] | None = None
-    try:
-        checked = subprocess.run(
-            [str(link), "-t", "-f", str(sshd_config)], capture_output=True, text=True, timeout=30
-        )
-        assert checked.returncode == 0, checked.stderr
-        assert not _port_open(port), f"port {port} is taken"
-        process = subprocess.Popen(
-            [str(link), "-D", "-E", str(log), "-f", str(sshd_config)],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 15
-        while not (pid_file.exists() and _port_open(port)):
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"sshd did not start:\n{log.read_text(errors='replace')}")
-            time.sleep(0.05)
-        yield Sshd(port, log, service)
-    finally:
-        # sshd renames its process title: find it by its pid file (and our own child).
-        pids = set()
-        with contextlib.suppress(OSError, ValueError):
-            pids.add(int(pid_file.read_text().strip()))
-        if process is not None:
-            pids.add(process.pid)
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)
-        if process is not None:
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
-        pam_file.unlink(missing_ok=True)
-        if created_privsep:
-            with contextlib.suppress(OSError):
-                os.rmdir("/run/sshd")
+    with running_sshd(workdir, ssh_user, config.pam_line, config.drop_in) as server:
+        yield server
 
 
 # -- helpers -------------------------------------------------------------------------------
-
-
-def run_as_user(user: SshUser, argv: list[str]) -> subprocess.CompletedProcess[str]:
-    env = {
-        "HOME": str(user.home),
-        "USER": user.name,
-        "LOGNAME": user.name,
-        "PATH": "/usr/bin:/bin",
-        "LANG": "C.UTF-8",
-    }
-    return subprocess.run(
-        argv,
-        user=user.uid,
-        group=user.gid,
-        extra_groups=[],
-        env=env,
-        cwd=user.home,
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-        check=False,
-    )
 
 
 def setup_as_user(user: SshUser, keyfob_ssh: Path, *options: str) -> str:
@@ -308,79 +123,6 @@ def setup_as_user(user: SshUser, keyfob_ssh: Path, *options: str) -> str:
 
 def file_lines(user: SshUser) -> list[str]:
     return user.secret_file.read_text().splitlines()
-
-
-def oathtool_totp(secret: str, at: float | None = None) -> str:
-    when = int(time.time() if at is None else at)
-    return subprocess.run(
-        [require_tool("oathtool"), "--totp", "-b", "-N", f"@{when}", secret],
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-        check=True,
-    ).stdout.strip()
-
-
-def oathtool_hotp(secret: str, counter: int) -> str:
-    return subprocess.run(
-        [require_tool("oathtool"), "--hotp", "-b", "-c", str(counter), secret],
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-        check=True,
-    ).stdout.strip()
-
-
-@dataclass
-class Login:
-    ok: bool
-    prompts: list[str]
-    output: str = ""
-
-
-def login(server: Sshd, user: SshUser, code: str, command: str = "id -un") -> Login:
-    """Public key, then the code through keyboard-interactive, then run `command`.
-
-    Not SSHClient.connect(): after the partial public-key success it would fall back to
-    prompting on stdin. sshd ends keyboard-interactive with a zero-prompt request, which
-    gets an empty answer list.
-    """
-    prompts: list[str] = []
-
-    def handler(title: str, instructions: str, fields: list[tuple[str, bool]]) -> list[str]:
-        prompts.extend(prompt for prompt, _echo in fields)
-        return [code for _ in fields]
-
-    sock = socket.create_connection(("127.0.0.1", server.port), timeout=TIMEOUT)
-    transport = paramiko.Transport(sock)
-    transport.banner_timeout = TIMEOUT
-    transport.auth_timeout = TIMEOUT
-    transport.handshake_timeout = TIMEOUT
-    try:
-        transport.start_client(timeout=TIMEOUT)
-        remaining = transport.auth_publickey(user.name, user.key)
-        assert remaining == ["keyboard-interactive"], remaining
-        try:
-            transport.auth_interactive(user.name, handler)
-        except paramiko.AuthenticationException:
-            return Login(False, prompts)
-        channel = transport.open_session(timeout=TIMEOUT)
-        channel.settimeout(TIMEOUT)
-        channel.exec_command(command)
-        chunks = []
-        while chunk := channel.recv(4096):
-            chunks.append(chunk)
-        assert channel.recv_exit_status() == 0
-        return Login(True, prompts, b"".join(chunks).decode())
-    finally:
-        transport.close()
-
-
-def other_code(secret: str) -> str:
-    """A well-formed code that none of the steps around now accept."""
-    now = time.time()
-    valid = {oathtool_totp(secret, now + offset * 30) for offset in range(-2, 3)}
-    return next(c for c in ("123456", "654321", "111111", "222222") if c not in valid)
 
 
 # -- the cases -----------------------------------------------------------------------------

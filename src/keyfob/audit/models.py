@@ -27,6 +27,22 @@ class EventKind(models.TextChoices):
     EMAIL_CHANGED = "email_changed", _("E-mail address changed")
     PROFILE_CHANGED = "profile_changed", _("Profile changed")
     SIGNOUT = "signout", _("Signed out")
+    # The support desk (keyfob.support): each step of an identity check, on the customer's side.
+    SUPPORT_OPENED = "support_opened", _("Request to support to turn off two-factor authentication")
+    SUPPORT_CANCELLED = "support_cancelled", _("Request to support cancelled")
+    SUPPORT_CALL = "support_call", _("Support called the phone number in the profile")
+    SUPPORT_DOCUMENT = "support_document", _("Support verified an identity document")
+    SUPPORT_CODE_SENT = "support_code_sent", _("Support e-mailed a verification code")
+    SUPPORT_CODE_OK = "support_code_ok", _("Verification code read back to support")
+    SUPPORT_CODE_WRONG = "support_code_wrong", _("Wrong verification code given to support")
+    SUPPORT_APPROVED = "support_approved", _("Identity check by support passed")
+    SUPPORT_REJECTED = "support_rejected", _("Request to support rejected")
+    SUPPORT_DISABLED = (
+        "support_disabled",
+        _("Support disabled two-factor authentication after an identity check"),
+    )
+    SSH_LINKED = "ssh_linked", _("SSH login linked to this account")
+    SSH_UNLINKED = "ssh_unlinked", _("SSH login unlinked from this account")
 
 
 class Channel(models.TextChoices):
@@ -52,3 +68,75 @@ class SecurityEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M:%S} {self.kind}"
+
+
+class NoticeKind(models.TextChoices):
+    """The e-mail notices; each label is also the notice's subject."""
+
+    TWOFACTOR_ON = "2fa_on", _("Two-factor authentication turned on")
+    TWOFACTOR_OFF = "2fa_off", _("Two-factor authentication turned off")
+    RECOVERY_USED = "recovery_used", _("Recovery code used")
+    RECOVERY_REGENERATED = "recovery_regenerated", _("Recovery codes regenerated")
+    WRONG_CODES = "wrong_codes", _("Someone may know your password")
+    TRUSTED_BROWSER = "trusted_browser", _("New trusted browser")
+    PASSWORD_CHANGED = "password_changed", _("Password changed")
+    EMAIL_CHANGED = "email_changed", _("E-mail address changed")
+    # The support desk (keyfob.support).
+    SUPPORT_OPENED = "support_opened", _("Request to turn off two-factor authentication")
+    SUPPORT_REJECTED = (
+        "support_rejected",
+        _("Request to turn off two-factor authentication refused"),
+    )
+    SUPPORT_CODE = "support_code", _("Your verification code for support")
+
+
+class OutboxState(models.TextChoices):
+    # Read by operators only, like the table itself: no translation.
+    QUEUED = "queued"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+
+
+class Outbox(models.Model):
+    """One e-mail notice, written in the transaction of the change it tells about.
+
+    Only the facts are stored (kind, plain parameters, where and when); the message is
+    rendered when it is sent, so no message body ever sits in the table. A sender claims a
+    row by compare-and-set on ``state``/``claimed_until`` before delivering it.
+    """
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="notices",
+    )
+    to = models.EmailField(max_length=254)
+    kind = models.CharField(max_length=32, choices=NoticeKind.choices)
+    params = models.JSONField(default=dict, blank=True)
+    # The account's language and time zone when it happened (the account may change or go).
+    language = models.CharField(max_length=8, blank=True)
+    time_zone = models.CharField(max_length=64, default="UTC")
+    address = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(default=clock.now)
+    state = models.CharField(max_length=8, choices=OutboxState.choices, default=OutboxState.QUEUED)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(default=clock.now)
+    claimed_by = models.CharField(max_length=64, blank=True)
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    # The error's class and SMTP code only: never a message body or a server's reply text.
+    last_error = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        indexes = [
+            models.Index(fields=["state", "next_attempt_at"], name="outbox_due"),
+            models.Index(fields=["user", "kind", "created_at"], name="outbox_user_kind"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.kind} ({self.state})"

@@ -8,7 +8,9 @@ Commands::
     keyfob-ssh setup          make a secret, show it, confirm a code, write ~/.google_authenticator
     keyfob-ssh status         what is configured (never the secret)
     keyfob-ssh disable        remove the file after confirmation
-    keyfob-ssh server-config  (root) the sshd drop-in and PAM line; --write installs them
+    keyfob-ssh server-config  (root) the sshd drop-in and PAM line; --write installs them;
+                              with --central URL --token-file PATH, codes are checked by
+                              Keyfob (pam_python.so and Keyfob's pam_keyfob.py module)
 
 Exit codes:
 
@@ -246,6 +248,33 @@ def build_parser() -> argparse.ArgumentParser:
         default=serverconfig.DEFAULT_SSHD,
         metavar="PATH",
         help=_("sshd binary, for sshd -t (default: %(default)s)"),
+    )
+    server.add_argument(
+        "--central",
+        default=None,
+        metavar="URL",
+        help=_("check codes with Keyfob at this https:// URL instead of a file per user"),
+    )
+    server.add_argument(
+        "--token-file",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help=_("with --central: the file holding this server's token (root only, mode 0600)"),
+    )
+    server.add_argument(
+        "--cafile",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help=_("with --central: CA certificates to trust for Keyfob (default: the system's)"),
+    )
+    server.add_argument(
+        "--module-dir",
+        type=Path,
+        default=serverconfig.DEFAULT_MODULE_DIR,
+        metavar="PATH",
+        help=_("with --central: where to install pam_keyfob.py (default: %(default)s)"),
     )
     return parser
 
@@ -486,9 +515,23 @@ def cmd_disable(args: argparse.Namespace, console: Console) -> int:
     return EXIT_OK
 
 
-def cmd_server_config(args: argparse.Namespace, console: Console) -> int:
+def _server_config(args: argparse.Namespace) -> serverconfig.ServerConfig:
+    central = args.central is not None
+    if not central and (args.token_file is not None or args.cafile is not None):
+        raise Failure(_("--token-file and --cafile go with --central"), EXIT_USAGE)
+    if central and args.token_file is None:
+        raise Failure(_("--central needs --token-file PATH"), EXIT_USAGE)
     try:
-        config = serverconfig.build(args.methods, nullok=args.nullok)
+        if central:
+            return serverconfig.build_central(
+                args.central,
+                args.token_file,
+                args.methods,
+                nullok=args.nullok,
+                cafile=args.cafile,
+                module_dir=args.module_dir,
+            )
+        return serverconfig.build(args.methods, nullok=args.nullok)
     except serverconfig.BadMethods:
         raise Failure(
             _(
@@ -497,15 +540,52 @@ def cmd_server_config(args: argparse.Namespace, console: Console) -> int:
             ).format(methods=args.methods),
             EXIT_USAGE,
         ) from None
-    module = serverconfig.find_module()
-    if module is None:
+    except serverconfig.BadCentral:
         raise Failure(
             _(
-                "pam_google_authenticator.so is not installed: "
-                "apt-get install libpam-google-authenticator"
-            ),
-            EXIT_SYSTEM,
-        )
+                "--central {url!r} is not valid: https://host[:port][/path] without spaces, "
+                "and absolute paths without spaces for the files"
+            ).format(url=args.central),
+            EXIT_USAGE,
+        ) from None
+
+
+def _token_file_failure(args: argparse.Namespace) -> Failure | None:
+    problem = serverconfig.token_file_problem(args.token_file)
+    if problem == "missing":
+        message = _(
+            "{path} does not exist: run `keyfob server-token create NAME` on the Keyfob "
+            "server and store the token in it (owner root, mode 0600)"
+        ).format(path=args.token_file)
+    elif problem is not None:
+        message = _(
+            "{path} must be a file of root's that only root can read: "
+            "chown root {path} && chmod 600 {path}"
+        ).format(path=args.token_file)
+    else:
+        return None
+    return Failure(message, EXIT_FILE)
+
+
+def cmd_server_config(args: argparse.Namespace, console: Console) -> int:
+    config = _server_config(args)
+    central = args.central is not None
+    if central:
+        module = serverconfig.find_module(serverconfig.CENTRAL_MODULE_NAME)
+        if module is None:
+            raise Failure(
+                _("pam_python.so is not installed: apt-get install libpam-python"), EXIT_SYSTEM
+            )
+    else:
+        module = serverconfig.find_module()
+        if module is None:
+            raise Failure(
+                _(
+                    "pam_google_authenticator.so is not installed: "
+                    "apt-get install libpam-google-authenticator"
+                ),
+                EXIT_SYSTEM,
+            )
     if args.write and os.geteuid() != 0:
         raise Failure(_("--write needs root"), EXIT_SYSTEM)
     try:
@@ -523,7 +603,20 @@ def cmd_server_config(args: argparse.Namespace, console: Console) -> int:
             EXIT_SYSTEM,
         ) from None
 
+    token_failure = _token_file_failure(args) if central else None
+    if central and args.cafile is not None and not args.cafile.is_file():
+        raise Failure(_("{path} does not exist").format(path=args.cafile), EXIT_FILE)
+
     if not args.write:
+        if central:
+            console.say(
+                _("# {path}: Keyfob's PAM module, copied from {source}").format(
+                    path=args.module_dir / serverconfig.CENTRAL_SCRIPT,
+                    source=serverconfig.module_source(),
+                )
+            )
+        if token_failure is not None:
+            console.say(_("# Warning: {message}").format(message=token_failure.message))
         console.say(_("# {path}").format(path=args.drop_in))
         console.say(config.drop_in.rstrip("\n"))
         console.say()
@@ -535,6 +628,8 @@ def cmd_server_config(args: argparse.Namespace, console: Console) -> int:
         console.say(_("# sshd -t accepts it; module found: {module}").format(module=module))
         return EXIT_OK
 
+    if token_failure is not None:
+        raise token_failure
     try:
         current = args.pam_file.read_text(encoding="utf-8")
     except OSError as exc:
@@ -543,6 +638,8 @@ def cmd_server_config(args: argparse.Namespace, console: Console) -> int:
             EXIT_FILE,
         ) from None
     try:
+        if central:
+            serverconfig.install_module(args.module_dir)
         serverconfig.write_file(args.drop_in, config.drop_in)
         serverconfig.write_file(args.pam_file, serverconfig.updated_pam(current, config))
     except OSError as exc:
@@ -555,6 +652,10 @@ def cmd_server_config(args: argparse.Namespace, console: Console) -> int:
     console.say(
         _("Written: {drop_in} and {pam_file}.").format(drop_in=args.drop_in, pam_file=args.pam_file)
     )
+    if central:
+        console.say(
+            _("Installed: {path}.").format(path=args.module_dir / serverconfig.CENTRAL_SCRIPT)
+        )
     missing = serverconfig.not_in_effect(args.methods, sshd=args.sshd, sshd_config=args.sshd_config)
     if missing:
         console.say(

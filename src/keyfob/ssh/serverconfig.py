@@ -1,4 +1,5 @@
-"""sshd and PAM configuration for SSH 2FA with ``pam_google_authenticator`` (standalone mode).
+"""sshd and PAM configuration for SSH 2FA: ``pam_google_authenticator`` (standalone mode),
+or Keyfob's own ``pam_keyfob.py`` under ``pam_python.so`` (central mode, :func:`build_central`).
 
 Two pieces:
 
@@ -18,10 +19,12 @@ import contextlib
 import glob
 import os
 import re
+import stat
 import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 DEFAULT_DROP_IN = Path("/etc/ssh/sshd_config.d/50-keyfob-2fa.conf")
 DEFAULT_SSHD_CONFIG = Path("/etc/ssh/sshd_config")
@@ -29,6 +32,9 @@ DEFAULT_PAM_FILE = Path("/etc/pam.d/sshd")
 DEFAULT_SSHD = Path("/usr/sbin/sshd")
 DEFAULT_METHODS = "publickey,keyboard-interactive"
 MODULE_NAME = "pam_google_authenticator.so"
+CENTRAL_MODULE_NAME = "pam_python.so"
+CENTRAL_SCRIPT = "pam_keyfob.py"
+DEFAULT_MODULE_DIR = Path("/usr/local/lib/keyfob")
 MODULE_DIRS = (
     "/lib/security",
     "/lib64/security",
@@ -67,6 +73,10 @@ class SshdRejected(ServerConfigError):
     def __init__(self, output: str) -> None:
         super().__init__(output)
         self.output = output
+
+
+class BadCentral(ServerConfigError):
+    """The ``--central`` URL or a path for the PAM line is not usable."""
 
 
 class SshdMissing(ServerConfigError):
@@ -114,9 +124,90 @@ def build(methods: str = DEFAULT_METHODS, *, nullok: bool = False) -> ServerConf
     return ServerConfig(drop_in, pam_line, comment_out_common_auth=every_list_has_key)
 
 
-def find_module() -> Path | None:
+def _pam_word(value: str) -> bool:
+    """Whether ``value`` can be one argument of a PAM line (no space, no bracket)."""
+    return bool(value) and value.isprintable() and not any(c in value for c in " \t[]")
+
+
+def build_central(
+    url: str,
+    token_file: Path,
+    methods: str = DEFAULT_METHODS,
+    *,
+    nullok: bool = False,
+    cafile: Path | None = None,
+    module_dir: Path = DEFAULT_MODULE_DIR,
+) -> ServerConfig:
+    """The configuration for central mode: codes checked by Keyfob at ``url``.
+
+    Raises :class:`BadMethods` or :class:`BadCentral`.
+    """
+    methods = validate_methods(methods)
+    parts = urlsplit(url)
+    try:
+        parts.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError:
+        raise BadCentral(url) from None
+    if (
+        parts.scheme != "https"
+        or not parts.hostname
+        or parts.query
+        or parts.fragment
+        or parts.username
+        or not _pam_word(url)
+    ):
+        raise BadCentral(url)
+    paths = [module_dir / CENTRAL_SCRIPT, token_file, *([cafile] if cafile else [])]
+    if any(not path.is_absolute() or not _pam_word(str(path)) for path in paths):
+        raise BadCentral(url)
+    drop_in = (
+        f"{MARKER}: SSH logins need the one-time code of the user's Keyfob account,\n"
+        f"# checked by Keyfob ({url}) through {CENTRAL_SCRIPT}.\n"
+        "# Each login must be linked to an account first (keyfob ssh-link EMAIL LOGIN).\n"
+        f"AuthenticationMethods {methods}\n"
+        "KbdInteractiveAuthentication yes\n"
+        "UsePAM yes\n"
+    )
+    options = [f"url={url.rstrip('/')}", f"token_file={token_file}"]
+    if cafile is not None:
+        options.append(f"cafile={cafile}")
+    if nullok:
+        options.append("nullok")
+    pam_line = f"auth required {CENTRAL_MODULE_NAME} {module_dir / CENTRAL_SCRIPT} " + " ".join(
+        options
+    )
+    every_list_has_key = all("publickey" in item.split(",") for item in methods.split())
+    return ServerConfig(drop_in, pam_line, comment_out_common_auth=every_list_has_key)
+
+
+def module_source() -> Path:
+    """The PAM module shipped with keyfob, to be copied onto the server."""
+    return Path(__file__).resolve().parent / CENTRAL_SCRIPT
+
+
+def install_module(module_dir: Path) -> Path:
+    """Copy the PAM module into ``module_dir`` (made 0755 if missing), mode 0644."""
+    module_dir.mkdir(mode=0o755, parents=True, exist_ok=True)
+    target = module_dir / CENTRAL_SCRIPT
+    write_file(target, module_source().read_text(encoding="utf-8"), mode=0o644)
+    return target
+
+
+def token_file_problem(path: Path) -> str | None:
+    """None if ``path`` is a regular file of root's that only root can read, else why not:
+    "missing", "not_root_only"."""
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return "missing"
+    if not stat.S_ISREG(info.st_mode) or info.st_uid != 0 or info.st_mode & 0o077:
+        return "not_root_only"
+    return None
+
+
+def find_module(name: str = MODULE_NAME) -> Path | None:
     for pattern in MODULE_DIRS:
-        for candidate in sorted(glob.glob(os.path.join(pattern, MODULE_NAME))):
+        for candidate in sorted(glob.glob(os.path.join(pattern, name))):
             if os.path.isfile(candidate):
                 return Path(candidate)
     return None
@@ -129,7 +220,8 @@ def updated_pam(current: str, config: ServerConfig) -> str:
     inserted = False
     for line in lines:
         stripped = line.strip()
-        if stripped.endswith(MARKER) or MODULE_NAME in stripped.split("#", 1)[0]:
+        active = stripped.split("#", 1)[0]
+        if stripped.endswith(MARKER) or MODULE_NAME in active or CENTRAL_SCRIPT in active:
             continue  # our previous line (or another one for the module): replaced below
         if re.fullmatch(r"@include\s+common-auth", stripped):
             if config.comment_out_common_auth:

@@ -1,0 +1,322 @@
+"""How fast does POST /api/v1/ssh/verify answer under `keyfob serve`? (`make bench`)
+
+For each database (SQLite in a fresh data directory; PostgreSQL too when a server answers at
+KEYFOB_BENCH_DATABASE_URL, default postgresql://postgres@127.0.0.1:5432, in a database of
+its own, dropped afterwards):
+  - thousands of accounts with TOTP on, each owning a Unix login, and one server token;
+  - `keyfob serve --workers 2` on a free 127.0.0.1 port;
+  - from a second process (asyncio, one connection per request as gunicorn's sync workers
+    close them): GET /healthz, then POST /api/v1/ssh/verify with a right code for a
+    different account each time (the full path: token, link, throttle row, compare-and-set,
+    security event), at concurrency 1, 8 and 32, for a few seconds each.
+Prints requests/second and p50/p99 latency, and the verify/health throughput ratio (target:
+at least 0.5). Exits 0 even when a target is missed: this is a measurement, not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "src"))
+
+CONCURRENCY = (1, 8, 32)
+TARGET_RATIO = 0.5
+DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432"
+
+SETUP = """
+import json, os, sys
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "keyfob.site.settings")
+import django
+django.setup()
+from django.db import transaction
+from keyfob import clock, otp
+from keyfob.accounts.models import User
+from keyfob.api import flows
+from keyfob.api.models import SshLogin
+from keyfob.twofactor.models import Authenticator
+n = int(sys.argv[1])
+secrets_b32 = []
+with transaction.atomic():
+    users = User.objects.bulk_create(
+        [User(email=f"bench{i}@example.com", password="!") for i in range(n)]
+    )
+    users = list(User.objects.filter(email__startswith="bench").order_by("pk"))
+    auths, links = [], []
+    for i, user in enumerate(users):
+        secret = otp.random_secret()
+        auth = Authenticator(user=user, confirmed_at=clock.now())
+        auth.set_secret(secret)
+        auths.append(auth)
+        links.append(SshLogin(login=f"u{i}", server="", user=user))
+        secrets_b32.append(otp.b32encode_secret(secret))
+    Authenticator.objects.bulk_create(auths)
+    SshLogin.objects.bulk_create(links)
+_row, token = flows.create_token("bench")
+print(json.dumps({"token": token, "secrets": secrets_b32}))
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def env_for(data_dir: Path, database_url: str | None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KEYFOB_")}
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    env.update(KEYFOB_DATA_DIR=str(data_dir), PYTHONPATH=str(ROOT / "src"))
+    if database_url:
+        env["KEYFOB_DATABASE_URL"] = database_url
+    return env
+
+
+def run(env: dict[str, str], *argv: str, stdin: str = "") -> str:
+    done = subprocess.run(
+        [sys.executable, *argv],
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=env["KEYFOB_DATA_DIR"],
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(argv[:3])} failed:\n{done.stderr[-2000:]}")
+    return done.stdout
+
+
+# -- the load generator (runs in its own process) ------------------------------------------
+
+
+async def _one(port: int, raw: bytes) -> tuple[float, int]:
+    started = time.perf_counter()
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(raw)
+    await writer.drain()
+    data = await reader.read()
+    writer.close()
+    status = int(data[9:12]) if data.startswith(b"HTTP/1.") else 0
+    return time.perf_counter() - started, status
+
+
+async def _load(port: int, requests: list[bytes], concurrency: int, seconds: float) -> dict:
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    index = 0
+    deadline = time.perf_counter() + seconds
+
+    async def worker() -> None:
+        nonlocal index
+        while time.perf_counter() < deadline and index < len(requests):
+            raw = requests[index]
+            index += 1
+            took, status = await _one(port, raw)
+            latencies.append(took)
+            statuses[status] = statuses.get(status, 0) + 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    elapsed = time.perf_counter() - started
+    latencies.sort()
+
+    def pct(p: float) -> float:
+        return latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000
+
+    return {
+        "rps": len(latencies) / elapsed,
+        "p50": pct(0.50),
+        "p99": pct(0.99),
+        "n": len(latencies),
+        "statuses": statuses,
+    }
+
+
+def load_main(spec_file: str) -> None:
+    spec = json.loads(Path(spec_file).read_text())
+    requests = [r.encode("latin-1") for r in spec["requests"]]
+    result = asyncio.run(_load(spec["port"], requests, spec["concurrency"], spec["seconds"]))
+    print(json.dumps(result))
+
+
+def load(port: int, requests: list[str], concurrency: int, seconds: float, tmp: Path) -> dict:
+    spec = tmp / "spec.json"
+    spec.write_text(
+        json.dumps(
+            {"port": port, "requests": requests, "concurrency": concurrency, "seconds": seconds}
+        )
+    )
+    done = subprocess.run(
+        [sys.executable, __file__, "--load", str(spec)],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 120,
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"load generator failed:\n{done.stderr[-2000:]}")
+    return dict(json.loads(done.stdout))
+
+
+# -- one database ------------------------------------------------------------------------
+
+
+def health_requests(count: int) -> list[str]:
+    raw = "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    return [raw] * count
+
+
+def verify_requests(token: str, secrets_b32: list[str], first: int, count: int) -> list[str]:
+    from keyfob import otp
+
+    out = []
+    now = time.time()
+    for i in range(first, min(first + count, len(secrets_b32))):
+        code = otp.totp(otp.b32decode_secret(secrets_b32[i]), now)
+        body = json.dumps({"login": f"u{i}", "code": code, "client_address": "192.0.2.10"})
+        out.append(
+            "POST /api/v1/ssh/verify HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+            f"Authorization: Bearer {token}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n{body}"
+        )
+    return out
+
+
+def bench_database(label: str, database_url: str | None, accounts: int, seconds: float) -> dict:
+    tmp = Path(tempfile.mkdtemp(prefix="keyfob-bench-"))
+    env = env_for(tmp, database_url)
+    process = None
+    results: dict = {}
+    try:
+        run(env, "-m", "keyfob.site.cli", "migrate", "--no-input", "-v", "0")
+        setup = json.loads(run(env, "-c", SETUP, str(accounts)))
+        port = free_port()
+        log = (tmp / "serve.log").open("wb")
+        process = subprocess.Popen(
+            [sys.executable, "-m", "keyfob.site.cli", "serve", "--host", "127.0.0.1",
+             "--port", str(port), "--workers", "2"],
+            env=env, stdout=log, stderr=subprocess.STDOUT, cwd=tmp,
+        )  # fmt: skip
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    log_text = (tmp / "serve.log").read_text()
+                    raise SystemExit(f"keyfob serve did not start: {log_text}") from None
+                time.sleep(0.1)
+        # Warm both workers up (imports, connections) before timing.
+        load(port, health_requests(200), 4, 5, tmp)
+        used = 0
+        warm = verify_requests(setup["token"], setup["secrets"], used, 100)
+        used += len(warm)
+        load(port, warm, 4, 5, tmp)
+        for concurrency in CONCURRENCY:
+            health = load(port, health_requests(200_000), concurrency, seconds, tmp)
+            # Code requests are made just before they are sent: each stays in its step.
+            batch = verify_requests(setup["token"], setup["secrets"], used, accounts)
+            verify = load(port, batch, concurrency, seconds, tmp)
+            used += verify["n"]
+            results[concurrency] = {"health": health, "verify": verify}
+        results["accounts_used"] = used
+    finally:
+        if process is not None and process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=15)
+        shutil.rmtree(tmp, ignore_errors=True)
+    report(label, results)
+    return results
+
+
+def report(label: str, results: dict) -> None:
+    print(f"\n== {label}: keyfob serve --workers 2, load from a second process ==")
+    print(f"{'conc':>4}  {'endpoint':<10} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}  statuses")
+    for concurrency in CONCURRENCY:
+        row = results[concurrency]
+        for name in ("health", "verify"):
+            r = row[name]
+            print(
+                f"{concurrency:>4}  {name:<10} {r['rps']:>8.0f} {r['p50']:>8.1f} "
+                f"{r['p99']:>8.1f}  {r['statuses']}"
+            )
+        ratio = row["verify"]["rps"] / row["health"]["rps"]
+        verdict = "ok" if ratio >= TARGET_RATIO else f"below the {TARGET_RATIO} target"
+        print(f"{concurrency:>4}  ratio verify/health = {ratio:.2f} ({verdict})")
+
+
+# -- PostgreSQL: a database of our own ------------------------------------------------------
+
+
+def postgres_database(server_url: str) -> tuple[str, object] | None:
+    try:
+        import psycopg
+    except ImportError:
+        return None
+    parts = urlsplit(server_url)
+    admin = {
+        "host": parts.hostname or "127.0.0.1",
+        "port": parts.port or 5432,
+        "user": parts.username or "postgres",
+        "password": parts.password or "",
+        "dbname": "postgres",
+        "autocommit": True,
+        "connect_timeout": 5,
+    }
+    name = f"keyfob_bench_{secrets.token_hex(4)}"
+    try:
+        with psycopg.connect(**admin) as conn:  # type: ignore[arg-type]
+            conn.execute(f'CREATE DATABASE "{name}"')
+    except psycopg.Error as exc:
+        print(f"\n(PostgreSQL skipped: {server_url} did not answer: {exc})")
+        return None
+
+    def drop() -> None:
+        with psycopg.connect(**admin) as conn:  # type: ignore[arg-type]
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    return parts._replace(path=f"/{name}").geturl(), drop
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--load", help=argparse.SUPPRESS)
+    parser.add_argument("--seconds", type=float, default=3.0, help="per measurement")
+    parser.add_argument("--accounts", type=int, default=12_000)
+    parser.add_argument("--no-postgres", action="store_true")
+    args = parser.parse_args()
+    if args.load:
+        load_main(args.load)
+        return 0
+    bench_database("SQLite", None, args.accounts, args.seconds)
+    if not args.no_postgres:
+        made = postgres_database(os.environ.get("KEYFOB_BENCH_DATABASE_URL", DEFAULT_PG))
+        if made is not None:
+            url, drop = made
+            try:
+                bench_database("PostgreSQL", url, args.accounts, args.seconds)
+            finally:
+                drop()  # type: ignore[operator]
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

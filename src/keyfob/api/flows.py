@@ -1,0 +1,232 @@
+"""What the API does: server tokens, Unix login links, and SSH code verification.
+
+The codes themselves are checked by :mod:`keyfob.twofactor.flows`, so SSH shares the
+portal's compare-and-set, throttle and recovery codes; this module only finds the account
+behind a Unix login and turns the outcome into a result a PAM module can act on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import hmac
+import ipaddress
+import math
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.db import IntegrityError, transaction
+
+from keyfob import clock
+from keyfob.accounts.models import User
+from keyfob.api.models import ServerToken, SshLogin
+from keyfob.audit.events import Context, record
+from keyfob.audit.models import Channel, EventKind
+from keyfob.otp import CodeReused, InvalidCode, KeyfobError, Throttled
+from keyfob.twofactor import flows as twofactor
+
+# Debian's useradd accepts more, but these are the logins worth linking: no spaces, no
+# colon or slash, nothing a shell or a PAM argument would split.
+LOGIN_RE = re.compile(r"\A[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}\Z")
+SERVER_RE = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
+TOKEN_RE = re.compile(r"\Akfs_([A-Za-z0-9]{16})_([A-Za-z0-9_-]{43})\Z")
+MAX_CODE = 64
+# last_used_at is written at most this often per token: a verify costs no extra write.
+LAST_USED_GRANULARITY = timedelta(minutes=1)
+
+
+class ApiError(KeyfobError):
+    """A refusal the API reports as ``{"error": {"code", "message"}}``."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def valid_login(login: object) -> bool:
+    return isinstance(login, str) and LOGIN_RE.fullmatch(login) is not None
+
+
+def valid_server(name: object) -> bool:
+    return isinstance(name, str) and SERVER_RE.fullmatch(name) is not None
+
+
+# Server tokens -------------------------------------------------------------------------
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+# A digest to compare against when no row matches, so a miss costs what a hit costs.
+_DUMMY_DIGEST = _digest("kfs_" + "0" * 16 + "_" + "0" * 43)
+
+
+def create_token(name: str, *, manage_links: bool = False) -> tuple[ServerToken, str]:
+    """Make a token for server ``name``; return the row and the token (shown once).
+
+    Raises :class:`ApiError` ("invalid_name", "name_taken").
+    """
+    if not valid_server(name):
+        raise ApiError("invalid_name", "a server name is letters, digits, '.', '_' and '-'")
+    key = "".join(secrets.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(16))
+    token = f"kfs_{key}_{secrets.token_urlsafe(32)}"
+    try:
+        with transaction.atomic():
+            row = ServerToken.objects.create(
+                name=name, key=key, digest=_digest(token), can_manage_links=manage_links
+            )
+    except IntegrityError:
+        raise ApiError("name_taken", f"a token named {name!r} already exists") from None
+    return row, token
+
+
+def revoke_token(name: str) -> bool:
+    """Revoke the token of server ``name``; return False if there is no active one."""
+    return (
+        ServerToken.objects.filter(name=name, revoked_at__isnull=True).update(
+            revoked_at=clock.now()
+        )
+        == 1
+    )
+
+
+def authenticate(header: str) -> ServerToken | None:
+    """The active token an ``Authorization: Bearer …`` header carries, or None.
+
+    Changes nothing but the token's ``last_used_at`` (at most once a minute).
+    """
+    scheme, _sep, token = header.partition(" ")
+    token = token.strip()
+    match = TOKEN_RE.fullmatch(token) if scheme.lower() == "bearer" else None
+    row = None
+    if match is not None:
+        row = ServerToken.objects.filter(key=match.group(1), revoked_at__isnull=True).first()
+    # Compare a digest either way, in constant time; the key alone proves nothing.
+    expected = row.digest if row is not None else _DUMMY_DIGEST
+    if not hmac.compare_digest(expected, _digest(token)) or row is None:
+        return None
+    now = clock.now()
+    if row.last_used_at is None or now - row.last_used_at > LAST_USED_GRANULARITY:
+        ServerToken.objects.filter(pk=row.pk).update(last_used_at=now)
+        row.last_used_at = now
+    return row
+
+
+# Login links ---------------------------------------------------------------------------
+
+
+def link(user: User, login: str, server: str, context: Context) -> SshLogin:
+    """Link Unix ``login`` on ``server`` ("" = every server) to ``user``.
+
+    Idempotent for the same account. Raises :class:`ApiError` ("invalid_login",
+    "invalid_server", "login_taken" when the login is another account's).
+    """
+    if not valid_login(login):
+        raise ApiError("invalid_login", "a login is up to 32 letters, digits, '.', '_', '-'")
+    if server and not valid_server(server):
+        raise ApiError("invalid_server", "a server name is letters, digits, '.', '_' and '-'")
+    with transaction.atomic():
+        existing = SshLogin.objects.filter(login=login, server=server).first()
+        if existing is not None:
+            if existing.user_id != user.pk:
+                raise ApiError("login_taken", "this login is linked to another account")
+            return existing
+        row = SshLogin.objects.create(login=login, server=server, user=user)
+        record(user, EventKind.SSH_LINKED, context, login=login, server=server)
+    return row
+
+
+def unlink(login: str, server: str, context: Context) -> bool:
+    """Remove the link of ``login`` on ``server``; return False when there was none."""
+    with transaction.atomic():
+        row = SshLogin.objects.select_related("user").filter(login=login, server=server).first()
+        if row is None:
+            return False
+        row.delete()
+        record(row.user, EventKind.SSH_UNLINKED, context, login=login, server=server)
+    return True
+
+
+def account_for(login: str, server: str) -> User | None:
+    """The active account ``login`` on ``server`` belongs to (a server's own link first)."""
+    rows = SshLogin.objects.select_related("user").filter(login=login, server__in=[server, ""])
+    for row in sorted(rows, key=lambda r: r.server == ""):
+        return row.user if row.user.is_active else None
+    return None
+
+
+def logins_of(user: User) -> list[SshLogin]:
+    return list(SshLogin.objects.filter(user=user))
+
+
+# Verification --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Outcome:
+    result: str  # accepted | rejected | throttled | not_enrolled | unknown_login
+    retry_after: int | None = None
+
+    def as_json(self) -> dict[str, object]:
+        data: dict[str, object] = {"result": self.result}
+        if self.retry_after is not None:
+            data["retry_after"] = self.retry_after
+        return data
+
+
+def ssh_context(server: str, client: str | None, fallback: str | None) -> Context:
+    """Where an SSH attempt came from: the SSH client if the server says so, else the server."""
+    address = fallback
+    if client:
+        # The view refuses a malformed address; never store one.
+        with contextlib.suppress(ValueError):
+            address = str(ipaddress.ip_address(client))
+    return Context(channel=Channel.SSH, address=address, user_agent=f"ssh:{server}"[:300])
+
+
+def is_recovery_code(code: str) -> bool:
+    """A code with a letter in it is a recovery code; digits (and spaces) are a one-time code."""
+    return any(c.isascii() and c.isalpha() for c in code)
+
+
+def verify(server: str, login: str, code: str, context: Context) -> Outcome:
+    """Check ``code`` for the account behind ``login`` on ``server``; never raises for the code.
+
+    A success is recorded as a sign-in on the SSH channel, in the transaction that consumed
+    the code; failures are recorded (and counted) by the twofactor flows.
+    """
+    user = account_for(login, server)
+    if user is None:
+        return Outcome("unknown_login")
+    compact = code.replace(" ", "")
+    # The refusals are caught inside the transaction: the twofactor flows have written the
+    # failure (and its count) by the time they raise, and that must be committed.
+    with transaction.atomic():
+        try:
+            if is_recovery_code(compact):
+                twofactor.use_recovery_code(user, compact, context)
+                factor = "recovery"
+            else:
+                twofactor.verify_code(user, compact, context)
+                factor = "code"
+        except Throttled as exc:
+            return Outcome("throttled", max(1, math.ceil(exc.retry_after)))
+        except twofactor.NotEnrolled:
+            return Outcome("not_enrolled")
+        except (InvalidCode, CodeReused):
+            return Outcome("rejected")
+        record(user, EventKind.SIGNIN_OK, context, login=login, server=server, factor=factor)
+    return Outcome("accepted")
+
+
+def check(server: str, login: str) -> Outcome:
+    """Whether ``login`` would be asked for a code: ``code_required``, ``not_enrolled`` or
+    ``unknown_login``. Reads only (the PAM module's ``nullok`` asks before prompting)."""
+    user = account_for(login, server)
+    if user is None:
+        return Outcome("unknown_login")
+    return Outcome("code_required" if twofactor.has_2fa(user) else "not_enrolled")

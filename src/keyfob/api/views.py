@@ -1,0 +1,228 @@
+"""The JSON API's views: HTTP in and out only; :mod:`keyfob.api.flows` does the work.
+
+Every answer is JSON. A refusal is ``{"error": {"code", "message"}}`` with its status:
+400 malformed, 401 no valid token, 403 token not allowed, 404 not found, 405 method,
+413 body too large, 503 database unavailable. Nothing here answers 500 on purpose: every
+field is checked before it reaches a query.
+"""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+import json
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+from django.db import DatabaseError
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+
+from keyfob.accounts.models import User
+from keyfob.api import flows
+from keyfob.api.app_settings import app_settings
+from keyfob.api.models import ServerToken, SshLogin
+from keyfob.audit.events import Context, client_address
+from keyfob.audit.models import Channel
+
+logger = logging.getLogger(__name__)
+OPENAPI = Path(__file__).resolve().parent / "openapi.json"
+
+View = Callable[..., HttpResponse]
+
+
+class BadRequest(Exception):
+    def __init__(self, code: str, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.code, self.message, self.status = code, message, status
+
+
+def _json(data: dict[str, Any], status: int = 200) -> JsonResponse:
+    response = JsonResponse(data, status=status)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+def error(code: str, message: str, status: int) -> JsonResponse:
+    return _json({"error": {"code": code, "message": message}}, status=status)
+
+
+def endpoint(methods: tuple[str, ...], *, manage: bool = False) -> Callable[[View], View]:
+    """Token-authenticated JSON endpoint: method, then token, then the view.
+
+    CSRF does not apply: the credential is a header a browser never sends by itself.
+    """
+
+    def wrap(view: View) -> View:
+        @csrf_exempt
+        @functools.wraps(view)
+        def wrapper(request: HttpRequest, **kwargs: Any) -> HttpResponse:
+            if request.method not in methods:
+                response = error(
+                    "method_not_allowed", f"use {' or '.join(methods)} on this URL", 405
+                )
+                response["Allow"] = ", ".join(methods)
+                return response
+            try:
+                token = flows.authenticate(request.headers.get("Authorization", ""))
+                if token is None:
+                    response = error(
+                        "unauthorized", "send a valid server token: Authorization: Bearer …", 401
+                    )
+                    response["WWW-Authenticate"] = 'Bearer realm="keyfob"'
+                    return response
+                if manage and not token.can_manage_links:
+                    return error("forbidden", "this server token cannot manage login links", 403)
+                return view(request, token, **kwargs)
+            except BadRequest as exc:
+                return error(exc.code, exc.message, exc.status)
+            except DatabaseError:
+                logger.exception("database error in %s", request.path)
+                return error("unavailable", "the database is not available, try again", 503)
+
+        return wrapper
+
+    return wrap
+
+
+def _body(request: HttpRequest) -> dict[str, Any]:
+    """The request's JSON object; raises :class:`BadRequest` (400 or 413)."""
+    limit = app_settings.max_body
+    raw_length = request.META.get("CONTENT_LENGTH") or "0"
+    if not raw_length.isascii() or not raw_length.isdigit():
+        raise BadRequest("malformed", "bad Content-Length")
+    if int(raw_length) > limit:
+        raise BadRequest("too_large", f"the body is limited to {limit} bytes", 413)
+    try:
+        data = json.loads(request.body)
+    except (ValueError, RecursionError):
+        raise BadRequest("malformed", "the body must be a JSON object") from None
+    if not isinstance(data, dict):
+        raise BadRequest("malformed", "the body must be a JSON object")
+    return data
+
+
+def _string(data: dict[str, Any], name: str, *, required: bool = True) -> str:
+    value = data.get(name)
+    if value is None and not required:
+        return ""
+    if not isinstance(value, str):
+        raise BadRequest("invalid_field", f"{name!r} must be a string")
+    return value
+
+
+def _login(value: str) -> str:
+    if not flows.valid_login(value):
+        raise BadRequest("invalid_login", "a login is up to 32 letters, digits, '.', '_', '-'")
+    return value
+
+
+def _server(value: str) -> str:
+    if value and not flows.valid_server(value):
+        raise BadRequest("invalid_server", "a server name is letters, digits, '.', '_', '-'")
+    return value
+
+
+def _email(value: str) -> str:
+    try:
+        if len(value) > 254 or not value.isprintable():
+            raise ValidationError("bad")
+        validate_email(value)
+    except ValidationError:
+        raise BadRequest("invalid_email", "'email' must be an e-mail address") from None
+    return value.lower()
+
+
+def _link_json(row: SshLogin) -> dict[str, Any]:
+    return {
+        "login": row.login,
+        "server": row.server or None,
+        "email": row.user.email,
+        "created_at": row.created_at.isoformat(),
+    }
+
+
+def _api_context(request: HttpRequest, token: ServerToken) -> Context:
+    return Context(
+        channel=Channel.API, address=client_address(request), user_agent=f"api:{token.name}"
+    )
+
+
+# -- views ---------------------------------------------------------------------------------
+
+
+@csrf_exempt
+def openapi(request: HttpRequest) -> HttpResponse:
+    response: HttpResponse
+    if request.method != "GET":
+        response = error("method_not_allowed", "use GET on this URL", 405)
+        response["Allow"] = "GET"
+        return response
+    response = HttpResponse(OPENAPI.read_bytes(), content_type="application/json")
+    response["Cache-Control"] = "public, max-age=3600"
+    return response
+
+
+@endpoint(("POST",))
+def ssh_verify(request: HttpRequest, token: ServerToken) -> HttpResponse:
+    data = _body(request)
+    login = _login(_string(data, "login"))
+    code = _string(data, "code")
+    if not 0 < len(code) <= flows.MAX_CODE or not code.isascii() or not code.isprintable():
+        raise BadRequest("invalid_code", "'code' is 1 to 64 printable ASCII characters")
+    client = None
+    if data.get("client_address") is not None:
+        client = _string(data, "client_address")
+        try:
+            ipaddress.ip_address(client)
+        except ValueError:
+            raise BadRequest("invalid_field", "'client_address' must be an IP address") from None
+    context = flows.ssh_context(token.name, client, client_address(request))
+    return _json(flows.verify(token.name, login, code, context).as_json())
+
+
+@endpoint(("POST",))
+def ssh_check(request: HttpRequest, token: ServerToken) -> HttpResponse:
+    data = _body(request)
+    login = _login(_string(data, "login"))
+    return _json(flows.check(token.name, login).as_json())
+
+
+@endpoint(("GET", "POST"), manage=True)
+def ssh_logins(request: HttpRequest, token: ServerToken) -> HttpResponse:
+    if request.method == "GET":
+        rows = SshLogin.objects.select_related("user")
+        if "login" in request.GET:
+            rows = rows.filter(login=_login(request.GET["login"]))
+        if "email" in request.GET:
+            rows = rows.filter(user__email=_email(request.GET["email"]))
+        if "server" in request.GET:
+            rows = rows.filter(server=_server(request.GET["server"]))
+        return _json({"logins": [_link_json(row) for row in rows[:1000]]})
+    data = _body(request)
+    email = _email(_string(data, "email"))
+    login = _login(_string(data, "login"))
+    server = _server(_string(data, "server", required=False))
+    user = User.objects.filter(email=email).first()
+    if user is None:
+        raise BadRequest("unknown_account", "no account has this e-mail address", 404)
+    existed = SshLogin.objects.filter(login=login, server=server, user=user).exists()
+    try:
+        row = flows.link(user, login, server, _api_context(request, token))
+    except flows.ApiError as exc:
+        status = 409 if exc.code == "login_taken" else 400
+        raise BadRequest(exc.code, exc.message, status) from None
+    return _json(_link_json(row), status=200 if existed else 201)
+
+
+@endpoint(("DELETE",), manage=True)
+def ssh_login_detail(request: HttpRequest, token: ServerToken, login: str) -> HttpResponse:
+    login = _login(login)
+    server = _server(request.GET.get("server", ""))
+    if not flows.unlink(login, server, _api_context(request, token)):
+        raise BadRequest("not_found", "no such login link", 404)
+    return HttpResponse(status=204)

@@ -1,0 +1,310 @@
+"""Central SSH 2FA with the real parts: a private sshd (tests/ssh/harness.py) whose PAM
+service runs Keyfob's pam_keyfob.py under Debian's pam_python.so, talking over real HTTPS
+(gunicorn with a certificate from a throwaway CA) to a live `keyfob serve` with its own data
+directory and SQLite database.
+
+Account state is set up in the server's database by short Django processes (the test
+process's Django points at the test database, not the server's).
+"""
+
+from __future__ import annotations
+
+import datetime
+import http.client
+import ipaddress
+import os
+import signal
+import ssl
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from keyfob.ssh import serverconfig
+from tests.conftest import require_tool
+from tests.ops.conftest import base_env, django_eval, free_port, keyfob
+from tests.ssh.harness import Sshd, SshUser, running_sshd, ssh_user, workdir
+
+__all__ = ["ssh_user", "workdir"]  # fixtures, used by name
+
+EMAIL = "alice@example.com"
+SERVER_NAME = "web1"
+PAM_PYTHON = "pam_python.so"
+
+
+# -- a CA and a certificate for 127.0.0.1 -------------------------------------------------
+
+
+@dataclass
+class Tls:
+    ca: Path
+    cert: Path
+    key: Path
+    other_ca: Path  # a CA that did not sign the server's certificate
+
+
+def _make_ca(name: str):  # type: ignore[no-untyped-def]
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    return key, cert
+
+
+@pytest.fixture(scope="module")
+def tls(workdir: Path) -> Tls:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    ca_key, ca_cert = _make_ca("keyfob test CA")
+    _other_key, other_cert = _make_ca("another CA")
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
+            critical=False,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    tls_dir = workdir / "tls"
+    tls_dir.mkdir(mode=0o700)
+    pem = serialization.Encoding.PEM
+    paths = Tls(tls_dir / "ca.pem", tls_dir / "cert.pem", tls_dir / "key.pem", tls_dir / "o.pem")
+    paths.ca.write_bytes(ca_cert.public_bytes(pem))
+    paths.other_ca.write_bytes(other_cert.public_bytes(pem))
+    paths.cert.write_bytes(cert.public_bytes(pem))
+    paths.key.write_bytes(
+        key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    paths.key.chmod(0o600)
+    return paths
+
+
+# -- keyfob serve over HTTPS --------------------------------------------------------------
+
+
+@dataclass
+class HttpsServer:
+    """`keyfob serve` behind gunicorn's own TLS; speaks like tests.ops.conftest.Server."""
+
+    port: int
+    process: subprocess.Popen[bytes]
+    log: Path
+    ca: Path
+    env: dict[str, str]
+
+    @property
+    def url(self) -> str:
+        return f"https://127.0.0.1:{self.port}"
+
+    def request(  # type: ignore[no-untyped-def]
+        self, method: str, path: str, body: bytes | None = None, headers=None
+    ) -> tuple[int, dict[str, list[str]], bytes]:
+        headers = dict(headers or {})
+        if method == "POST":  # Django's CSRF check wants the origin on HTTPS
+            headers.setdefault("Origin", self.url)
+            headers.setdefault("Referer", self.url + path)
+        context = ssl.create_default_context(cafile=str(self.ca))
+        conn = http.client.HTTPSConnection("127.0.0.1", self.port, timeout=30, context=context)
+        try:
+            conn.request(method, path, body=body, headers=headers)
+            response = conn.getresponse()
+            found: dict[str, list[str]] = {}
+            for name, value in response.getheaders():
+                found.setdefault(name.lower(), []).append(value)
+            return response.status, found, response.read()
+        finally:
+            conn.close()
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=15)
+
+
+def start_https_server(env: dict[str, str], tls: Tls, workers: int = 2) -> HttpsServer:
+    port = free_port()
+    log = Path(env["KEYFOB_DATA_DIR"]) / f"serve-{port}.log"
+    # gunicorn reads extra options from GUNICORN_CMD_ARGS: `keyfob serve` itself, with TLS.
+    env = {**env, "GUNICORN_CMD_ARGS": f"--certfile {tls.cert} --keyfile {tls.key}"}
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "keyfob.site.cli", "serve", "--host", "127.0.0.1",
+             "--port", str(port), "--workers", str(workers)],
+            env=env, stdout=out, stderr=subprocess.STDOUT, cwd=env["KEYFOB_DATA_DIR"],
+        )  # fmt: skip
+    server = HttpsServer(port, process, log, tls.ca, env)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"keyfob serve exited ({process.returncode}): {log.read_text()}")
+        try:
+            if server.request("GET", "/healthz")[0] == 200:
+                return server
+        except OSError:
+            pass
+        time.sleep(0.2)
+    server.stop()
+    pytest.fail(f"keyfob serve did not answer over HTTPS within 30 s: {log.read_text()}")
+
+
+@dataclass
+class Central:
+    server: HttpsServer
+    env: dict[str, str]
+    token_file: Path
+    module_dir: Path
+    sshd: Sshd
+    user: SshUser
+
+    def pam_line(self, **changes: object) -> str:
+        """The PAM line server-config writes, with ``changes`` to build_central's arguments."""
+        options: dict[str, object] = {
+            "cafile": self.server.ca,
+            "module_dir": self.module_dir,
+            "nullok": False,
+        }
+        options.update(changes)
+        url = str(options.pop("url", self.server.url))
+        token_file = Path(str(options.pop("token_file", self.token_file)))
+        extra = str(options.pop("extra", ""))
+        config = serverconfig.build_central(url, token_file, **options)  # type: ignore[arg-type]
+        return config.pam_line + (f" {extra}" if extra else "")
+
+    def django(self, code: str) -> object:
+        return django_eval(self.env, code)
+
+
+@pytest.fixture(scope="module")
+def central(workdir: Path, ssh_user: SshUser, tls: Tls) -> Iterator[Central]:
+    if os.geteuid() != 0:
+        pytest.skip("needs root: creates a user and runs sshd")
+    if serverconfig.find_module(PAM_PYTHON) is None:
+        pytest.skip("pam_python.so is missing (apt-get install libpam-python)")
+    require_tool("oathtool")
+    data_dir = workdir / "keyfob"
+    data_dir.mkdir(mode=0o700)
+    env = base_env(data_dir)
+    done = keyfob(env, "migrate", "--no-input")
+    assert done.returncode == 0, done.stderr
+    done = keyfob(env, "createuser", EMAIL, "--password-stdin", stdin=PASSWORD + "\n")
+    assert done.returncode == 0, done.stderr
+    made = keyfob(env, "server-token", "create", SERVER_NAME)
+    assert made.returncode == 0, made.stderr
+    token_file = workdir / "keyfob-token"
+    token_file.write_text(made.stdout.strip() + "\n")
+    token_file.chmod(0o600)
+    linked = keyfob(env, "ssh-link", EMAIL, ssh_user.name, "--server", SERVER_NAME)
+    assert linked.returncode == 0, linked.stderr
+    # Installed as server-config installs it: a copy, outside the source tree.
+    module_dir = workdir / "lib"
+    serverconfig.install_module(module_dir)
+    server = start_https_server(env, tls)
+    try:
+        config = serverconfig.build_central(
+            server.url, token_file, cafile=tls.ca, module_dir=module_dir
+        )
+        with running_sshd(workdir, ssh_user, config.pam_line, config.drop_in) as sshd:
+            yield Central(server, env, token_file, module_dir, sshd, ssh_user)
+    finally:
+        server.stop()
+
+
+PASSWORD = "correct horse battery staple"
+
+FRESH = """
+from keyfob import clock, otp
+from keyfob.accounts.models import Throttle, User
+from keyfob.audit.models import SecurityEvent
+from keyfob.twofactor import flows
+from keyfob.twofactor.models import Authenticator
+user = User.objects.get(email={email!r})
+Authenticator.objects.filter(user=user).delete()
+Throttle.objects.all().delete()
+SecurityEvent.objects.filter(user=user).delete()
+secret = otp.random_secret()
+auth = Authenticator(user=user)
+auth.set_secret(secret)
+auth.confirmed_at = clock.now()
+auth.save()
+result = {{"secret": otp.b32encode_secret(secret), "recovery": flows.replace_recovery_codes(user)}}
+"""
+
+
+@dataclass
+class Account:
+    secret: str  # base32, for oathtool
+    recovery: list[str]
+
+
+@pytest.fixture
+def account(central: Central) -> Account:
+    """The linked account with a new secret, new recovery codes, no throttle, no events."""
+    data = central.django(FRESH.format(email=EMAIL))
+    assert isinstance(data, dict)
+    central.sshd.set_pam_auth(central.pam_line())
+    return Account(data["secret"], data["recovery"])
+
+
+def events(central: Central) -> list[dict[str, object]]:
+    data = central.django(
+        "from keyfob.audit.models import SecurityEvent\n"
+        f"result = list(SecurityEvent.objects.filter(user__email={EMAIL!r}).order_by('pk')"
+        ".values('kind', 'channel', 'address', 'user_agent', 'detail'))\n"
+    )
+    assert isinstance(data, list)
+    return data
