@@ -45,6 +45,7 @@ lint: venv
 
 bench: venv
 	$(BIN)/python bench/otp_verify.py
+	$(BIN)/python bench/ssh_verify.py
 
 run: venv
 	$(BIN)/keyfob migrate --no-input
