@@ -98,6 +98,8 @@ class Throttle(models.Model):
     key = models.CharField(max_length=128)
     consecutive = models.PositiveIntegerField(default=0)
     locked_until = models.DateTimeField(null=True, blank=True)
+    # Lets a check skip counting the daily failures when there was none for a day.
+    last_failure_at = models.DateTimeField(null=True, blank=True)
     updated = models.DateTimeField(default=clock.now)
 
     class Meta:

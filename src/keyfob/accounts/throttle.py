@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F
 
 from keyfob import clock
@@ -53,12 +53,16 @@ ADDRESS = Policy(
 def acquire(policy: Policy, key: str) -> Throttle:
     """Return the (scope, key) row, locked until the surrounding transaction ends."""
     assert transaction.get_connection().in_atomic_block, "acquire() needs a transaction"
-    row, _ = Throttle.objects.get_or_create(scope=policy.scope, key=key)
+    rows = Throttle.objects.filter(scope=policy.scope, key=key)
     # An UPDATE takes the row lock on PostgreSQL (and the write lock on SQLite), where
     # SELECT … FOR UPDATE would be ignored by SQLite.
-    Throttle.objects.filter(pk=row.pk).update(updated=clock.now())
-    row.refresh_from_db()
-    return row
+    if not rows.update(updated=clock.now()):
+        try:
+            with transaction.atomic():
+                Throttle.objects.create(scope=policy.scope, key=key)
+        except IntegrityError:  # created by a concurrent request: lock theirs
+            rows.update(updated=clock.now())
+    return rows.get()
 
 
 def retry_after(policy: Policy, row: Throttle) -> float:
@@ -67,11 +71,12 @@ def retry_after(policy: Policy, row: Throttle) -> float:
     waits = [0.0]
     if row.locked_until is not None and row.locked_until > now:
         waits.append((row.locked_until - now).total_seconds())
-    recent = ThrottleFailure.objects.filter(throttle=row, at__gt=now - DAY)
-    if recent.count() >= policy.daily:
-        # Allowed again when enough of the span's failures have aged out.
-        oldest = recent.order_by("-at").values_list("at", flat=True)[policy.daily - 1]
-        waits.append((oldest + DAY - now).total_seconds())
+    if row.last_failure_at is not None and row.last_failure_at > now - DAY:
+        recent = ThrottleFailure.objects.filter(throttle=row, at__gt=now - DAY)
+        if recent.count() >= policy.daily:
+            # Allowed again when enough of the span's failures have aged out.
+            oldest = recent.order_by("-at").values_list("at", flat=True)[policy.daily - 1]
+            waits.append((oldest + DAY - now).total_seconds())
     return max(waits)
 
 
@@ -85,8 +90,10 @@ def check(policy: Policy, row: Throttle) -> None:
 def record_failure(policy: Policy, row: Throttle) -> float:
     """Count one failure on a locked row; return the delay it imposes (seconds)."""
     now = clock.now()
-    Throttle.objects.filter(pk=row.pk).update(consecutive=F("consecutive") + 1)
-    row.refresh_from_db(fields=["consecutive"])
+    Throttle.objects.filter(pk=row.pk).update(
+        consecutive=F("consecutive") + 1, last_failure_at=now
+    )
+    row.refresh_from_db(fields=["consecutive", "last_failure_at"])
     delay = policy.delay(row.consecutive)
     if delay:
         Throttle.objects.filter(pk=row.pk).update(locked_until=now + delay)
@@ -102,4 +109,5 @@ def consecutive_failures(policy: Policy, key: str) -> int:
 
 def reset(row: Throttle) -> None:
     """A success of the factor clears the consecutive count (not the daily record)."""
-    Throttle.objects.filter(pk=row.pk).update(consecutive=0, locked_until=None)
+    if row.consecutive or row.locked_until is not None:
+        Throttle.objects.filter(pk=row.pk).update(consecutive=0, locked_until=None)
