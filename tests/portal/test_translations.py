@@ -17,7 +17,7 @@ SRC = Path(keyfob.__file__).parent
 PO = SRC / "site/locale/fr/LC_MESSAGES/django.po"
 MO = PO.with_suffix(".mo")
 # Identical in both languages on purpose.
-SAME_IN_FRENCH = {"Web", "SSH", "API"}
+SAME_IN_FRENCH = {"Web", "SSH", "API", "Note"}
 
 
 def entries(po_text: str) -> list[tuple[str, str | None, list[str]]]:
