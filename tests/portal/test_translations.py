@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gettext
+import json
 import os
 import re
 import shutil
@@ -25,7 +26,10 @@ def entries(po_text: str) -> list[tuple[str, str | None, list[str]]]:
 
     def joined(block: str, key: str) -> str | None:
         match = re.search(rf"^{re.escape(key)} ((?:\".*\"\n?)+)", block, re.MULTILINE)
-        return "".join(re.findall(r'"(.*)"', match.group(1))) if match else None
+        if not match:
+            return None
+        # Each quoted piece uses C escapes (\" and \n), which JSON strings read the same way.
+        return "".join(json.loads(f'"{piece}"') for piece in re.findall(r'"(.*)"', match.group(1)))
 
     found = []
     for block in po_text.split("\n\n"):
