@@ -29,12 +29,46 @@ class Context:
 
 
 def client_address(request: HttpRequest) -> str | None:
-    """The peer's address, validated (a malformed REMOTE_ADDR is recorded as unknown)."""
-    raw = request.META.get("REMOTE_ADDR", "")
-    try:
-        return str(ipaddress.ip_address(raw))
-    except ValueError:
+    """The client's address, or None when it cannot be read.
+
+    REMOTE_ADDR is the peer. Only when the peer is one of ``KEYFOB_TRUSTED_PROXIES``
+    (addresses or CIDRs) is X-Forwarded-For read: from its right end, the first address
+    that is not itself a trusted proxy (further left, a client could have written
+    anything). A malformed header is ignored, and the peer's address is used.
+    """
+    from django.conf import settings
+
+    def parse(raw: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+        try:
+            return ipaddress.ip_address(raw.strip())
+        except ValueError:
+            return None
+
+    peer = parse(request.META.get("REMOTE_ADDR", ""))
+    if peer is None:
         return None
+    proxies = []
+    for item in getattr(settings, "KEYFOB_TRUSTED_PROXIES", []):
+        try:
+            proxies.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            continue  # the deploy checks do not vouch for this list; skip a bad entry
+
+    def trusted(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+        return any(address.version == net.version and address in net for net in proxies)
+
+    header = request.META.get("HTTP_X_FORWARDED_FOR", "")
+    if not proxies or not trusted(peer) or not header:
+        return str(peer)
+    hops = [parse(item) for item in header.split(",")]
+    if any(hop is None for hop in hops):
+        return str(peer)
+    chain = [hop for hop in hops if hop is not None]
+    for hop in reversed(chain):
+        if not trusted(hop):
+            return str(hop)
+    # Every hop is a proxy of ours: the left-most is as far as anyone can tell.
+    return str(chain[0])
 
 
 def record(user: Any, kind: EventKind, context: Context, **detail: Any) -> SecurityEvent:

@@ -1,3 +1,11 @@
-"""Operations endpoints (health, readiness, metrics). Filled in by the production issue."""
+"""Operations endpoints (health, readiness, metrics); see keyfob.site.ops."""
 
-urlpatterns: list[object] = []
+from django.urls import URLPattern, path
+
+from keyfob.site import ops
+
+urlpatterns: list[URLPattern] = [
+    path("healthz", ops.healthz, name="healthz"),
+    path("readyz", ops.readyz, name="readyz"),
+    path("metrics", ops.metrics, name="metrics"),
+]

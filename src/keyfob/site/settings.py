@@ -66,7 +66,8 @@ def _database(url: str | None) -> dict[str, object]:
         "HOST": parts.hostname or "",
         "PORT": str(parts.port or ""),
         "CONN_MAX_AGE": 60,
-        "TEST": {"NAME": "keyfob_test"},
+        # A distinct name lets two test runs share one server.
+        "TEST": {"NAME": os.environ.get("KEYFOB_TEST_DB_NAME", "keyfob_test")},
     }
 
 
@@ -89,10 +90,16 @@ INSTALLED_APPS = [
     "keyfob.accounts",
     "keyfob.audit",
     "keyfob.twofactor",
+    "keyfob.support",
+    "keyfob.api",
 ]
 
 MIDDLEWARE = [
+    # First: it times and logs every request, and gives it the id other log lines carry.
+    "keyfob.site.middleware.RequestLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Before WhiteNoise so static files carry the policy too.
+    "keyfob.site.middleware.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -101,6 +108,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "keyfob.accounts.middleware.AccountLanguageMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # After auth and messages: it signs out an expired session and says why.
+    "keyfob.site.middleware.SessionLifetimeMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "keyfob.site.middleware.NoStoreMiddleware",
 ]
@@ -145,7 +154,11 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 
 SESSION_ENGINE = "django.contrib.sessions.backends.db"
-SESSION_COOKIE_AGE = 12 * 3600
+# The session ends 12 hours after sign-in at most, and after 30 minutes without a request
+# (SessionLifetimeMiddleware); the cookie itself expires with the absolute limit.
+KEYFOB_SESSION_MAX_AGE = int(os.environ.get("KEYFOB_SESSION_MAX_AGE", 12 * 3600))
+KEYFOB_SESSION_IDLE = int(os.environ.get("KEYFOB_SESSION_IDLE", 30 * 60))
+SESSION_COOKIE_AGE = KEYFOB_SESSION_MAX_AGE
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 SESSION_COOKIE_SECURE = HTTPS
@@ -162,6 +175,11 @@ if HTTPS:
     SECURE_SSL_REDIRECT = _env_bool("KEYFOB_SSL_REDIRECT", True)
     SECURE_HSTS_SECONDS = 31536000
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    # A load balancer probes the app over plain HTTP; a redirect would read as "down".
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+# HSTS covers the portal's own host only: includeSubDomains and preload would force HTTPS
+# on every other name under the provider's domain, a choice for the operator's front proxy.
+SILENCED_SYSTEM_CHECKS = ["security.W005", "security.W021"]
 
 LANGUAGE_CODE = "en"
 LANGUAGES = [("en", _("English")), ("fr", _("French"))]
@@ -179,14 +197,41 @@ WHITENOISE_AUTOREFRESH = DEBUG
 EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
 DEFAULT_FROM_EMAIL = os.environ.get("KEYFOB_MAIL_FROM", "Keyfob <keyfob@localhost>")
 
+# KEYFOB_LOG_FORMAT=json: one JSON object per line (time, level, request id, account id,
+# event), request lines included; see keyfob.site.logging for what a line may carry.
+KEYFOB_LOG_FORMAT = os.environ.get("KEYFOB_LOG_FORMAT", "text").strip().lower()
+_JSON_LOGS = KEYFOB_LOG_FORMAT == "json"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"request": {"()": "keyfob.site.logging.RequestContextFilter"}},
+    "formatters": {"json": {"()": "keyfob.site.logging.JsonFormatter"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "filters": ["request"],
+            **({"formatter": "json"} if _JSON_LOGS else {}),
+        }
+    },
     "root": {"handlers": ["console"], "level": "WARNING"},
+    "loggers": {
+        "keyfob": {"level": os.environ.get("KEYFOB_LOG_LEVEL", "INFO" if _JSON_LOGS else "WARNING")}
+    },
 }
 
 # Keyfob's own settings; each app reads them through its app_settings object.
 KEYFOB_SITE_NAME = os.environ.get("KEYFOB_SITE_NAME", "Keyfob")
 KEYFOB_DATA_DIR = DATA_DIR
 KEYFOB_SECRET_KEYS = os.environ.get("KEYFOB_SECRET_KEYS", "")
+# Outgoing mail (keyfob.audit.app_settings reads these): smtp://, smtps:// or
+# smtp+starttls://user:pass@host:port; empty prints notices instead of sending them.
+KEYFOB_SMTP_URL = os.environ.get("KEYFOB_SMTP_URL", "")
+KEYFOB_MAIL_MAX_ATTEMPTS = int(os.environ.get("KEYFOB_MAIL_MAX_ATTEMPTS", 55))
+# Reverse proxies whose X-Forwarded-For is believed: addresses or CIDRs, comma-separated.
+KEYFOB_TRUSTED_PROXIES = [
+    p.strip() for p in os.environ.get("KEYFOB_TRUSTED_PROXIES", "").split(",") if p.strip()
+]
+# /metrics answers only with "Authorization: Bearer <token>"; without a token it is off (404).
+KEYFOB_METRICS_TOKEN = os.environ.get("KEYFOB_METRICS_TOKEN", "")
+# Whether the secrets came from the environment (the deploy checks insist on it).
+KEYFOB_SECRET_KEY_FROM_ENV = bool(os.environ.get("KEYFOB_SECRET_KEY"))

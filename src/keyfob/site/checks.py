@@ -1,0 +1,109 @@
+"""System checks that refuse unsafe production settings: ``keyfob check --deploy``.
+
+Each error names the environment variable to change, since that is the only place a
+setting comes from. Django's own deploy warnings run too; these are errors, so the
+command exits non-zero.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.checks import CheckMessage, Error, Tags, Warning, register
+
+WEAK_PREFIXES = ("django-insecure-",)
+MIN_SECRET_LENGTH = 50
+MIN_SECRET_CHARACTERS = 5
+
+
+def _weak(secret: str) -> bool:
+    return (
+        len(secret) < MIN_SECRET_LENGTH
+        or len(set(secret)) < MIN_SECRET_CHARACTERS
+        or secret.startswith(WEAK_PREFIXES)
+    )
+
+
+@register(Tags.security, deploy=True)
+def check_production_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    errors: list[CheckMessage] = []
+    if settings.DEBUG:
+        errors.append(
+            Error(
+                "KEYFOB_DEBUG is on: error pages would show settings and code to anyone.",
+                hint="Unset KEYFOB_DEBUG (or set it to 0) in production.",
+                id="keyfob.E001",
+            )
+        )
+    if not getattr(settings, "KEYFOB_SECRET_KEY_FROM_ENV", False):
+        errors.append(
+            Error(
+                "KEYFOB_SECRET_KEY is not set: each machine would sign sessions with its own "
+                "generated key.",
+                hint="Set KEYFOB_SECRET_KEY to one random value of 50 characters or more, "
+                "the same for every process.",
+                id="keyfob.E002",
+            )
+        )
+    elif _weak(str(settings.SECRET_KEY)):
+        errors.append(
+            Error(
+                "KEYFOB_SECRET_KEY is weak: it needs 50 characters or more, not all alike.",
+                hint='Generate one with: python3 -c "import secrets; '
+                'print(secrets.token_urlsafe(50))"',
+                id="keyfob.E003",
+            )
+        )
+    hosts = list(settings.ALLOWED_HOSTS)
+    if not hosts or any(h in {"*", ".*"} or h.startswith("*") for h in hosts):
+        errors.append(
+            Error(
+                "KEYFOB_ALLOWED_HOSTS is empty or a wildcard: requests for any host name "
+                "would be answered.",
+                hint="Set KEYFOB_ALLOWED_HOSTS to the portal's host names, e.g. "
+                "portal.example.com.",
+                id="keyfob.E004",
+            )
+        )
+    if not (settings.SESSION_COOKIE_SECURE and settings.CSRF_COOKIE_SECURE):
+        errors.append(
+            Error(
+                "KEYFOB_HTTPS is off: session and CSRF cookies would travel over plain HTTP, "
+                "without HSTS.",
+                hint="Serve the portal over HTTPS and set KEYFOB_HTTPS=1.",
+                id="keyfob.E005",
+            )
+        )
+    if not settings.KEYFOB_SECRET_KEYS:
+        errors.append(
+            Warning(
+                "KEYFOB_SECRET_KEYS is not set: secrets at rest use a key ring generated in "
+                "the data directory, which other machines do not have.",
+                hint="Set KEYFOB_SECRET_KEYS to the key ring (see README, Deploying) and "
+                "back it up with the database.",
+                id="keyfob.W001",
+            )
+        )
+    return errors
+
+
+@register(Tags.security)
+def check_key_ring(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """A malformed KEYFOB_SECRET_KEYS is an error at every start, not at the first login."""
+    if not settings.KEYFOB_SECRET_KEYS:
+        return []
+    from keyfob.twofactor import keyring
+
+    try:
+        keyring._parse(settings.KEYFOB_SECRET_KEYS)
+    except keyring.KeyRingError as exc:
+        return [
+            Error(
+                f"KEYFOB_SECRET_KEYS is not usable: {exc}.",
+                hint="Each key is the base64 of 32 random bytes: "
+                'python3 -c "import os, base64; print(base64.b64encode(os.urandom(32)).decode())"',
+                id="keyfob.E006",
+            )
+        ]
+    return []
