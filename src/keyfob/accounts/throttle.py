@@ -90,9 +90,7 @@ def check(policy: Policy, row: Throttle) -> None:
 def record_failure(policy: Policy, row: Throttle) -> float:
     """Count one failure on a locked row; return the delay it imposes (seconds)."""
     now = clock.now()
-    Throttle.objects.filter(pk=row.pk).update(
-        consecutive=F("consecutive") + 1, last_failure_at=now
-    )
+    Throttle.objects.filter(pk=row.pk).update(consecutive=F("consecutive") + 1, last_failure_at=now)
     row.refresh_from_db(fields=["consecutive", "last_failure_at"])
     delay = policy.delay(row.consecutive)
     if delay:

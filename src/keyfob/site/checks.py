@@ -96,7 +96,7 @@ def check_key_ring(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
     from keyfob.twofactor import keyring
 
     try:
-        keyring._parse(settings.KEYFOB_SECRET_KEYS)
+        keyring.parse(settings.KEYFOB_SECRET_KEYS)
     except keyring.KeyRingError as exc:
         return [
             Error(

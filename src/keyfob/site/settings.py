@@ -52,7 +52,13 @@ def _database(url: str | None) -> dict[str, object]:
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": str(_data_dir() / "keyfob.sqlite3"),
             # Writers wait for each other instead of failing at once.
-            "OPTIONS": {"timeout": 20, "transaction_mode": "IMMEDIATE"},
+            "OPTIONS": {
+                "timeout": 20,
+                "transaction_mode": "IMMEDIATE",
+                # WAL: readers never wait for the writer, and a commit is one fsync of the
+                # log. synchronous stays FULL so a consumed code survives a power cut.
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;",
+            },
             "TEST": {"NAME": str(_data_dir() / "test.sqlite3")},
         }
     parts = urlsplit(url)

@@ -32,7 +32,8 @@ def key_id(key: bytes) -> str:
     return hashlib.sha256(key).hexdigest()[:16]
 
 
-def _parse(text: str) -> list[bytes]:
+def parse(text: str) -> list[bytes]:
+    """The keys of a ring written as comma-separated base64; raises :class:`KeyRingError`."""
     keys = []
     for item in text.replace("\n", ",").split(","):
         item = item.strip()
@@ -72,7 +73,7 @@ def ring() -> tuple[bytes, ...]:
     text = settings.KEYFOB_SECRET_KEYS or _generated_ring(
         Path(settings.KEYFOB_DATA_DIR) / "keyring"
     )
-    return tuple(_parse(text))
+    return tuple(parse(text))
 
 
 def encrypt(plaintext: bytes, *, context: str) -> str:
