@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -31,3 +34,23 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
         report.outcome = "failed"
         report.longrepr = f"KEYFOB_STRICT_TESTS=1: a skipped test is a failure ({reason})"
+
+
+def wait_until_serving(server: Any, process: Any, log: Path, timeout: float) -> Any:
+    """Poll ``server``'s /healthz until it answers 200; fail with its log otherwise.
+
+    ``server`` has ``request(method, path) -> (status, …)`` and ``stop()``; ``process`` is
+    its ``subprocess.Popen``. Shared by every test that starts ``keyfob serve``.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"keyfob serve exited ({process.returncode}): {log.read_text()}")
+        try:
+            if server.request("GET", "/healthz")[0] == 200:
+                return server
+        except OSError:
+            pass
+        time.sleep(0.2)
+    server.stop()
+    pytest.fail(f"keyfob serve did not answer within {timeout} s: {log.read_text()}")

@@ -16,13 +16,14 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlencode, urlsplit
 
 import pytest
+
+from tests.conftest import wait_until_serving
 
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "correct horse battery staple"
@@ -151,18 +152,7 @@ def start_server(env: dict[str, str], workers: int = 2, timeout: float = 30) -> 
             env=env, stdout=out, stderr=subprocess.STDOUT, cwd=env["KEYFOB_DATA_DIR"],
         )  # fmt: skip
     server = Server(port, process, log)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"keyfob serve exited ({process.returncode}): {log.read_text()}")
-        try:
-            if server.request("GET", "/healthz")[0] == 200:
-                return server
-        except OSError:
-            pass
-        time.sleep(0.2)
-    server.stop()
-    pytest.fail(f"keyfob serve did not answer within {timeout}s: {log.read_text()}")
+    return wait_until_serving(server, process, log, timeout)
 
 
 @pytest.fixture

@@ -17,7 +17,6 @@ import signal
 import ssl
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from keyfob.ssh import serverconfig
-from tests.conftest import require_tool
+from tests.conftest import require_tool, wait_until_serving
 from tests.ops.conftest import base_env, django_eval, free_port, keyfob
 from tests.ssh.harness import Sshd, SshUser, running_sshd, ssh_user, workdir
 
@@ -188,18 +187,7 @@ def start_https_server(env: dict[str, str], tls: Tls, workers: int = 2) -> Https
             env=env, stdout=out, stderr=subprocess.STDOUT, cwd=env["KEYFOB_DATA_DIR"],
         )  # fmt: skip
     server = HttpsServer(port, process, log, tls.ca, env)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"keyfob serve exited ({process.returncode}): {log.read_text()}")
-        try:
-            if server.request("GET", "/healthz")[0] == 200:
-                return server
-        except OSError:
-            pass
-        time.sleep(0.2)
-    server.stop()
-    pytest.fail(f"keyfob serve did not answer over HTTPS within 30 s: {log.read_text()}")
+    return wait_until_serving(server, process, log, 30)
 
 
 @dataclass

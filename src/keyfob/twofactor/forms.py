@@ -54,6 +54,7 @@ class CodeForm(forms.Form):
 
 class DisableForm(PasswordCheckForm):
     code = CodeField()
+    recovery = False  # a current code from the app, not a recovery code
 
 
 class RecoveryCodeField(forms.CharField):

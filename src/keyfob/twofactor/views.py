@@ -80,7 +80,11 @@ def recovery_error(exc: KeyfobError) -> str:
 
 
 def _check_second_factor(
-    user: User, form: SignInCodeForm | ReauthForm, context: Context, *, after_password: bool
+    user: User,
+    form: SignInCodeForm | ReauthForm | DisableForm,
+    context: Context,
+    *,
+    after_password: bool,
 ) -> bool:
     """Check the form's code or recovery code; put the error on the form. True if accepted."""
     field = "recovery_code" if form.recovery else "code"
@@ -95,6 +99,19 @@ def _check_second_factor(
         form.add_error(field, recovery_error(exc) if form.recovery else code_error(exc))
         return False
     return True
+
+
+def _password_checked(request: HttpRequest, user: User, form: ReauthForm | DisableForm) -> bool:
+    """Check the form's password for ``user`` (throttled); put the error on the form."""
+    try:
+        account_flows.check_password(request, user.email, form.cleaned_data["password"])
+    except account_flows.InvalidCredentials:
+        form.add_error("password", _("This password is not right."))
+    except Throttled as exc:
+        form.add_error("password", code_error(exc))
+    else:
+        return True
+    return False
 
 
 def _recovery_left_message(request: HttpRequest, user: User) -> None:
@@ -287,21 +304,12 @@ def disable_view(request: HttpRequest) -> HttpResponse:
     form = DisableForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         context = Context.from_request(request)
-        try:
-            account_flows.check_password(request, user.email, form.cleaned_data["password"])
-        except account_flows.InvalidCredentials:
-            form.add_error("password", _("This password is not right."))
-        except Throttled as exc:
-            form.add_error("password", code_error(exc))
-        else:
-            try:
-                flows.verify_code(user, form.cleaned_data["code"], context)
-            except CODE_ERRORS as exc:
-                form.add_error("code", code_error(exc))
-            else:
-                flows.disable(user, context)
-                messages.success(request, _("Two-factor authentication is off."))
-                return redirect("account:security")
+        if _password_checked(request, user, form) and _check_second_factor(
+            user, form, context, after_password=False
+        ):
+            flows.disable(user, context)
+            messages.success(request, _("Two-factor authentication is off."))
+            return redirect("account:security")
     return render(request, "twofactor/disable.html", {"form": form})
 
 
@@ -334,16 +342,11 @@ def reauth_view(request: HttpRequest) -> HttpResponse:
     )
     if request.method == "POST" and form.is_valid():
         context = Context.from_request(request)
-        try:
-            account_flows.check_password(request, user.email, form.cleaned_data["password"])
-        except account_flows.InvalidCredentials:
-            form.add_error("password", _("This password is not right."))
-        except Throttled as exc:
-            form.add_error("password", code_error(exc))
-        else:
-            if not second_factor or _check_second_factor(user, form, context, after_password=False):
-                account_flows.mark_recent_auth(request)
-                return redirect(next_url)
+        if _password_checked(request, user, form) and (
+            not second_factor or _check_second_factor(user, form, context, after_password=False)
+        ):
+            account_flows.mark_recent_auth(request)
+            return redirect(next_url)
     return render(
         request,
         "twofactor/reauth.html",
