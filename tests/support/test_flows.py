@@ -8,6 +8,7 @@ import re
 
 import pytest
 from django.contrib.sessions.models import Session
+from django.core import signing
 from django.db import connection
 from django.test import Client
 
@@ -352,7 +353,14 @@ def test_the_emailed_link_cancels_with_a_post(alice: Enrolled, client: Client) -
 def test_a_forged_or_old_link_is_refused(alice: Enrolled, client: Client) -> None:
     req = open_for(alice)
     link = cancel_link(alice)
-    forged = link.replace(f"{req.pk}", f"{req.pk + 1}", 1)
+    # Another request's id under this link's signature (the id's digits may also occur in
+    # the signature, so edit the signed payload itself, not the text of the link).
+    value = link.rstrip("/").rsplit("/", 1)[1]
+    payload, signature = value.split(":", 1)
+    data = json.loads(signing.b64_decode(payload.encode()))
+    data["r"] = req.pk + 1
+    other = signing.b64_encode(json.dumps(data, separators=(",", ":")).encode()).decode()
+    forged = link.replace(value, f"{other}:{signature}")
     for bad in [forged, "/support/cancel/nonsense/", link[:-3] + "x/"]:
         response = client.post(bad)
         assert response.status_code == 400 and b"This link is not valid" in response.content
