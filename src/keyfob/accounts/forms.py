@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import zoneinfo
+from typing import TYPE_CHECKING
 
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from keyfob.accounts.models import Language, User
+
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
 
 TIME_ZONES = sorted(zoneinfo.available_timezones() - {"localtime", "Factory"})
 
@@ -15,18 +19,28 @@ TIME_ZONES = sorted(zoneinfo.available_timezones() - {"localtime", "Factory"})
 MAX_PASSWORD = 256
 
 
-class LoginForm(forms.Form):
-    email = forms.EmailField(
-        label=_("Email"),
+def email_field(
+    label: StrOrPromise, *, autocomplete: str, autofocus: bool = False
+) -> forms.EmailField:
+    """An account's e-mail address, with the messages every form here uses."""
+    attrs: dict[str, object] = {"autocomplete": autocomplete}
+    if autofocus:
+        attrs["autofocus"] = True
+    return forms.EmailField(
+        label=label,
         max_length=254,
         error_messages={
             "required": _("Enter your e-mail address."),
             "invalid": _("Enter a valid e-mail address."),
             "max_length": _("This e-mail address is too long."),
         },
-        widget=forms.EmailInput(attrs={"autocomplete": "username", "autofocus": True}),
+        widget=forms.EmailInput(attrs=attrs),
     )
-    password = forms.CharField(
+
+
+def password_field() -> forms.CharField:
+    """The account's current password, bounded so argon2 never hashes a huge paste."""
+    return forms.CharField(
         label=_("Password"),
         max_length=MAX_PASSWORD,
         strip=False,
@@ -36,6 +50,11 @@ class LoginForm(forms.Form):
         },
         widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
     )
+
+
+class LoginForm(forms.Form):
+    email = email_field(_("Email"), autocomplete="username", autofocus=True)
+    password = password_field()
 
 
 class ProfileForm(forms.ModelForm):  # type: ignore[type-arg]
@@ -71,29 +90,11 @@ class ProfileForm(forms.ModelForm):  # type: ignore[type-arg]
 class PasswordCheckForm(forms.Form):
     """The current password, asked again before a sensitive change."""
 
-    password = forms.CharField(
-        label=_("Password"),
-        max_length=MAX_PASSWORD,
-        strip=False,
-        error_messages={
-            "required": _("Enter your password."),
-            "max_length": _("This password is too long."),
-        },
-        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
-    )
+    password = password_field()
 
 
 class EmailChangeForm(forms.Form):
-    email = forms.EmailField(
-        label=_("New e-mail address"),
-        max_length=254,
-        error_messages={
-            "required": _("Enter your e-mail address."),
-            "invalid": _("Enter a valid e-mail address."),
-            "max_length": _("This e-mail address is too long."),
-        },
-        widget=forms.EmailInput(attrs={"autocomplete": "email"}),
-    )
+    email = email_field(_("New e-mail address"), autocomplete="email")
 
     def __init__(self, *args: object, user: User, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
