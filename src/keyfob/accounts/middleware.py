@@ -8,7 +8,7 @@ from django.http import HttpRequest, HttpResponse
 from django.utils import timezone, translation
 
 
-class AccountLanguageMiddleware:
+class AccountPreferencesMiddleware:
     """A signed-in account's chosen language wins over the browser's Accept-Language, and
     its time zone is the one pages show times in.
 

@@ -112,7 +112,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "keyfob.accounts.middleware.AccountLanguageMiddleware",
+    "keyfob.accounts.middleware.AccountPreferencesMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     # After auth and messages: it signs out an expired session and says why.
     "keyfob.site.middleware.SessionLifetimeMiddleware",
