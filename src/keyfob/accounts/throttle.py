@@ -11,10 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import F
 
-from keyfob import clock
+from keyfob import clock, sql
 from keyfob.accounts.models import Throttle, ThrottleFailure
 from keyfob.otp import Throttled
 
@@ -51,18 +51,34 @@ ADDRESS = Policy(
 
 
 def acquire(policy: Policy, key: str) -> Throttle:
-    """Return the (scope, key) row, locked until the surrounding transaction ends."""
+    """Return the (scope, key) row, locked until the surrounding transaction ends.
+
+    One statement makes the row if needed and takes its lock (a write lock on SQLite, the
+    row's lock on PostgreSQL, where a concurrent insert of the same row waits and then
+    updates it), and reads the counters as they are once the lock is held.
+    """
     assert transaction.get_connection().in_atomic_block, "acquire() needs a transaction"
-    rows = Throttle.objects.filter(scope=policy.scope, key=key)
-    # An UPDATE takes the row lock on PostgreSQL (and the write lock on SQLite), where
-    # SELECT … FOR UPDATE would be ignored by SQLite.
-    if not rows.update(updated=clock.now()):
-        try:
-            with transaction.atomic():
-                Throttle.objects.create(scope=policy.scope, key=key)
-        except IntegrityError:  # created by a concurrent request: lock theirs
-            rows.update(updated=clock.now())
-    return rows.get()
+    now = clock.now()
+    found = sql.row(
+        f"INSERT INTO {sql.table(Throttle)} (scope, \"key\", consecutive, updated) "
+        "VALUES (%s, %s, 0, %s) "
+        f"ON CONFLICT (scope, \"key\") DO UPDATE SET updated = excluded.updated "
+        "RETURNING id, consecutive, locked_until, last_failure_at",
+        [policy.scope, key, sql.moment(now)],
+    )
+    assert found is not None, "INSERT … RETURNING returns the row"
+    pk, consecutive, locked_until, last_failure_at = found
+    row = Throttle(
+        pk=pk,
+        scope=policy.scope,
+        key=key,
+        consecutive=consecutive,
+        locked_until=sql.aware(locked_until),
+        last_failure_at=sql.aware(last_failure_at),
+        updated=now,
+    )
+    row._state.adding, row._state.db = False, transaction.get_connection().alias
+    return row
 
 
 def retry_after(policy: Policy, row: Throttle) -> float:

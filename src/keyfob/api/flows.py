@@ -19,7 +19,7 @@ from datetime import timedelta
 
 from django.db import IntegrityError, transaction
 
-from keyfob import clock
+from keyfob import clock, sql
 from keyfob.accounts.models import User
 from keyfob.api.models import ServerToken, SshLogin
 from keyfob.audit.events import Context, record
@@ -104,7 +104,7 @@ def authenticate(header: str) -> ServerToken | None:
     match = TOKEN_RE.fullmatch(token) if scheme.lower() == "bearer" else None
     row = None
     if match is not None:
-        row = ServerToken.objects.filter(key=match.group(1), revoked_at__isnull=True).first()
+        row = sql.load(ServerToken, "\"key\" = %s AND revoked_at IS NULL", [match.group(1)])
     # Compare a digest either way, in constant time; the key alone proves nothing.
     expected = row.digest if row is not None else _DUMMY_DIGEST
     if not hmac.compare_digest(expected, _digest(token)) or row is None:
@@ -153,10 +153,13 @@ def unlink(login: str, server: str, context: Context) -> bool:
 
 def account_for(login: str, server: str) -> User | None:
     """The active account ``login`` on ``server`` belongs to (a server's own link first)."""
-    rows = SshLogin.objects.select_related("user").filter(login=login, server__in=[server, ""])
-    for row in sorted(rows, key=lambda r: r.server == ""):
-        return row.user if row.user.is_active else None
-    return None
+    # The server's own link sorts first: "" (every server) is the smallest name.
+    return sql.load(
+        User,
+        f"id = (SELECT user_id FROM {sql.table(SshLogin)} WHERE login = %s AND server IN (%s, '') "
+        "ORDER BY server DESC LIMIT 1) AND is_active",
+        [login, server],
+    )
 
 
 def logins_of(user: User) -> list[SshLogin]:

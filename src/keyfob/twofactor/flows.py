@@ -16,7 +16,7 @@ from typing import TypeVar
 
 from django.db import transaction
 
-from keyfob import clock, otp
+from keyfob import clock, otp, sql
 from keyfob.accounts import throttle
 from keyfob.accounts.models import User
 from keyfob.audit import notices
@@ -64,7 +64,9 @@ def _attempt(user: User, context: Context, factor: str, attempt: Callable[[], T]
     Raises :class:`Throttled` without calling ``attempt`` while the account waits.
     """
     failure: KeyfobError
-    with transaction.atomic():
+    # No savepoint of its own: nothing in this block raises past it (the refusal is raised
+    # after it), so it never needs to roll back alone.
+    with transaction.atomic(savepoint=False):
         row = throttle.acquire(throttle.CODE, str(user.pk))
         try:
             throttle.check(throttle.CODE, row)
@@ -129,23 +131,30 @@ def _wrong_code(auth: Authenticator, code: str, at: float) -> InvalidCode:
 
 def _consume(auth: Authenticator, matched: int, *, confirm: bool) -> bool:
     """Compare-and-set: move the step/counter past ``matched`` unless someone already did."""
-    rows = Authenticator.objects.filter(pk=auth.pk)
     if auth.kind == Kind.HOTP:
-        rows = rows.filter(counter__lte=matched)
-        changes: dict[str, object] = {"counter": matched + 1}
+        changes, condition = "counter = %s", "counter <= %s"
+        params: list[object] = [matched + 1]
     else:
-        rows = rows.filter(last_step__lt=matched)
-        changes = {"last_step": matched}
+        changes, condition = "last_step = %s", "last_step < %s"
+        params = [matched]
     if confirm:
-        rows = rows.filter(confirmed_at__isnull=True)
-        changes["confirmed_at"] = clock.now()
-    return rows.update(**changes) == 1
+        changes += ", confirmed_at = %s"
+        condition += " AND confirmed_at IS NULL"
+        params.append(sql.moment(clock.now()))
+    return (
+        sql.count(
+            f"UPDATE {sql.table(Authenticator)} SET {changes} WHERE id = %s AND {condition}",
+            [*params, auth.pk, matched],
+        )
+        == 1
+    )
 
 
 def _code_attempt(user: User, code: str, *, confirm: bool) -> Callable[[], Authenticator]:
     def attempt() -> Authenticator:
         at = clock.time()
-        auth = Authenticator.objects.filter(user=user, confirmed_at__isnull=confirm).first()
+        state = "NULL" if confirm else "NOT NULL"
+        auth = sql.load(Authenticator, f"user_id = %s AND confirmed_at IS {state}", [user.pk])
         if auth is None:
             raise SetupExpired() if confirm else NotEnrolled()
         matched = _match(auth, code, at)
