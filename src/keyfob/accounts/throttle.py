@@ -60,9 +60,9 @@ def acquire(policy: Policy, key: str) -> Throttle:
     assert transaction.get_connection().in_atomic_block, "acquire() needs a transaction"
     now = clock.now()
     found = sql.row(
-        f"INSERT INTO {sql.table(Throttle)} (scope, \"key\", consecutive, updated) "
+        f'INSERT INTO {sql.table(Throttle)} (scope, "key", consecutive, updated) '  # noqa: S608
         "VALUES (%s, %s, 0, %s) "
-        f"ON CONFLICT (scope, \"key\") DO UPDATE SET updated = excluded.updated "
+        f'ON CONFLICT (scope, "key") DO UPDATE SET updated = excluded.updated '
         "RETURNING id, consecutive, locked_until, last_failure_at",
         [policy.scope, key, sql.moment(now)],
     )

@@ -104,7 +104,7 @@ def authenticate(header: str) -> ServerToken | None:
     match = TOKEN_RE.fullmatch(token) if scheme.lower() == "bearer" else None
     row = None
     if match is not None:
-        row = sql.load(ServerToken, "\"key\" = %s AND revoked_at IS NULL", [match.group(1)])
+        row = sql.load(ServerToken, '"key" = %s AND revoked_at IS NULL', [match.group(1)])
     # Compare a digest either way, in constant time; the key alone proves nothing.
     expected = row.digest if row is not None else _DUMMY_DIGEST
     if not hmac.compare_digest(expected, _digest(token)) or row is None:
@@ -156,7 +156,8 @@ def account_for(login: str, server: str) -> User | None:
     # The server's own link sorts first: "" (every server) is the smallest name.
     return sql.load(
         User,
-        f"id = (SELECT user_id FROM {sql.table(SshLogin)} WHERE login = %s AND server IN (%s, '') "
+        f"id = (SELECT user_id FROM {sql.table(SshLogin)} "  # noqa: S608
+        "WHERE login = %s AND server IN (%s, '') "
         "ORDER BY server DESC LIMIT 1) AND is_active",
         [login, server],
     )
@@ -206,23 +207,22 @@ def verify(server: str, login: str, code: str, context: Context) -> Outcome:
     if user is None:
         return Outcome("unknown_login")
     compact = code.replace(" ", "")
-    # The refusals are caught inside the transaction: the twofactor flows have written the
-    # failure (and its count) by the time they raise, and that must be committed.
-    with transaction.atomic():
-        try:
-            if is_recovery_code(compact):
-                twofactor.use_recovery_code(user, compact, context)
-                factor = "recovery"
-            else:
-                twofactor.verify_code(user, compact, context)
-                factor = "code"
-        except Throttled as exc:
-            return Outcome("throttled", max(1, math.ceil(exc.retry_after)))
-        except twofactor.NotEnrolled:
-            return Outcome("not_enrolled")
-        except (InvalidCode, CodeReused):
-            return Outcome("rejected")
+    factor = "recovery" if is_recovery_code(compact) else "code"
+
+    def signed_in() -> None:
         record(user, EventKind.SIGNIN_OK, context, login=login, server=server, factor=factor)
+
+    try:
+        if factor == "recovery":
+            twofactor.use_recovery_code(user, compact, context, on_success=signed_in)
+        else:
+            twofactor.verify_code(user, compact, context, on_success=signed_in)
+    except Throttled as exc:
+        return Outcome("throttled", max(1, math.ceil(exc.retry_after)))
+    except twofactor.NotEnrolled:
+        return Outcome("not_enrolled")
+    except (InvalidCode, CodeReused):
+        return Outcome("rejected")
     return Outcome("accepted")
 
 

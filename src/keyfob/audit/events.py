@@ -88,7 +88,7 @@ def record(user: Any, kind: EventKind, context: Context, **detail: Any) -> Secur
         detail=detail,
     )
     found = sql.row(
-        f"INSERT INTO {sql.table(SecurityEvent)} "
+        f"INSERT INTO {sql.table(SecurityEvent)} "  # noqa: S608
         "(user_id, kind, at, channel, address, user_agent, detail) "
         "VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING id",
         [

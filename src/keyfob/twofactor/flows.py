@@ -56,16 +56,25 @@ def has_2fa(user: User) -> bool:
     return Authenticator.objects.filter(user=user, confirmed_at__isnull=False).exists()
 
 
-def _attempt(user: User, context: Context, factor: str, attempt: Callable[[], T]) -> T:
+def _attempt(
+    user: User,
+    context: Context,
+    factor: str,
+    attempt: Callable[[], T],
+    on_success: Callable[[], object] | None = None,
+) -> T:
     """Run ``attempt`` under the account's throttle; count it if it raises.
 
+    ``on_success`` runs after a successful attempt, in the same transaction.
+
     ``attempt`` returns its result, or raises :class:`InvalidCode` / :class:`CodeReused`
-    (its own writes are then rolled back to a savepoint and the failure is recorded).
+    before it has written anything (each attempt's first write is its compare-and-set, so
+    no savepoint is needed to undo it; the failure is then recorded and committed).
     Raises :class:`Throttled` without calling ``attempt`` while the account waits.
     """
     failure: KeyfobError
-    # No savepoint of its own: nothing in this block raises past it (the refusal is raised
-    # after it), so it never needs to roll back alone.
+    # No savepoints: a refusal is raised after this block, so nothing in it has to be
+    # rolled back alone, and a savepoint is a round trip on PostgreSQL.
     with transaction.atomic(savepoint=False):
         row = throttle.acquire(throttle.CODE, str(user.pk))
         try:
@@ -75,8 +84,7 @@ def _attempt(user: User, context: Context, factor: str, attempt: Callable[[], T]
             failure = exc
         else:
             try:
-                with transaction.atomic():
-                    result = attempt()
+                result = attempt()
             except CodeReused as exc:
                 throttle.record_failure(throttle.CODE, row)
                 record(user, EventKind.CODE_REUSED, context, factor=factor)
@@ -86,8 +94,12 @@ def _attempt(user: User, context: Context, factor: str, attempt: Callable[[], T]
                 kind = EventKind.RECOVERY_WRONG if factor == "recovery" else EventKind.CODE_WRONG
                 record(user, kind, context)
                 failure = exc
+            except KeyfobError as exc:  # not enrolled, setup expired: nothing to count
+                failure = exc
             else:
                 throttle.reset(row)
+                if on_success is not None:
+                    on_success()
                 return result
     raise failure
 
@@ -143,7 +155,7 @@ def _consume(auth: Authenticator, matched: int, *, confirm: bool) -> bool:
         params.append(sql.moment(clock.now()))
     return (
         sql.count(
-            f"UPDATE {sql.table(Authenticator)} SET {changes} WHERE id = %s AND {condition}",
+            f"UPDATE {sql.table(Authenticator)} SET {changes} WHERE id = %s AND {condition}",  # noqa: S608
             [*params, auth.pk, matched],
         )
         == 1
@@ -151,13 +163,21 @@ def _consume(auth: Authenticator, matched: int, *, confirm: bool) -> bool:
 
 
 def _code_attempt(user: User, code: str, *, confirm: bool) -> Callable[[], Authenticator]:
+    """Read the authenticator and match ``code`` now; return the attempt that consumes it.
+
+    The reading and the HMACs are done before :func:`_attempt` takes the throttle's lock
+    (on SQLite, the database's one write lock), so the lock is held for the writes alone.
+    A stale read is harmless: the compare-and-set decides, and a row changed meanwhile
+    makes the attempt fail. The attempt raises what a check raises, under the lock.
+    """
+    at = clock.time()
+    state = "NULL" if confirm else "NOT NULL"
+    auth = sql.load(Authenticator, f"user_id = %s AND confirmed_at IS {state}", [user.pk])
+    matched = None if auth is None else _match(auth, code, at)
+
     def attempt() -> Authenticator:
-        at = clock.time()
-        state = "NULL" if confirm else "NOT NULL"
-        auth = sql.load(Authenticator, f"user_id = %s AND confirmed_at IS {state}", [user.pk])
         if auth is None:
             raise SetupExpired() if confirm else NotEnrolled()
-        matched = _match(auth, code, at)
         if matched is None:
             raise _wrong_code(auth, code, at)
         if not _consume(auth, matched, confirm=confirm):
@@ -167,8 +187,18 @@ def _code_attempt(user: User, code: str, *, confirm: bool) -> Callable[[], Authe
     return attempt
 
 
-def verify_code(user: User, code: str, context: Context, *, after_password: bool = False) -> None:
+def verify_code(
+    user: User,
+    code: str,
+    context: Context,
+    *,
+    after_password: bool = False,
+    on_success: Callable[[], object] | None = None,
+) -> None:
     """Check a code from the account's authenticator and consume it.
+
+    ``on_success`` runs in the transaction that consumed the code (to record what the code
+    was for).
 
     With ``after_password`` (the sign-in's code step), the third wrong code in a row warns
     the account holder by e-mail that someone may know the password (at most hourly; one
@@ -177,7 +207,7 @@ def verify_code(user: User, code: str, context: Context, *, after_password: bool
     :class:`CodeReused`, :class:`ClockDrift`, :class:`InvalidCode` or :class:`NotEnrolled`.
     """
     try:
-        _attempt(user, context, "code", _code_attempt(user, code, confirm=False))
+        _attempt(user, context, "code", _code_attempt(user, code, confirm=False), on_success)
     except InvalidCode:
         if after_password and throttle.consecutive_failures(throttle.CODE, str(user.pk)) >= 3:
             with transaction.atomic():
@@ -296,8 +326,12 @@ def regenerate_recovery_codes(user: User, code: str, context: Context) -> list[s
     return _attempt(user, context, "code", attempt)
 
 
-def use_recovery_code(user: User, text: str, context: Context) -> int:
+def use_recovery_code(
+    user: User, text: str, context: Context, *, on_success: Callable[[], object] | None = None
+) -> int:
     """Consume one recovery code instead of an authentication code; return how many remain.
+
+    ``on_success`` runs in the transaction that consumed the code.
 
     Raises :class:`InvalidCode` for a code that is not the account's (or is malformed),
     :class:`CodeReused` for one already used, :class:`Throttled` while the account waits,
@@ -321,7 +355,7 @@ def use_recovery_code(user: User, text: str, context: Context) -> int:
                 return remaining
         raise InvalidCode("not a recovery code of this account")
 
-    return _attempt(user, context, "recovery", attempt)
+    return _attempt(user, context, "recovery", attempt, on_success)
 
 
 # Trusted browsers --------------------------------------------------------------------

@@ -1,0 +1,1 @@
+"""Keyfob's SQLite database backend (see base.py)."""
