@@ -195,9 +195,7 @@ def verify_requests(token: str, secrets_b32: list[str], first: int, count: int) 
     return out
 
 
-def bench_database(
-    label: str, database_url: str | None, accounts: int, seconds: float, threads: int | None
-) -> dict:
+def bench_database(label: str, database_url: str | None, accounts: int, seconds: float) -> dict:
     tmp = Path(tempfile.mkdtemp(prefix="keyfob-bench-"))
     env = env_for(tmp, database_url)
     process = None
@@ -209,8 +207,7 @@ def bench_database(
         log = (tmp / "serve.log").open("wb")
         process = subprocess.Popen(
             [sys.executable, "-m", "keyfob.site.cli", "serve", "--host", "127.0.0.1",
-             "--port", str(port), "--workers", "2",
-             *(["--threads", str(threads)] if threads else [])],
+             "--port", str(port), "--workers", "2"],
             env=env, stdout=log, stderr=subprocess.STDOUT, cwd=tmp,
         )  # fmt: skip
         deadline = time.monotonic() + 30
@@ -306,19 +303,18 @@ def main() -> int:
     parser.add_argument("--accounts", type=int, default=12_000)
     parser.add_argument("--no-postgres", action="store_true")
     parser.add_argument("--no-sqlite", action="store_true")
-    parser.add_argument("--threads", type=int, help="per worker (default: keyfob serve's)")
     args = parser.parse_args()
     if args.load:
         load_main(args.load)
         return 0
     if not args.no_sqlite:
-        bench_database("SQLite", None, args.accounts, args.seconds, args.threads)
+        bench_database("SQLite", None, args.accounts, args.seconds)
     if not args.no_postgres:
         made = postgres_database(os.environ.get("KEYFOB_BENCH_DATABASE_URL", DEFAULT_PG))
         if made is not None:
             url, drop = made
             try:
-                bench_database("PostgreSQL", url, args.accounts, args.seconds, args.threads)
+                bench_database("PostgreSQL", url, args.accounts, args.seconds)
             finally:
                 drop()  # type: ignore[operator]
     return 0

@@ -70,23 +70,56 @@ def load(model: type[M], where: str, params: Sequence[object]) -> M | None:
     Reads every concrete column and converts what a raw cursor leaves unconverted (SQLite's
     datetimes and booleans); the model must have no other field needing a converter.
     """
-    fields, select, names = _select(model, connection.vendor)
-    found = row(f"{select} WHERE {where}", params)
+    fields, names = _fields(model)
+    columns = _columns(model, "", connection.vendor)
+    found = row(f"SELECT {columns} FROM {table(model)} WHERE {where}", params)  # noqa: S608
+    return None if found is None else _instance(model, fields, names, found)
+
+
+def load_join(
+    kinds: tuple[type[models.Model], ...], source: str, params: Sequence[object]
+) -> list[models.Model | None] | None:
+    """The first row of a join, as one instance per model (None for a missed outer join).
+
+    ``source`` is the SQL after the column list (``FROM … WHERE …``), in which the tables
+    of ``kinds`` are aliased ``t0``, ``t1``, … in order. Returns None when there is no row.
+    """
+    parts = [(model, *_fields(model)) for model in kinds]
+    vendor = connection.vendor
+    columns = ", ".join(_columns(model, f"t{i}.", vendor) for i, model in enumerate(kinds))
+    found = row(f"SELECT {columns} {source}", params)
     if found is None:
         return None
-    values = [_python(field, value) for field, value in zip(fields, found, strict=True)]
-    return model.from_db(connection.alias, names, values)
+    out: list[models.Model | None] = []
+    start = 0
+    for model, fields, names in parts:
+        values = found[start : start + len(fields)]
+        start += len(fields)
+        # The primary key is never NULL in a row that exists.
+        out.append(None if values[0] is None else _instance(model, fields, names, values))
+    return out
+
+
+def _instance(
+    model: type[M], fields: tuple[models.Field[Any, Any], ...], names: list[str], values: Any
+) -> M:
+    converted = [_python(field, value) for field, value in zip(fields, values, strict=True)]
+    return model.from_db(connection.alias, names, converted)
 
 
 @functools.cache
-def _select(
-    model: type[models.Model], vendor: str
-) -> tuple[tuple[models.Field[Any, Any], ...], str, list[str]]:
-    """A model's concrete fields, the SELECT of their columns, and their attribute names."""
+def _fields(model: type[models.Model]) -> tuple[tuple[models.Field[Any, Any], ...], list[str]]:
+    """A model's concrete fields (primary key first) and their attribute names."""
     fields = tuple(model._meta.concrete_fields)
-    columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
-    select = f"SELECT {columns} FROM {table(model)}"  # noqa: S608 - names from the model
-    return fields, select, [field.attname for field in fields]
+    assert fields[0].primary_key, f"{model.__name__}: the primary key comes first"
+    return fields, [field.attname for field in fields]
+
+
+@functools.cache
+def _columns(model: type[models.Model], prefix: str, vendor: str) -> str:
+    """The quoted column list of a model, each behind ``prefix`` (a table alias and a dot)."""
+    quote = connection.ops.quote_name
+    return ", ".join(prefix + quote(field.column) for field in model._meta.concrete_fields)
 
 
 def _python(field: models.Field[Any, Any], value: object) -> object:

@@ -26,6 +26,7 @@ from keyfob.audit.events import Context, record
 from keyfob.audit.models import Channel, EventKind
 from keyfob.otp import CodeReused, InvalidCode, KeyfobError, Throttled
 from keyfob.twofactor import flows as twofactor
+from keyfob.twofactor.models import Authenticator
 
 # Debian's useradd accepts more, but these are the logins worth linking: no spaces, no
 # colon or slash, nothing a shell or a PAM argument would split.
@@ -151,16 +152,24 @@ def unlink(login: str, server: str, context: Context) -> bool:
     return True
 
 
-def account_for(login: str, server: str) -> User | None:
-    """The active account ``login`` on ``server`` belongs to (a server's own link first)."""
+def account_for(login: str, server: str) -> tuple[User, Authenticator | None] | None:
+    """The active account ``login`` on ``server`` belongs to (a server's own link first),
+    with its confirmed authenticator (None without 2FA), read in one query."""
     # The server's own link sorts first: "" (every server) is the smallest name.
-    return sql.load(
-        User,
-        f"id = (SELECT user_id FROM {sql.table(SshLogin)} "  # noqa: S608
-        "WHERE login = %s AND server IN (%s, '') "
-        "ORDER BY server DESC LIMIT 1) AND is_active",
+    found = sql.load_join(
+        (User, Authenticator),
+        f"FROM {sql.table(SshLogin)} link "
+        f"JOIN {sql.table(User)} t0 ON t0.id = link.user_id "
+        f"LEFT JOIN {sql.table(Authenticator)} t1 "
+        "ON t1.user_id = t0.id AND t1.confirmed_at IS NOT NULL "
+        "WHERE link.login = %s AND link.server IN (%s, '') ORDER BY link.server DESC LIMIT 1",
         [login, server],
     )
+    if found is None:
+        return None
+    user, auth = found
+    assert isinstance(user, User) and (auth is None or isinstance(auth, Authenticator))
+    return (user, auth) if user.is_active else None
 
 
 def logins_of(user: User) -> list[SshLogin]:
@@ -203,9 +212,10 @@ def verify(server: str, login: str, code: str, context: Context) -> Outcome:
     A success is recorded as a sign-in on the SSH channel, in the transaction that consumed
     the code; failures are recorded (and counted) by the twofactor flows.
     """
-    user = account_for(login, server)
-    if user is None:
+    found = account_for(login, server)
+    if found is None:
         return Outcome("unknown_login")
+    user, auth = found
     compact = code.replace(" ", "")
     factor = "recovery" if is_recovery_code(compact) else "code"
 
@@ -216,7 +226,9 @@ def verify(server: str, login: str, code: str, context: Context) -> Outcome:
         if factor == "recovery":
             twofactor.use_recovery_code(user, compact, context, on_success=signed_in)
         else:
-            twofactor.verify_code(user, compact, context, on_success=signed_in)
+            if auth is None:
+                return Outcome("not_enrolled")
+            twofactor.verify_code(user, compact, context, on_success=signed_in, authenticator=auth)
     except Throttled as exc:
         return Outcome("throttled", max(1, math.ceil(exc.retry_after)))
     except twofactor.NotEnrolled:
@@ -229,7 +241,7 @@ def verify(server: str, login: str, code: str, context: Context) -> Outcome:
 def check(server: str, login: str) -> Outcome:
     """Whether ``login`` would be asked for a code: ``code_required``, ``not_enrolled`` or
     ``unknown_login``. Reads only (the PAM module's ``nullok`` asks before prompting)."""
-    user = account_for(login, server)
-    if user is None:
+    found = account_for(login, server)
+    if found is None:
         return Outcome("unknown_login")
-    return Outcome("code_required" if twofactor.has_2fa(user) else "not_enrolled")
+    return Outcome("not_enrolled" if found[1] is None else "code_required")

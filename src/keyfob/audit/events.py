@@ -73,36 +73,23 @@ def client_address(request: HttpRequest) -> str | None:
     return str(chain[0])
 
 
-def record(user: Any, kind: EventKind, context: Context, **detail: Any) -> SecurityEvent:
+def record(user: Any, kind: EventKind, context: Context, **detail: Any) -> None:
     """Write one event; call inside the transaction of the change it records.
 
     One plain INSERT (see :mod:`keyfob.sql`): every code check writes an event.
     """
-    event = SecurityEvent(
-        user=user,
-        kind=kind,
-        at=clock.now(),
-        channel=context.channel,
-        address=context.address,
-        user_agent=context.user_agent,
-        detail=detail,
-    )
-    found = sql.row(
+    sql.count(
         f"INSERT INTO {sql.table(SecurityEvent)} "  # noqa: S608
         "(user_id, kind, at, channel, address, user_agent, detail) "
-        "VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING id",
+        "VALUES (%s, %s, %s, %s, %s, %s, %s)",
         [
-            event.user_id,
+            user.pk,
             # str(): a choices member is an Enum, which a driver may write by its name.
             str(kind),
-            sql.moment(event.at),
-            str(event.channel),
-            event.address,
-            event.user_agent,
+            sql.moment(clock.now()),
+            str(context.channel),
+            context.address,
+            context.user_agent,
             json.dumps(detail),
         ],
     )
-    assert found is not None, "INSERT … RETURNING returns the id"
-    event.pk = found[0]
-    event._state.adding = False
-    return event

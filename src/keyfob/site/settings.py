@@ -75,6 +75,10 @@ def _database(url: str | None) -> dict[str, object]:
         "HOST": parts.hostname or "",
         "PORT": str(parts.port or ""),
         "CONN_MAX_AGE": 60,
+        # Parameters travel apart from the SQL, so psycopg prepares a statement the fifth
+        # time a connection runs it: a code check's few statements skip parsing and
+        # planning from then on.
+        "OPTIONS": {"server_side_binding": True, "prepare_threshold": 5},
         # A distinct name lets two test runs share one server.
         "TEST": {"NAME": os.environ.get("KEYFOB_TEST_DB_NAME", "keyfob_test")},
     }

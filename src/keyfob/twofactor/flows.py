@@ -162,7 +162,9 @@ def _consume(auth: Authenticator, matched: int, *, confirm: bool) -> bool:
     )
 
 
-def _code_attempt(user: User, code: str, *, confirm: bool) -> Callable[[], Authenticator]:
+def _code_attempt(
+    user: User, code: str, *, confirm: bool, auth: Authenticator | None = None
+) -> Callable[[], Authenticator]:
     """Read the authenticator and match ``code`` now; return the attempt that consumes it.
 
     The reading and the HMACs are done before :func:`_attempt` takes the throttle's lock
@@ -171,8 +173,11 @@ def _code_attempt(user: User, code: str, *, confirm: bool) -> Callable[[], Authe
     makes the attempt fail. The attempt raises what a check raises, under the lock.
     """
     at = clock.time()
-    state = "NULL" if confirm else "NOT NULL"
-    auth = sql.load(Authenticator, f"user_id = %s AND confirmed_at IS {state}", [user.pk])
+    if auth is None:
+        state = "NULL" if confirm else "NOT NULL"
+        auth = sql.load(Authenticator, f"user_id = %s AND confirmed_at IS {state}", [user.pk])
+    else:
+        assert auth.user_id == user.pk and auth.is_confirmed != confirm
     matched = None if auth is None else _match(auth, code, at)
 
     def attempt() -> Authenticator:
@@ -194,11 +199,13 @@ def verify_code(
     *,
     after_password: bool = False,
     on_success: Callable[[], object] | None = None,
+    authenticator: Authenticator | None = None,
 ) -> None:
     """Check a code from the account's authenticator and consume it.
 
     ``on_success`` runs in the transaction that consumed the code (to record what the code
-    was for).
+    was for). ``authenticator`` is the account's confirmed authenticator when the caller
+    has just read it (saves a query; the compare-and-set still decides).
 
     With ``after_password`` (the sign-in's code step), the third wrong code in a row warns
     the account holder by e-mail that someone may know the password (at most hourly; one
@@ -207,7 +214,8 @@ def verify_code(
     :class:`CodeReused`, :class:`ClockDrift`, :class:`InvalidCode` or :class:`NotEnrolled`.
     """
     try:
-        _attempt(user, context, "code", _code_attempt(user, code, confirm=False), on_success)
+        attempt = _code_attempt(user, code, confirm=False, auth=authenticator)
+        _attempt(user, context, "code", attempt, on_success)
     except InvalidCode:
         if after_password and throttle.consecutive_failures(throttle.CODE, str(user.pk)) >= 3:
             with transaction.atomic():

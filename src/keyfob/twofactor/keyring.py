@@ -28,8 +28,15 @@ class KeyRingError(KeyfobError):
     """The key ring is missing, malformed, or lacks the key a ciphertext names."""
 
 
+@functools.lru_cache(maxsize=64)
 def key_id(key: bytes) -> str:
     return hashlib.sha256(key).hexdigest()[:16]
+
+
+@functools.lru_cache(maxsize=64)
+def _cipher(key: bytes) -> AESGCM:
+    """The AES-GCM object of a key, made once per process (every code check decrypts)."""
+    return AESGCM(key)
 
 
 def parse(text: str) -> list[bytes]:
@@ -80,7 +87,7 @@ def encrypt(plaintext: bytes, *, context: str) -> str:
     """Encrypt under the newest key; ``context`` (e.g. the row's purpose and id) is bound in."""
     key = ring()[0]
     nonce = secrets.token_bytes(12)
-    sealed = AESGCM(key).encrypt(nonce, plaintext, context.encode())
+    sealed = _cipher(key).encrypt(nonce, plaintext, context.encode())
     return f"v1.{key_id(key)}.{base64.urlsafe_b64encode(nonce + sealed).decode()}"
 
 
@@ -96,7 +103,7 @@ def decrypt(token: str, *, context: str) -> bytes:
     for key in ring():
         if key_id(key) == kid:
             try:
-                return AESGCM(key).decrypt(raw[:12], raw[12:], context.encode())
+                return _cipher(key).decrypt(raw[:12], raw[12:], context.encode())
             except InvalidTag as exc:
                 raise KeyRingError("ciphertext does not authenticate") from exc
     raise KeyRingError(f"no key {kid} in the key ring")
