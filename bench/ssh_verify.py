@@ -103,20 +103,25 @@ def run(env: dict[str, str], *argv: str, stdin: str = "") -> str:
 # -- the load generator (runs in its own process) ------------------------------------------
 
 
-async def _one(port: int, raw: bytes) -> tuple[float, int]:
+async def _one(port: int, raw: bytes) -> tuple[float, str]:
     started = time.perf_counter()
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     writer.write(raw)
     await writer.drain()
     data = await reader.read()
     writer.close()
-    status = int(data[9:12]) if data.startswith(b"HTTP/1.") else 0
-    return time.perf_counter() - started, status
+    took = time.perf_counter() - started
+    status = data[9:12].decode() if data.startswith(b"HTTP/1.") else "no answer"
+    # A verify answer counts by its result too: only "accepted" did the whole work.
+    _head, _sep, body = data.partition(b"\r\n\r\n")
+    if body.startswith(b'{"result"'):
+        status += " " + str(json.loads(body)["result"])
+    return took, status
 
 
 async def _load(port: int, requests: list[bytes], concurrency: int, seconds: float) -> dict:
     latencies: list[float] = []
-    statuses: dict[int, int] = {}
+    statuses: dict[str, int] = {}
     index = 0
     deadline = time.perf_counter() + seconds
 
