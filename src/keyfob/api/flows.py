@@ -218,17 +218,14 @@ def verify(server: str, login: str, code: str, context: Context) -> Outcome:
     user, auth = found
     compact = code.replace(" ", "")
     factor = "recovery" if is_recovery_code(compact) else "code"
-
-    def signed_in() -> None:
-        record(user, EventKind.SIGNIN_OK, context, login=login, server=server, factor=factor)
-
+    signed_in = (EventKind.SIGNIN_OK, {"login": login, "server": server, "factor": factor})
     try:
         if factor == "recovery":
-            twofactor.use_recovery_code(user, compact, context, on_success=signed_in)
+            twofactor.use_recovery_code(user, compact, context, event=signed_in)
         else:
             if auth is None:
                 return Outcome("not_enrolled")
-            twofactor.verify_code(user, compact, context, on_success=signed_in, authenticator=auth)
+            twofactor.verify_code(user, compact, context, event=signed_in, authenticator=auth)
     except Throttled as exc:
         return Outcome("throttled", max(1, math.ceil(exc.retry_after)))
     except twofactor.NotEnrolled:

@@ -82,14 +82,19 @@ def record(user: Any, kind: EventKind, context: Context, **detail: Any) -> None:
         f"INSERT INTO {sql.table(SecurityEvent)} "  # noqa: S608
         "(user_id, kind, at, channel, address, user_agent, detail) "
         "VALUES (%s, %s, %s, %s, %s, %s, %s)",
-        [
-            user.pk,
-            # str(): a choices member is an Enum, which a driver may write by its name.
-            str(kind),
-            sql.moment(clock.now()),
-            str(context.channel),
-            context.address,
-            context.user_agent,
-            json.dumps(detail),
-        ],
+        [user.pk, *event_values(kind, context, detail)],
     )
+
+
+def event_values(kind: EventKind, context: Context, detail: dict[str, Any]) -> list[Any]:
+    """An event's columns after ``user_id``, as parameters: kind, at (now), channel,
+    address, user_agent, detail."""
+    return [
+        # str(): a choices member is an Enum, which a driver may write by its name.
+        str(kind),
+        sql.moment(clock.now()),
+        str(context.channel),
+        context.address,
+        context.user_agent,
+        json.dumps(detail),
+    ]

@@ -11,17 +11,18 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from django.db import transaction
+from django.db import connection, transaction
 
 from keyfob import clock, otp, sql
 from keyfob.accounts import throttle
-from keyfob.accounts.models import User
+from keyfob.accounts.models import Throttle, User
 from keyfob.audit import notices
-from keyfob.audit.events import Context, record
-from keyfob.audit.models import EventKind
+from keyfob.audit.events import Context, event_values, record
+from keyfob.audit.models import EventKind, SecurityEvent
 from keyfob.audit.notices import NoticeKind
 from keyfob.audit.useragent import describe
 from keyfob.otp import CodeReused, InvalidCode, KeyfobError, Throttled
@@ -29,6 +30,8 @@ from keyfob.twofactor.app_settings import app_settings
 from keyfob.twofactor.models import Authenticator, Kind, RecoveryCode, TrustedBrowser
 
 T = TypeVar("T")
+# A security event to record with a success: its kind and details.
+Event = tuple[EventKind, dict[str, Any]]
 RECOVERY_CODES = 10
 
 
@@ -54,6 +57,14 @@ def confirmed_authenticator(user: User) -> Authenticator | None:
 
 def has_2fa(user: User) -> bool:
     return Authenticator.objects.filter(user=user, confirmed_at__isnull=False).exists()
+
+
+def _recorder(user: User, context: Context, event: Event | None) -> Callable[[], object] | None:
+    """What records ``event`` after a successful attempt (nothing without one)."""
+    if event is None:
+        return None
+    kind, detail = event
+    return lambda: record(user, kind, context, **detail)
 
 
 def _attempt(
@@ -141,8 +152,11 @@ def _wrong_code(auth: Authenticator, code: str, at: float) -> InvalidCode:
     return InvalidCode("wrong code")
 
 
-def _consume(auth: Authenticator, matched: int, *, confirm: bool) -> bool:
-    """Compare-and-set: move the step/counter past ``matched`` unless someone already did."""
+def _compare_and_set(
+    auth: Authenticator, matched: int, *, confirm: bool = False
+) -> tuple[str, list[object]]:
+    """The UPDATE that moves the step/counter past ``matched`` unless someone already did
+    (DESIGN.md invariant 1), and its parameters; more conditions may be appended."""
     if auth.kind == Kind.HOTP:
         changes, condition = "counter = %s", "counter <= %s"
         params: list[object] = [matched + 1]
@@ -153,25 +167,89 @@ def _consume(auth: Authenticator, matched: int, *, confirm: bool) -> bool:
         changes += ", confirmed_at = %s"
         condition += " AND confirmed_at IS NULL"
         params.append(sql.moment(clock.now()))
-    return (
-        sql.count(
-            f"UPDATE {sql.table(Authenticator)} SET {changes} WHERE id = %s AND {condition}",  # noqa: S608
-            [*params, auth.pk, matched],
-        )
-        == 1
+    statement = f"UPDATE {sql.table(Authenticator)} SET {changes} WHERE id = %s AND {condition}"  # noqa: S608
+    return statement, [*params, auth.pk, matched]
+
+
+def _consume(auth: Authenticator, matched: int, *, confirm: bool) -> bool:
+    """Compare-and-set: move the step/counter past ``matched`` unless someone already did."""
+    statement, params = _compare_and_set(auth, matched, confirm=confirm)
+    return sql.count(statement, params) == 1
+
+
+def _consume_unthrottled(
+    user: User, auth: Authenticator, matched: int, context: Context, event: Event | None
+) -> bool:
+    """A right code on an account with no failure on record, consumed without the lock.
+
+    That is nearly every code, and for it the locked path has nothing to do but look: no
+    wait can apply and there is no count to reset. So the compare-and-set carries one more
+    condition, that the account's code throttle has no failure (none in a row, no wait, none
+    in the last day), and writes the success ``event`` in the same transaction: one
+    statement on PostgreSQL, two on SQLite. Returns False, having changed nothing, when the
+    step is already used or the account has a failure on record: :func:`_attempt` then
+    decides under the lock and says which.
+
+    A failure committed meanwhile by a concurrent attempt does not undo this success: the
+    success is ordered before it, and the failure still counts.
+    """
+    update, params = _compare_and_set(auth, matched)
+    update += (
+        f" AND NOT EXISTS (SELECT 1 FROM {sql.table(Throttle)} "  # noqa: S608
+        'WHERE scope = %s AND "key" = %s AND (consecutive > 0 '
+        "OR locked_until IS NOT NULL OR last_failure_at > %s))"
     )
+    params += [throttle.CODE.scope, str(user.pk), sql.moment(clock.now() - throttle.DAY)]
+    if event is not None and connection.vendor == "postgresql":
+        # PostgreSQL runs both writes as one statement (a data-modifying WITH): one round
+        # trip, committed on its own.
+        kind, detail = event
+        found = sql.row(
+            f"WITH consumed AS ({update} RETURNING user_id) "  # noqa: S608
+            f"INSERT INTO {sql.table(SecurityEvent)} "
+            "(user_id, kind, at, channel, address, user_agent, detail) "
+            "SELECT user_id, %s, %s::timestamptz, %s, %s::inet, %s, %s::jsonb FROM consumed "
+            "RETURNING id",
+            [*params, *event_values(kind, context, detail)],
+        )
+        return found is not None
+    with transaction.atomic():
+        if sql.count(update, params) != 1:
+            return False
+        if event is not None:
+            record(user, event[0], context, **event[1])
+    return True
 
 
-def _code_attempt(
-    user: User, code: str, *, confirm: bool, auth: Authenticator | None = None
-) -> Callable[[], Authenticator]:
-    """Read the authenticator and match ``code`` now; return the attempt that consumes it.
+@dataclass(frozen=True)
+class _CodeCheck:
+    """A code read and matched before any lock; called, it is the attempt that consumes it.
 
     The reading and the HMACs are done before :func:`_attempt` takes the throttle's lock
     (on SQLite, the database's one write lock), so the lock is held for the writes alone.
     A stale read is harmless: the compare-and-set decides, and a row changed meanwhile
     makes the attempt fail. The attempt raises what a check raises, under the lock.
     """
+
+    auth: Authenticator | None
+    matched: int | None
+    code: str
+    at: float
+    confirm: bool
+
+    def __call__(self) -> Authenticator:
+        if self.auth is None:
+            raise SetupExpired() if self.confirm else NotEnrolled()
+        if self.matched is None:
+            raise _wrong_code(self.auth, self.code, self.at)
+        if not _consume(self.auth, self.matched, confirm=self.confirm):
+            raise CodeReused("this code was already used")
+        return self.auth
+
+
+def _code_attempt(
+    user: User, code: str, *, confirm: bool, auth: Authenticator | None = None
+) -> _CodeCheck:
     at = clock.time()
     if auth is None:
         state = "NULL" if confirm else "NOT NULL"
@@ -179,17 +257,7 @@ def _code_attempt(
     else:
         assert auth.user_id == user.pk and auth.is_confirmed != confirm
     matched = None if auth is None else _match(auth, code, at)
-
-    def attempt() -> Authenticator:
-        if auth is None:
-            raise SetupExpired() if confirm else NotEnrolled()
-        if matched is None:
-            raise _wrong_code(auth, code, at)
-        if not _consume(auth, matched, confirm=confirm):
-            raise CodeReused("this code was already used")
-        return auth
-
-    return attempt
+    return _CodeCheck(auth, matched, code, at, confirm)
 
 
 def verify_code(
@@ -198,14 +266,15 @@ def verify_code(
     context: Context,
     *,
     after_password: bool = False,
-    on_success: Callable[[], object] | None = None,
+    event: Event | None = None,
     authenticator: Authenticator | None = None,
 ) -> None:
     """Check a code from the account's authenticator and consume it.
 
-    ``on_success`` runs in the transaction that consumed the code (to record what the code
-    was for). ``authenticator`` is the account's confirmed authenticator when the caller
-    has just read it (saves a query; the compare-and-set still decides).
+    ``event`` (a kind and its details) is recorded in the transaction that consumed the
+    code, to say what the code was for. ``authenticator`` is the account's confirmed
+    authenticator when the caller has just read it (saves a query; the compare-and-set
+    still decides).
 
     With ``after_password`` (the sign-in's code step), the third wrong code in a row warns
     the account holder by e-mail that someone may know the password (at most hourly; one
@@ -213,9 +282,15 @@ def verify_code(
     Raises :class:`Throttled` (even for a right code while the account waits),
     :class:`CodeReused`, :class:`ClockDrift`, :class:`InvalidCode` or :class:`NotEnrolled`.
     """
+    check = _code_attempt(user, code, confirm=False, auth=authenticator)
+    if (
+        check.auth is not None
+        and check.matched is not None
+        and _consume_unthrottled(user, check.auth, check.matched, context, event)
+    ):
+        return
     try:
-        attempt = _code_attempt(user, code, confirm=False, auth=authenticator)
-        _attempt(user, context, "code", attempt, on_success)
+        _attempt(user, context, "code", check, _recorder(user, context, event))
     except InvalidCode:
         if after_password and throttle.consecutive_failures(throttle.CODE, str(user.pk)) >= 3:
             with transaction.atomic():
@@ -335,11 +410,11 @@ def regenerate_recovery_codes(user: User, code: str, context: Context) -> list[s
 
 
 def use_recovery_code(
-    user: User, text: str, context: Context, *, on_success: Callable[[], object] | None = None
+    user: User, text: str, context: Context, *, event: Event | None = None
 ) -> int:
     """Consume one recovery code instead of an authentication code; return how many remain.
 
-    ``on_success`` runs in the transaction that consumed the code.
+    ``event`` is recorded in the transaction that consumed the code.
 
     Raises :class:`InvalidCode` for a code that is not the account's (or is malformed),
     :class:`CodeReused` for one already used, :class:`Throttled` while the account waits,
@@ -363,7 +438,7 @@ def use_recovery_code(
                 return remaining
         raise InvalidCode("not a recovery code of this account")
 
-    return _attempt(user, context, "recovery", attempt, on_success)
+    return _attempt(user, context, "recovery", attempt, _recorder(user, context, event))
 
 
 # Trusted browsers --------------------------------------------------------------------
