@@ -132,3 +132,53 @@ def test_wrong_codes_after_a_right_password_warn_by_mail_at_most_hourly(
         for _ in range(3):
             pending_client.post("/login/code/", {"code": wrong(user_with_totp)})
     assert warnings() == 2
+
+
+def test_a_right_code_on_a_clean_account_takes_no_lock_and_leaves_no_row(
+    user_with_totp: Enrolled, frozen_time: float
+) -> None:
+    """No failure on record: the compare-and-set alone decides (see _consume_unthrottled);
+    the throttle row is neither made nor touched."""
+    flows.verify_code(user_with_totp.user, user_with_totp.code(), CTX)
+    assert not Throttle.objects.filter(key=str(user_with_totp.user.pk)).exists()
+
+
+@pytest.mark.parametrize(
+    ("consecutive", "locked", "failed_hours_ago"),
+    [(1, False, 0.0), (0, True, 30.0), (0, False, 23.0)],
+    ids=["a failure in a row", "a wait on record", "a failure within the day"],
+)
+def test_a_right_code_with_any_failure_on_record_goes_through_the_lock(
+    user_with_totp: Enrolled,
+    frozen_time: float,
+    consecutive: int,
+    locked: bool,
+    failed_hours_ago: float,
+) -> None:
+    """Then the locked path checks the wait and clears the count; a failure over a day old
+    with nothing in a row is no longer on record."""
+    key = str(user_with_totp.user.pk)
+    row = Throttle.objects.create(scope="code", key=key, consecutive=consecutive)
+    before = clock.now() - throttle.DAY
+    Throttle.objects.filter(pk=row.pk).update(
+        locked_until=clock.now() - throttle.DAY if locked else None,
+        last_failure_at=clock.now() - throttle.DAY * (failed_hours_ago / 24),
+        updated=before,
+    )
+    flows.verify_code(user_with_totp.user, user_with_totp.code(), CTX)
+    row.refresh_from_db()
+    assert (row.consecutive, row.locked_until) == (0, None)
+    # The locked path stamped the row it locked; the unlocked one would not have.
+    assert row.updated > before
+
+
+def test_a_failure_over_a_day_old_is_off_the_record(
+    user_with_totp: Enrolled, frozen_time: float
+) -> None:
+    key = str(user_with_totp.user.pk)
+    before = clock.now() - throttle.DAY * 2
+    Throttle.objects.create(
+        scope="code", key=key, last_failure_at=before, updated=before, consecutive=0
+    )
+    flows.verify_code(user_with_totp.user, user_with_totp.code(), CTX)
+    assert Throttle.objects.get(key=key).updated == before  # not locked, not touched
