@@ -219,12 +219,12 @@ def verify(server: str, login: str, code: str, context: Context) -> Outcome:
     compact = code.replace(" ", "")
     factor = "recovery" if is_recovery_code(compact) else "code"
     signed_in = (EventKind.SIGNIN_OK, {"login": login, "server": server, "factor": factor})
+    if factor == "code" and auth is None:
+        return Outcome("not_enrolled")
     try:
         if factor == "recovery":
             twofactor.use_recovery_code(user, compact, context, event=signed_in)
         else:
-            if auth is None:
-                return Outcome("not_enrolled")
             twofactor.verify_code(user, compact, context, event=signed_in, authenticator=auth)
     except Throttled as exc:
         return Outcome("throttled", max(1, math.ceil(exc.retry_after)))

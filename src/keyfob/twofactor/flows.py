@@ -11,7 +11,7 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, TypeVar
 
@@ -59,12 +59,11 @@ def has_2fa(user: User) -> bool:
     return Authenticator.objects.filter(user=user, confirmed_at__isnull=False).exists()
 
 
-def _recorder(user: User, context: Context, event: Event | None) -> Callable[[], object] | None:
-    """What records ``event`` after a successful attempt (nothing without one)."""
-    if event is None:
-        return None
-    kind, detail = event
-    return lambda: record(user, kind, context, **detail)
+def _record_success(user: User, context: Context, event: Event | None) -> None:
+    """Record the success ``event``, if any (inside the consuming transaction)."""
+    if event is not None:
+        kind, detail = event
+        record(user, kind, context, **detail)
 
 
 def _attempt(
@@ -72,11 +71,11 @@ def _attempt(
     context: Context,
     factor: str,
     attempt: Callable[[], T],
-    on_success: Callable[[], object] | None = None,
+    event: Event | None = None,
 ) -> T:
     """Run ``attempt`` under the account's throttle; count it if it raises.
 
-    ``on_success`` runs after a successful attempt, in the same transaction.
+    ``event`` is recorded after a successful attempt, in the same transaction.
 
     ``attempt`` returns its result, or raises :class:`InvalidCode` / :class:`CodeReused`
     before it has written anything (each attempt's first write is its compare-and-set, so
@@ -109,8 +108,7 @@ def _attempt(
                 failure = exc
             else:
                 throttle.reset(row)
-                if on_success is not None:
-                    on_success()
+                _record_success(user, context, event)
                 return result
     raise failure
 
@@ -216,8 +214,7 @@ def _consume_unthrottled(
     with transaction.atomic():
         if sql.count(update, params) != 1:
             return False
-        if event is not None:
-            record(user, event[0], context, **event[1])
+        _record_success(user, context, event)
     return True
 
 
@@ -233,7 +230,7 @@ class _CodeCheck:
 
     auth: Authenticator | None
     matched: int | None
-    code: str
+    code: str = field(repr=False)  # never in a log line
     at: float
     confirm: bool
 
@@ -290,7 +287,7 @@ def verify_code(
     ):
         return
     try:
-        _attempt(user, context, "code", check, _recorder(user, context, event))
+        _attempt(user, context, "code", check, event)
     except InvalidCode:
         if after_password and throttle.consecutive_failures(throttle.CODE, str(user.pk)) >= 3:
             with transaction.atomic():
@@ -438,7 +435,7 @@ def use_recovery_code(
                 return remaining
         raise InvalidCode("not a recovery code of this account")
 
-    return _attempt(user, context, "recovery", attempt, _recorder(user, context, event))
+    return _attempt(user, context, "recovery", attempt, event)
 
 
 # Trusted browsers --------------------------------------------------------------------
