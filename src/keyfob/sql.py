@@ -107,16 +107,24 @@ def load(model: type[M], where: str, params: Sequence[object]) -> M | None:
 
 
 def load_join(
-    kinds: tuple[type[models.Model], ...], source: str, params: Sequence[object]
+    kinds: tuple[type[models.Model], ...],
+    source: str,
+    params: Sequence[object],
+    only: dict[type[models.Model], tuple[str, ...]] | None = None,
 ) -> list[models.Model | None] | None:
     """The first row of a join, as one instance per model (None for a missed outer join).
 
     ``source`` is the SQL after the column list (``FROM … WHERE …``), in which the tables
-    of ``kinds`` are aliased ``t0``, ``t1``, … in order. Returns None when there is no row.
+    of ``kinds`` are aliased ``t0``, ``t1``, … in order. ``only`` names the fields to read
+    of a model (its primary key first); the others are left deferred, as the ORM's
+    ``only()`` leaves them. Returns None when there is no row.
     """
-    parts = [(model, *_fields(model)) for model in kinds]
+    only = only or {}
     vendor = connection.vendor
-    columns = ", ".join(_columns(model, f"t{i}.", vendor) for i, model in enumerate(kinds))
+    parts = [(model, *_fields(model, only.get(model))) for model in kinds]
+    columns = ", ".join(
+        _columns(model, f"t{i}.", vendor, only.get(model)) for i, model in enumerate(kinds)
+    )
     found = row(f"SELECT {columns} {source}", params)
     if found is None:
         return None
@@ -138,18 +146,28 @@ def _instance(
 
 
 @functools.cache
-def _fields(model: type[models.Model]) -> tuple[tuple[models.Field[Any, Any], ...], list[str]]:
-    """A model's concrete fields (primary key first) and their attribute names."""
-    fields = tuple(model._meta.concrete_fields)
+def _fields(
+    model: type[models.Model], only: tuple[str, ...] | None = None
+) -> tuple[tuple[models.Field[Any, Any], ...], list[str]]:
+    """A model's concrete fields (primary key first; ``only`` these if given) and their
+    attribute names."""
+    fields = tuple(
+        field
+        for field in model._meta.concrete_fields
+        if only is None or field.name in only or field.attname in only
+    )
     assert fields[0].primary_key, f"{model.__name__}: the primary key comes first"
     return fields, [field.attname for field in fields]
 
 
 @functools.cache
-def _columns(model: type[models.Model], prefix: str, vendor: str) -> str:
-    """The quoted column list of a model, each behind ``prefix`` (a table alias and a dot)."""
+def _columns(
+    model: type[models.Model], prefix: str, vendor: str, only: tuple[str, ...] | None = None
+) -> str:
+    """The quoted column list of a model (``only`` some), each behind ``prefix`` (a table
+    alias and a dot)."""
     quote = connection.ops.quote_name
-    return ", ".join(prefix + quote(field.column) for field in model._meta.concrete_fields)
+    return ", ".join(prefix + quote(field.column) for field in _fields(model, only)[0])
 
 
 def _python(field: models.Field[Any, Any], value: object) -> object:

@@ -151,6 +151,21 @@ def test_no_valid_token_gets_401_and_changes_nothing(
     assert (SecurityEvent.objects.count(), Throttle.objects.count()) == before
 
 
+@pytest.mark.parametrize("body", [b"{", b"[]", {"login": "al ice", "code": "1"}, {"code": "1"}])
+def test_a_bad_body_is_401_without_a_valid_token_and_400_with_one(
+    api: Api, linked: Enrolled, body: object
+) -> None:
+    # The verify view reads its body before the token (to find both in one query); the
+    # token still decides first.
+    before = SecurityEvent.objects.count()
+    forged = Api(
+        api.client, api.token[:-4] + ("AAAA" if api.token[-4:] != "AAAA" else "BBBB"), api.server
+    )
+    assert forged.post("ssh/verify", body).status_code == 401
+    assert api.post("ssh/verify", body).status_code == 400
+    assert SecurityEvent.objects.count() == before
+
+
 def test_a_right_key_with_a_wrong_secret_or_a_revoked_token_gets_401(
     api: Api, linked: Enrolled, frozen_time: float
 ) -> None:

@@ -95,17 +95,17 @@ def revoke_token(name: str) -> bool:
     )
 
 
-def authenticate(header: str) -> ServerToken | None:
-    """The active token an ``Authorization: Bearer …`` header carries, or None.
-
-    Changes nothing but the token's ``last_used_at`` (at most once a minute).
-    """
+def _bearer(header: str) -> tuple[str, str | None]:
+    """The token an ``Authorization: Bearer …`` header carries, and its key (None when
+    the token is malformed)."""
     scheme, _sep, token = header.partition(" ")
     token = token.strip()
     match = TOKEN_RE.fullmatch(token) if scheme.lower() == "bearer" else None
-    row = None
-    if match is not None:
-        row = sql.load(ServerToken, '"key" = %s AND revoked_at IS NULL', [match.group(1)])
+    return token, None if match is None else match.group(1)
+
+
+def _checked(row: ServerToken | None, token: str) -> ServerToken | None:
+    """``row`` if ``token`` is the one it was made for, else None; marks it used."""
     # Compare a digest either way, in constant time; the key alone proves nothing.
     expected = row.digest if row is not None else _DUMMY_DIGEST
     if not hmac.compare_digest(expected, _digest(token)) or row is None:
@@ -115,6 +115,18 @@ def authenticate(header: str) -> ServerToken | None:
         ServerToken.objects.filter(pk=row.pk).update(last_used_at=now)
         row.last_used_at = now
     return row
+
+
+def authenticate(header: str) -> ServerToken | None:
+    """The active token an ``Authorization: Bearer …`` header carries, or None.
+
+    Changes nothing but the token's ``last_used_at`` (at most once a minute).
+    """
+    token, key = _bearer(header)
+    row = None
+    if key is not None:
+        row = sql.load(ServerToken, '"key" = %s AND revoked_at IS NULL', [key])
+    return _checked(row, token)
 
 
 # Login links ---------------------------------------------------------------------------
@@ -152,24 +164,65 @@ def unlink(login: str, server: str, context: Context) -> bool:
     return True
 
 
-def account_for(login: str, server: str) -> tuple[User, Authenticator | None] | None:
+# An account behind a Unix login: the user and its confirmed authenticator (None without
+# 2FA). Only the user's fields a code check reads are loaded; the rest load on access.
+Account = tuple[User, Authenticator | None]
+_USER_FIELDS = ("id", "email", "language", "is_active")
+
+
+def _links(user: str, auth: str) -> str:
+    """The SQL join of login links (``link``) to their users (alias ``user``) and each
+    user's confirmed authenticator (alias ``auth``, NULL without 2FA)."""
+    return (
+        f"{sql.table(SshLogin)} link "
+        f"JOIN {sql.table(User)} {user} ON {user}.id = link.user_id "
+        f"LEFT JOIN {sql.table(Authenticator)} {auth} "
+        f"ON {auth}.user_id = {user}.id AND {auth}.confirmed_at IS NOT NULL"
+    )
+
+
+def _account(user: object, auth: object) -> Account | None:
+    assert user is None or isinstance(user, User)
+    assert auth is None or isinstance(auth, Authenticator)
+    return (user, auth) if user is not None and user.is_active else None
+
+
+def account_for(login: str, server: str) -> Account | None:
     """The active account ``login`` on ``server`` belongs to (a server's own link first),
-    with its confirmed authenticator (None without 2FA), read in one query."""
-    # The server's own link sorts first: "" (every server) is the smallest name.
+    read in one query; None when no active account has this login."""
     found = sql.load_join(
         (User, Authenticator),
-        f"FROM {sql.table(SshLogin)} link "
-        f"JOIN {sql.table(User)} t0 ON t0.id = link.user_id "
-        f"LEFT JOIN {sql.table(Authenticator)} t1 "
-        "ON t1.user_id = t0.id AND t1.confirmed_at IS NOT NULL "
+        f"FROM {_links('t0', 't1')} "
+        # The server's own link sorts first: "" (every server) is the smallest name.
         "WHERE link.login = %s AND link.server IN (%s, '') ORDER BY link.server DESC LIMIT 1",
         [login, server],
+        only={User: _USER_FIELDS},
     )
-    if found is None:
+    return None if found is None else _account(found[0], found[1])
+
+
+def authenticate_for(header: str, login: str) -> tuple[ServerToken, Account | None] | None:
+    """:func:`authenticate` and :func:`account_for` (on the token's server) in one query.
+
+    None when the header carries no valid token; else the token and the account.
+    """
+    token, key = _bearer(header)
+    found = None
+    if key is not None:
+        found = sql.load_join(
+            (ServerToken, User, Authenticator),
+            f"FROM {sql.table(ServerToken)} t0 LEFT JOIN ({_links('t1', 't2')}) "
+            "ON link.login = %s AND link.server IN (t0.name, '') "
+            'WHERE t0."key" = %s AND t0.revoked_at IS NULL '
+            # (PostgreSQL sorts NULL first here, but a row without a link comes alone.)
+            "ORDER BY link.server DESC LIMIT 1",
+            [login, key],
+            only={User: _USER_FIELDS},
+        )
+    row = _checked(None if found is None else found[0], token)  # type: ignore[arg-type]
+    if row is None or found is None:
         return None
-    user, auth = found
-    assert isinstance(user, User) and (auth is None or isinstance(auth, Authenticator))
-    return (user, auth) if user.is_active else None
+    return row, _account(found[1], found[2])
 
 
 def logins_of(user: User) -> list[SshLogin]:
@@ -206,16 +259,18 @@ def is_recovery_code(code: str) -> bool:
     return any(c.isascii() and c.isalpha() for c in code)
 
 
-def verify(server: str, login: str, code: str, context: Context) -> Outcome:
-    """Check ``code`` for the account behind ``login`` on ``server``; never raises for the code.
+def verify(
+    account: Account | None, login: str, server: str, code: str, context: Context
+) -> Outcome:
+    """Check ``code`` for ``account`` (:func:`account_for` of ``login`` on ``server``);
+    never raises for the code.
 
     A success is recorded as a sign-in on the SSH channel, in the transaction that consumed
     the code; failures are recorded (and counted) by the twofactor flows.
     """
-    found = account_for(login, server)
-    if found is None:
+    if account is None:
         return Outcome("unknown_login")
-    user, auth = found
+    user, auth = account
     compact = code.replace(" ", "")
     factor = "recovery" if is_recovery_code(compact) else "code"
     signed_in = (EventKind.SIGNIN_OK, {"login": login, "server": server, "factor": factor})

@@ -51,6 +51,31 @@ def error(code: str, message: str, status: int) -> JsonResponse:
     return _json({"error": {"code": code, "message": message}}, status=status)
 
 
+def _unauthorized() -> JsonResponse:
+    response = error("unauthorized", "send a valid server token: Authorization: Bearer …", 401)
+    response["WWW-Authenticate"] = 'Bearer realm="keyfob"'
+    return response
+
+
+def _method_refused(request: HttpRequest, methods: tuple[str, ...]) -> JsonResponse | None:
+    if request.method in methods:
+        return None
+    response = error("method_not_allowed", f"use {' or '.join(methods)} on this URL", 405)
+    response["Allow"] = ", ".join(methods)
+    return response
+
+
+def _answer(request: HttpRequest, view: Callable[[], HttpResponse]) -> HttpResponse:
+    """``view()``, with a :class:`BadRequest` or a database failure answered as JSON."""
+    try:
+        return view()
+    except BadRequest as exc:
+        return error(exc.code, exc.message, exc.status)
+    except DatabaseError:
+        logger.exception("database error in %s", request.path)
+        return error("unavailable", "the database is not available, try again", 503)
+
+
 def endpoint(methods: tuple[str, ...], *, manage: bool = False) -> Callable[[View], View]:
     """Token-authenticated JSON endpoint: method, then token, then the view.
 
@@ -61,28 +86,15 @@ def endpoint(methods: tuple[str, ...], *, manage: bool = False) -> Callable[[Vie
         @csrf_exempt
         @functools.wraps(view)
         def wrapper(request: HttpRequest, **kwargs: Any) -> HttpResponse:
-            if request.method not in methods:
-                response = error(
-                    "method_not_allowed", f"use {' or '.join(methods)} on this URL", 405
-                )
-                response["Allow"] = ", ".join(methods)
-                return response
-            try:
+            def authenticated() -> HttpResponse:
                 token = flows.authenticate(request.headers.get("Authorization", ""))
                 if token is None:
-                    response = error(
-                        "unauthorized", "send a valid server token: Authorization: Bearer …", 401
-                    )
-                    response["WWW-Authenticate"] = 'Bearer realm="keyfob"'
-                    return response
+                    return _unauthorized()
                 if manage and not token.can_manage_links:
                     return error("forbidden", "this server token cannot manage login links", 403)
                 return view(request, token, **kwargs)
-            except BadRequest as exc:
-                return error(exc.code, exc.message, exc.status)
-            except DatabaseError:
-                logger.exception("database error in %s", request.path)
-                return error("unavailable", "the database is not available, try again", 503)
+
+            return _method_refused(request, methods) or _answer(request, authenticated)
 
         return wrapper
 
@@ -167,8 +179,8 @@ def openapi(request: HttpRequest) -> HttpResponse:
     return response
 
 
-@endpoint(("POST",))
-def ssh_verify(request: HttpRequest, token: ServerToken) -> HttpResponse:
+def _verify_fields(request: HttpRequest) -> tuple[str, str, str | None]:
+    """The login, code and client address (None if not sent) of a verify request."""
     data = _body(request)
     login = _login(_string(data, "login"))
     code = _string(data, "code")
@@ -181,8 +193,32 @@ def ssh_verify(request: HttpRequest, token: ServerToken) -> HttpResponse:
             ipaddress.ip_address(client)
         except ValueError:
             raise BadRequest("invalid_field", "'client_address' must be an IP address") from None
-    context = flows.ssh_context(token.name, client, client_address(request))
-    return _json(flows.verify(token.name, login, code, context).as_json())
+    return login, code, client
+
+
+@csrf_exempt
+def ssh_verify(request: HttpRequest) -> HttpResponse:
+    """Token-authenticated like the others, but the body is read first, so that the token
+    and the account behind the login are found in one query: this is the request every
+    SSH login waits for."""
+
+    def verified() -> HttpResponse:
+        header = request.headers.get("Authorization", "")
+        try:
+            login, code, client = _verify_fields(request)
+        except BadRequest:
+            # Without a valid token the answer is 401, whatever the body holds.
+            if flows.authenticate(header) is None:
+                return _unauthorized()
+            raise
+        found = flows.authenticate_for(header, login)
+        if found is None:
+            return _unauthorized()
+        token, account = found
+        context = flows.ssh_context(token.name, client, client_address(request))
+        return _json(flows.verify(account, login, token.name, code, context).as_json())
+
+    return _method_refused(request, ("POST",)) or _answer(request, verified)
 
 
 @endpoint(("POST",))
