@@ -15,11 +15,13 @@ the models (hence the ``noqa: S608`` where a statement is built).
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from django.db import DEFAULT_DB_ALIAS, connection, connections, models
+from django.db.models.base import ModelState
+from django.db.models.signals import post_init, pre_init
 from django.utils.dateparse import parse_datetime
 
 M = TypeVar("M", bound=models.Model)
@@ -100,10 +102,10 @@ def load(model: type[M], where: str, params: Sequence[object]) -> M | None:
     Reads every concrete column and converts what a raw cursor leaves unconverted (SQLite's
     datetimes and booleans); the model must have no other field needing a converter.
     """
-    fields, names = _fields(model)
+    _fields_read, names, converters = _fields(model)
     columns = _columns(model, "", connection.vendor)
     found = row(f"SELECT {columns} FROM {table(model)} WHERE {where}", params)  # noqa: S608
-    return None if found is None else _instance(model, fields, names, found)
+    return None if found is None else _instance(model, names, converters, found)
 
 
 def load_join(
@@ -130,34 +132,48 @@ def load_join(
         return None
     out: list[models.Model | None] = []
     start = 0
-    for model, fields, names in parts:
-        values = found[start : start + len(fields)]
-        start += len(fields)
+    for model, _fields_read, names, converters in parts:
+        values = found[start : start + len(names)]
+        start += len(names)
         # The primary key is never NULL in a row that exists.
-        out.append(None if values[0] is None else _instance(model, fields, names, values))
+        out.append(None if values[0] is None else _instance(model, names, converters, values))
     return out
 
 
-def _instance(
-    model: type[M], fields: tuple[models.Field[Any, Any], ...], names: list[str], values: Any
-) -> M:
-    converted = [_python(field, value) for field, value in zip(fields, values, strict=True)]
-    return model.from_db(connection.alias, names, converted)
+def _instance(model: type[M], names: list[str], converters: Converters, values: Any) -> M:
+    converted = [
+        value if convert is None or value is None else convert(value)
+        for convert, value in zip(converters, values, strict=True)
+    ]
+    if pre_init.has_listeners(model) or post_init.has_listeners(model):
+        return model.from_db(connection.alias, names, converted)
+    # What from_db() builds, without the generic argument handling of Model.__init__
+    # (a third of the cost of reading a row): the fields read are set, the others stay
+    # deferred and load on access.
+    instance = model.__new__(model)
+    state = instance._state = ModelState()
+    state.adding, state.db = False, connection.alias
+    instance.__dict__.update(zip(names, converted, strict=True))
+    return instance
+
+
+# Per column, what turns a raw cursor's value into the field's Python value (None: as is).
+Converters = tuple[Callable[[Any], object] | None, ...]
 
 
 @functools.cache
 def _fields(
     model: type[models.Model], only: tuple[str, ...] | None = None
-) -> tuple[tuple[models.Field[Any, Any], ...], list[str]]:
-    """A model's concrete fields (primary key first; ``only`` these if given) and their
-    attribute names."""
+) -> tuple[tuple[models.Field[Any, Any], ...], list[str], Converters]:
+    """A model's concrete fields (primary key first; ``only`` these if given), their
+    attribute names and their converters."""
     fields = tuple(
         field
         for field in model._meta.concrete_fields
         if only is None or field.name in only or field.attname in only
     )
     assert fields[0].primary_key, f"{model.__name__}: the primary key comes first"
-    return fields, [field.attname for field in fields]
+    return fields, [field.attname for field in fields], tuple(map(_converter, fields))
 
 
 @functools.cache
@@ -170,13 +186,12 @@ def _columns(
     return ", ".join(prefix + quote(field.column) for field in _fields(model, only)[0])
 
 
-def _python(field: models.Field[Any, Any], value: object) -> object:
-    if value is None:
-        return None
+def _converter(field: models.Field[Any, Any]) -> Callable[[Any], object] | None:
+    """What SQLite's raw values need (PostgreSQL's come typed; these leave them alone)."""
     if isinstance(field, models.DateTimeField):
-        return aware(value)
+        return aware
     if isinstance(field, models.BooleanField):
-        return bool(value)
+        return bool
     if isinstance(field, models.JSONField | models.DecimalField | models.DateField):
-        raise TypeError(f"sql.load does not convert {field.__class__.__name__} values")
-    return value
+        raise TypeError(f"keyfob.sql does not convert {field.__class__.__name__} values")
+    return None

@@ -165,9 +165,16 @@ def unlink(login: str, server: str, context: Context) -> bool:
 
 
 # An account behind a Unix login: the user and its confirmed authenticator (None without
-# 2FA). Only the user's fields a code check reads are loaded; the rest load on access.
+# 2FA). Only the fields a code check reads are loaded; any other loads on access.
 Account = tuple[User, Authenticator | None]
-_USER_FIELDS = ("id", "email", "language", "is_active")
+_READ = {
+    ServerToken: ("id", "name", "digest", "can_manage_links", "last_used_at"),
+    User: ("id", "email", "language", "is_active"),
+    Authenticator: (
+        *("id", "user", "kind", "secret_encrypted", "algorithm", "digits", "period"),
+        *("last_step", "counter", "confirmed_at"),
+    ),
+}
 
 
 def _links(user: str, auth: str) -> str:
@@ -196,7 +203,7 @@ def account_for(login: str, server: str) -> Account | None:
         # The server's own link sorts first: "" (every server) is the smallest name.
         "WHERE link.login = %s AND link.server IN (%s, '') ORDER BY link.server DESC LIMIT 1",
         [login, server],
-        only={User: _USER_FIELDS},
+        only=_READ,
     )
     return None if found is None else _account(found[0], found[1])
 
@@ -217,7 +224,7 @@ def authenticate_for(header: str, login: str) -> tuple[ServerToken, Account | No
             # (PostgreSQL sorts NULL first here, but a row without a link comes alone.)
             "ORDER BY link.server DESC LIMIT 1",
             [login, key],
-            only={User: _USER_FIELDS},
+            only=_READ,
         )
     row = _checked(None if found is None else found[0], token)  # type: ignore[arg-type]
     if row is None or found is None:

@@ -203,7 +203,7 @@ def ssh_verify(request: HttpRequest) -> HttpResponse:
     SSH login waits for."""
 
     def verified() -> HttpResponse:
-        header = request.headers.get("Authorization", "")
+        header = request.META.get("HTTP_AUTHORIZATION", "")
         try:
             login, code, client = _verify_fields(request)
         except BadRequest:
