@@ -62,3 +62,17 @@ def test_a_new_sign_in_starts_a_new_clock(client: Client, user) -> None:  # type
         password_step(client)
     with clock.frozen(T0 + 55 * MINUTE):
         assert signed_in(client)
+
+
+def test_an_api_request_is_not_session_activity(client: Client, user) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    # The API is for server tokens: a browser's session cookie sent along does not keep the
+    # portal session alive.
+    with clock.frozen(T0):
+        password_step(client)
+    with clock.frozen(T0 + 29 * MINUTE):
+        assert (
+            client.post("/api/v1/ssh/verify", {}, content_type="application/json").status_code
+            == 401
+        )
+    with clock.frozen(T0 + 31 * MINUTE):
+        assert not signed_in(client)

@@ -7,10 +7,8 @@ behind a Unix login and turns the outcome into a result a PAM module can act on.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import hmac
-import ipaddress
 import math
 import re
 import secrets
@@ -251,13 +249,9 @@ class Outcome:
         return data
 
 
-def ssh_context(server: str, client: str | None, fallback: str | None) -> Context:
-    """Where an SSH attempt came from: the SSH client if the server says so, else the server."""
-    address = fallback
-    if client:
-        # The view refuses a malformed address; never store one.
-        with contextlib.suppress(ValueError):
-            address = str(ipaddress.ip_address(client))
+def ssh_context(server: str, address: str | None) -> Context:
+    """An SSH attempt on ``server`` from ``address`` (the SSH client's if the server sent
+    it, else the server's own)."""
     return Context(channel=Channel.SSH, address=address, user_agent=f"ssh:{server}"[:300])
 
 

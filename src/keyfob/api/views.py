@@ -180,7 +180,8 @@ def openapi(request: HttpRequest) -> HttpResponse:
 
 
 def _verify_fields(request: HttpRequest) -> tuple[str, str, str | None]:
-    """The login, code and client address (None if not sent) of a verify request."""
+    """The login, code and client address (normalized; None if not sent) of a verify
+    request."""
     data = _body(request)
     login = _login(_string(data, "login"))
     code = _string(data, "code")
@@ -188,9 +189,8 @@ def _verify_fields(request: HttpRequest) -> tuple[str, str, str | None]:
         raise BadRequest("invalid_code", "'code' is 1 to 64 printable ASCII characters")
     client = None
     if data.get("client_address") is not None:
-        client = _string(data, "client_address")
         try:
-            ipaddress.ip_address(client)
+            client = str(ipaddress.ip_address(_string(data, "client_address")))
         except ValueError:
             raise BadRequest("invalid_field", "'client_address' must be an IP address") from None
     return login, code, client
@@ -215,7 +215,8 @@ def ssh_verify(request: HttpRequest) -> HttpResponse:
         if found is None:
             return _unauthorized()
         token, account = found
-        context = flows.ssh_context(token.name, client, client_address(request))
+        # Where the attempt came from: the SSH client if the server says, else the server.
+        context = flows.ssh_context(token.name, client or client_address(request))
         return _json(flows.verify(account, login, token.name, code, context).as_json())
 
     return _method_refused(request, ("POST",)) or _answer(request, verified)

@@ -23,6 +23,8 @@ log = logging.getLogger("keyfob.request")
 
 # Answered without a session: a probe must leave no cookie and no session row behind.
 OPS_PATHS = ("/healthz", "/readyz", "/metrics")
+# Never a signed-in session's activity: probes, and the API (server tokens, no cookies).
+SESSIONLESS_PATHS = (*OPS_PATHS, "/api/")
 
 # No inline script or style anywhere: a stylesheet and images from the site itself only.
 CONTENT_SECURITY_POLICY = (
@@ -121,7 +123,7 @@ class SessionLifetimeMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if request.path.startswith(OPS_PATHS):
+        if request.path.startswith(SESSIONLESS_PATHS):
             return self.get_response(request)
         now = clock.time()
         if request.user.is_authenticated and self._expired(request, now):
