@@ -27,8 +27,9 @@ from django.utils.dateparse import parse_datetime
 M = TypeVar("M", bound=models.Model)
 
 
+@functools.cache
 def table(model: type[models.Model]) -> str:
-    """The model's table name, quoted for the current backend."""
+    """The model's table name, quoted (the same in SQLite and PostgreSQL)."""
     return connection.ops.quote_name(model._meta.db_table)
 
 
@@ -146,13 +147,13 @@ def _instance(model: type[M], names: list[str], converters: Converters, values: 
         for convert, value in zip(converters, values, strict=True)
     ]
     if pre_init.has_listeners(model) or post_init.has_listeners(model):
-        return model.from_db(connection.alias, names, converted)
+        return model.from_db(DEFAULT_DB_ALIAS, names, converted)
     # What from_db() builds, without the generic argument handling of Model.__init__
     # (a third of the cost of reading a row): the fields read are set, the others stay
     # deferred and load on access.
     instance = model.__new__(model)
     state = instance._state = ModelState()
-    state.adding, state.db = False, connection.alias
+    state.adding, state.db = False, DEFAULT_DB_ALIAS
     instance.__dict__.update(zip(names, converted, strict=True))
     return instance
 
