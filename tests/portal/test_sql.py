@@ -74,6 +74,32 @@ def test_load_join_gives_none_for_a_missed_outer_join(user_with_totp: Enrolled) 
 
 
 @pytest.mark.django_db
+def test_load_join_reads_only_the_fields_asked_and_defers_the_rest(
+    user_with_totp: Enrolled,
+) -> None:
+    user = user_with_totp.user
+    User.objects.filter(pk=user.pk).update(display_name="Alice", last_login=AT)
+    found = sql.load_join(
+        (User, Authenticator),
+        f"FROM {sql.table(User)} t0 JOIN {sql.table(Authenticator)} t1 "
+        "ON t1.user_id = t0.id WHERE t0.id = %s",
+        [user.pk],
+        only={User: ("id", "email", "is_active")},
+    )
+    assert found is not None
+    raw, auth = found
+    assert isinstance(raw, User) and isinstance(auth, Authenticator)
+    assert raw.get_deferred_fields() == {
+        f.attname for f in User._meta.concrete_fields if f.name not in ("id", "email", "is_active")
+    }
+    assert auth.get_deferred_fields() == set()
+    assert (raw.email, raw.is_active) == (user.email, True)
+    # A deferred field loads on access, as after the ORM's only().
+    assert (raw.display_name, raw.last_login) == ("Alice", AT)
+    assert auth.secret() == user_with_totp.secret
+
+
+@pytest.mark.django_db
 def test_moment_is_stored_as_the_orm_stores_it(user: User) -> None:
     """A datetime written through sql.moment compares, sorts and reads like an ORM one."""
     with transaction.atomic():

@@ -224,7 +224,9 @@ def authenticate_for(header: str, login: str) -> tuple[ServerToken, Account | No
             [login, key],
             only=_READ,
         )
-    row = _checked(None if found is None else found[0], token)  # type: ignore[arg-type]
+    read = None if found is None else found[0]
+    assert read is None or isinstance(read, ServerToken)
+    row = _checked(read, token)
     if row is None or found is None:
         return None
     return row, _account(found[1], found[2])
