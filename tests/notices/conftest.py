@@ -5,14 +5,12 @@ from __future__ import annotations
 import datetime
 import email
 import email.policy
-import ipaddress
 import socket
 import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
 from email.message import EmailMessage
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,6 +21,7 @@ from aiosmtpd.smtp import AuthResult, Envelope, Session
 from keyfob.accounts.models import User
 from keyfob.audit.events import Context
 from keyfob.audit.notices import NoticeKind
+from tests.tls import Tls, write_tls
 
 # A fixed moment in the middle of a minute, far from any daylight-saving change.
 T0 = datetime.datetime(2026, 3, 10, 14, 5, 30, tzinfo=datetime.UTC).timestamp()
@@ -151,52 +150,17 @@ def alice(db: None) -> User:
 
 
 @pytest.fixture(scope="session")
-def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """A self-signed certificate for 127.0.0.1 (and its key), made with cryptography."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "keyfob test SMTP")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    folder = tmp_path_factory.mktemp("tls")
-    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
+def tls(tmp_path_factory: pytest.TempPathFactory) -> Tls:
+    return write_tls(tmp_path_factory.mktemp("tls"))
 
 
 @pytest.fixture
-def server_tls(tls_files: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> ssl.SSLContext:
-    """The server side's TLS context; the client trusts the certificate via SSL_CERT_FILE."""
-    cert_path, key_path = tls_files
+def server_tls(tls: Tls, monkeypatch: pytest.MonkeyPatch) -> ssl.SSLContext:
+    """The server side's TLS context; the client trusts its CA via SSL_CERT_FILE."""
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(cert_path, key_path)
+    context.load_cert_chain(tls.cert, tls.key)
     # OpenSSL reads it each time a default context is made: Keyfob's client trusts it.
-    monkeypatch.setenv("SSL_CERT_FILE", str(cert_path))
+    monkeypatch.setenv("SSL_CERT_FILE", str(tls.ca))
     return context
 
 

@@ -9,9 +9,7 @@ process's Django points at the test database, not the server's).
 
 from __future__ import annotations
 
-import datetime
 import http.client
-import ipaddress
 import os
 import signal
 import ssl
@@ -27,6 +25,7 @@ from keyfob.ssh import serverconfig
 from tests.conftest import require_tool, wait_until_serving
 from tests.ops.conftest import base_env, django_eval, free_port, keyfob
 from tests.ssh.harness import Sshd, SshUser, running_sshd, ssh_user, workdir
+from tests.tls import Tls, write_tls
 
 __all__ = ["ssh_user", "workdir"]  # fixtures, used by name
 
@@ -38,95 +37,9 @@ PAM_PYTHON = "pam_python.so"
 # -- a CA and a certificate for 127.0.0.1 -------------------------------------------------
 
 
-@dataclass
-class Tls:
-    ca: Path
-    cert: Path
-    key: Path
-    other_ca: Path  # a CA that did not sign the server's certificate
-
-
-def _make_ca(name: str):  # type: ignore[no-untyped-def]
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                key_cert_sign=True,
-                crl_sign=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    return key, cert
-
-
 @pytest.fixture(scope="module")
 def tls(workdir: Path) -> Tls:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
-    ca_key, ca_cert = _make_ca("keyfob test CA")
-    _other_key, other_cert = _make_ca("another CA")
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
-        .issuer_name(ca_cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
-            critical=False,
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    tls_dir = workdir / "tls"
-    tls_dir.mkdir(mode=0o700)
-    pem = serialization.Encoding.PEM
-    paths = Tls(tls_dir / "ca.pem", tls_dir / "cert.pem", tls_dir / "key.pem", tls_dir / "o.pem")
-    paths.ca.write_bytes(ca_cert.public_bytes(pem))
-    paths.other_ca.write_bytes(other_cert.public_bytes(pem))
-    paths.cert.write_bytes(cert.public_bytes(pem))
-    paths.key.write_bytes(
-        key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    paths.key.chmod(0o600)
-    return paths
+    return write_tls(workdir / "tls")
 
 
 # -- keyfob serve over HTTPS --------------------------------------------------------------
