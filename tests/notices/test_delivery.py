@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import threading
 from collections.abc import Callable
 from datetime import timedelta
 from email.message import EmailMessage
@@ -315,3 +316,56 @@ def test_a_notice_that_cannot_be_rendered_is_retried_not_lost(
     assert (report.sent, report.retrying) == (0, 2)
     assert {r.last_error for r in Outbox.objects.all()} == {"RuntimeError"}
     assert smtp.inbox.messages == []
+
+
+def test_sent_and_failed_notices_are_deleted_after_the_retention(
+    alice: User, smtp: SmtpServer, settings: Any
+) -> None:
+    with clock.frozen(T0):
+        sent, failed, queued = (queue(alice, NoticeKind.TWOFACTOR_ON) for _ in range(3))
+        Outbox.objects.filter(pk=sent.pk).update(state=OutboxState.SENT)
+        Outbox.objects.filter(pk=failed.pk).update(state=OutboxState.FAILED)
+        # queued: still waiting for a working SMTP server, however old
+        Outbox.objects.filter(pk=queued.pk).update(next_attempt_at=clock.now() + timedelta(days=99))
+    with clock.frozen(T0 + 30 * 86400 - 1):
+        assert mailer.prune_outbox() == 0
+    with clock.frozen(T0 + 30 * 86400 + 1):
+        recent = queue(alice, NoticeKind.RECOVERY_REGENERATED)
+        Outbox.objects.filter(pk=recent.pk).update(state=OutboxState.SENT)
+        settings.KEYFOB_OUTBOX_RETENTION_DAYS = 60
+        assert mailer.prune_outbox() == 0
+        settings.KEYFOB_OUTBOX_RETENTION_DAYS = 30
+        assert mailer.prune_outbox() == 2
+    assert set(Outbox.objects.values_list("pk", flat=True)) == {queued.pk, recent.pk}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_send_mail_and_the_background_sender_prune(alice: User, smtp: SmtpServer) -> None:
+    with clock.frozen(T0):
+        old = queue(alice, NoticeKind.TWOFACTOR_ON)
+        call_command("send-mail", stdout=io.StringIO())
+    assert Outbox.objects.get(pk=old.pk).state == OutboxState.SENT
+    with clock.frozen(T0 + 31 * 86400):
+        out = io.StringIO()
+        call_command("send-mail", stdout=out)
+    assert "deleted 1 past the retention" in out.getvalue()
+    assert not Outbox.objects.filter(pk=old.pk).exists()
+
+    # The background sender prunes at its first pass (then hourly), in its own thread.
+    again = queue(alice, NoticeKind.RECOVERY_REGENERATED)
+    Outbox.objects.filter(pk=again.pk).update(
+        state=OutboxState.SENT, created_at=clock.now() - timedelta(days=31)
+    )
+    stop = threading.Event()
+    thread = threading.Thread(target=mailer.run_loop, args=(stop, 0.05))
+    thread.start()
+    try:
+        for _ in range(200):  # at most 10 s
+            if not Outbox.objects.filter(pk=again.pk).exists():
+                break
+            stop.wait(0.05)
+    finally:
+        stop.set()
+        thread.join(10)
+    assert not thread.is_alive()
+    assert not Outbox.objects.filter(pk=again.pk).exists()

@@ -61,6 +61,11 @@ class AuditSettings:
         return int(_setting("KEYFOB_MAIL_LEASE_SECONDS", "300"))
 
     @property
+    def outbox_retention_days(self) -> int:
+        """How long a sent or failed notice (its address, IP and browser) stays in the outbox."""
+        return max(1, int(_setting("KEYFOB_OUTBOX_RETENTION_DAYS", "30")))
+
+    @property
     def wrong_codes_notice_seconds(self) -> int:
         """At most one "someone may know your password" notice per account in this span."""
         return int(_setting("KEYFOB_WRONG_CODES_NOTICE_SECONDS", "3600"))

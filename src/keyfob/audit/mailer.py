@@ -325,6 +325,18 @@ def send_pending(limit: int = 100, *, stream: TextIO | None = None) -> SendRepor
     return report
 
 
+def prune_outbox() -> int:
+    """Delete the notices sent or given up more than ``KEYFOB_OUTBOX_RETENTION_DAYS`` ago
+    (by when they were queued); return how many. Queued ones are never deleted."""
+    cutoff = clock.now() - timedelta(days=app_settings.outbox_retention_days)
+    deleted, _ = Outbox.objects.filter(
+        state__in=(OutboxState.SENT, OutboxState.FAILED), created_at__lt=cutoff
+    ).delete()
+    if deleted:
+        logger.info("deleted %s notices older than the retention", deleted)
+    return deleted
+
+
 def _failed(row: Outbox, sender: str, exc: Exception, report: SendReport) -> None:
     label = exc.label if isinstance(exc, MailServerUnavailable) else error_label(exc)
     if row.attempts >= app_settings.mail_max_attempts:
@@ -347,6 +359,9 @@ def _failed(row: Outbox, sender: str, exc: Exception, report: SendReport) -> Non
     )
 
 
+PRUNE_EVERY_SECONDS = 3600.0
+
+
 def run_loop(
     stop_event: threading.Event,
     interval: float | None = None,
@@ -356,14 +371,19 @@ def run_loop(
 ) -> None:
     """Send due notices every ``interval`` seconds until ``stop_event`` is set.
 
+    Old notices are pruned (:func:`prune_outbox`) at the first pass and hourly after.
     Never raises: a failed pass (database away, bad settings) is logged and tried again.
     """
     wait = app_settings.mail_interval_seconds if interval is None else interval
+    pruned_at: float | None = None
     try:
         while not stop_event.is_set():
             full = False
             try:
                 close_old_connections()
+                if pruned_at is None or clock.time() - pruned_at >= PRUNE_EVERY_SECONDS:
+                    prune_outbox()
+                    pruned_at = clock.time()
                 report = send_pending(limit, stream=stream)
                 full = report.due == limit and report.retrying == report.failed == 0
             except Exception as exc:

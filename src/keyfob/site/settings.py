@@ -240,6 +240,8 @@ KEYFOB_SECRET_KEYS = os.environ.get("KEYFOB_SECRET_KEYS", "")
 # smtp+starttls://user:pass@host:port; empty prints notices instead of sending them.
 KEYFOB_SMTP_URL = os.environ.get("KEYFOB_SMTP_URL", "")
 KEYFOB_MAIL_MAX_ATTEMPTS = int(os.environ.get("KEYFOB_MAIL_MAX_ATTEMPTS", 55))
+# Sent and failed notices name an address, an IP address and a browser: kept this long.
+KEYFOB_OUTBOX_RETENTION_DAYS = int(os.environ.get("KEYFOB_OUTBOX_RETENTION_DAYS", 30))
 # Reverse proxies whose X-Forwarded-For is believed: addresses or CIDRs, comma-separated.
 KEYFOB_TRUSTED_PROXIES = [
     p.strip() for p in os.environ.get("KEYFOB_TRUSTED_PROXIES", "").split(",") if p.strip()

@@ -15,7 +15,8 @@ from keyfob.audit import mailer
 class Command(BaseCommand):
     help = (
         "Send the e-mail notices that are due, once (the default) or every few seconds "
-        "until stopped (--loop). Without KEYFOB_SMTP_URL they are printed here."
+        "until stopped (--loop), and delete those sent or failed longer ago than "
+        "KEYFOB_OUTBOX_RETENTION_DAYS. Without KEYFOB_SMTP_URL they are printed here."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -37,9 +38,10 @@ class Command(BaseCommand):
             report = mailer.send_pending(limit, stream=self.stdout)  # type: ignore[arg-type]
         except ImproperlyConfigured as exc:
             raise CommandError(str(exc)) from None
+        pruned = mailer.prune_outbox()
         self.stdout.write(
             f"sent {report.sent}, to retry {report.retrying}, failed {report.failed}, "
-            f"taken by another sender {report.skipped}"
+            f"taken by another sender {report.skipped}; deleted {pruned} past the retention"
         )
 
     def _loop(self, interval: float | None, limit: int) -> None:
