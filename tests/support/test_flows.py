@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import re
+import socket
+from typing import Any
 
 import pytest
 from django.contrib.sessions.models import Session
@@ -13,7 +16,7 @@ from django.db import connection
 from django.test import Client
 
 from keyfob import clock
-from keyfob.audit import notices
+from keyfob.audit import mailer, notices
 from keyfob.audit.events import Context
 from keyfob.audit.models import EventKind, NoticeKind, Outbox, SecurityEvent
 from keyfob.support import flows
@@ -176,6 +179,33 @@ def test_the_code_is_stored_hashed_sealed_and_never_logged(
     assert "sealed" not in row.params
     assert "no longer valid" in notices.render(row).text
     assert code not in caplog.text
+
+
+def test_the_sealed_code_leaves_the_outbox_once_its_notice_is_sent_or_given_up(
+    alice: Enrolled, sam: Enrolled, settings: Any
+) -> None:
+    req = waiting_request(alice, sam)
+    check = flows.send_code(req.pk, sam.user, STAFF_CONTEXT)
+    code = code_from_outbox(check)
+    printed = io.StringIO()  # without KEYFOB_SMTP_URL the sender prints the mail
+    assert mailer.send_pending(stream=printed).sent == 2  # the request's notice, then the code
+    assert f"{code[:4]} {code[4:]}" in printed.getvalue()
+    assert notices.SEALED not in Outbox.objects.get(pk=check.outbox_id).params
+    # The customer reads it back from the e-mail: still the code that works.
+    assert flows.check_code(req.pk, sam.user, code, STAFF_CONTEXT) is False  # no document yet
+
+    # An SMTP server that never answers: the last attempt gives up, and the seal goes too.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings.KEYFOB_SMTP_URL = f"smtp://127.0.0.1:{port}"
+    settings.KEYFOB_MAIL_MAX_ATTEMPTS = 2
+    second = flows.send_code(req.pk, sam.user, STAFF_CONTEXT)
+    assert mailer.send_pending().retrying == 1  # a retry keeps it, to be sent later
+    assert notices.SEALED in Outbox.objects.get(pk=second.outbox_id).params
+    Outbox.objects.filter(pk=second.outbox_id).update(next_attempt_at=clock.now())
+    assert mailer.send_pending().failed == 1
+    assert notices.SEALED not in Outbox.objects.get(pk=second.outbox_id).params
 
 
 def test_wrong_codes_count_and_the_fifth_burns(alice: Enrolled, sam: Enrolled) -> None:

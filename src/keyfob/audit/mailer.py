@@ -39,7 +39,7 @@ from django.db.models import F, Q
 from keyfob import clock
 from keyfob.audit.app_settings import app_settings
 from keyfob.audit.models import Outbox, OutboxState
-from keyfob.audit.notices import render
+from keyfob.audit.notices import SEALED, render
 
 logger = logging.getLogger(__name__)
 
@@ -279,7 +279,13 @@ def backoff(attempts: int) -> timedelta:
 
 
 def _finish(row: Outbox, sender: str, **changes: object) -> bool:
-    """Record the outcome, only if the claim is still ours (a lease may have run out)."""
+    """Record the outcome, only if the claim is still ours (a lease may have run out).
+
+    A notice that leaves the queue (sent or given up) drops its sealed parameter: the
+    secret it carried for its e-mail is of no use any more.
+    """
+    if changes.get("state") != OutboxState.QUEUED and SEALED in row.params:
+        changes["params"] = {k: v for k, v in row.params.items() if k != SEALED}
     mine = Outbox.objects.filter(pk=row.pk, state=OutboxState.SENDING, claimed_by=sender)
     return mine.update(claimed_by="", claimed_until=None, **changes) == 1
 

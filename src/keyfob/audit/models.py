@@ -103,7 +103,9 @@ class Outbox(models.Model):
 
     Only the facts are stored (kind, plain parameters, where and when); the message is
     rendered when it is sent, so no message body ever sits in the table. A sender claims a
-    row by compare-and-set on ``state``/``claimed_until`` before delivering it.
+    row by compare-and-set on ``state``/``claimed_until`` before delivering it. The one
+    secret a notice may carry for its e-mail (``params["sealed"]``, encrypted) is dropped
+    once it is sent or given up; rows sent or given up are deleted after the retention.
     """
 
     user = models.ForeignKey(

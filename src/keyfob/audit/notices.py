@@ -30,12 +30,15 @@ from keyfob.audit.events import Context
 from keyfob.audit.models import NoticeKind, Outbox
 from keyfob.audit.useragent import describe
 
-__all__ = ["NoticeKind", "Outbox", "Rendered", "queue", "render"]
+__all__ = ["SEALED", "NoticeKind", "Outbox", "Rendered", "queue", "render"]
 
 # A notice says what happened, never with what: a parameter by one of these names is refused
 # so that no code, secret or password can end up in the outbox or in a mail.
 _FORBIDDEN_PARAMS = frozenset({"code", "codes", "secret", "password", "token", "key", "otp"})
 
+# The one parameter that may hold a secret for the e-mail (encrypted with the key ring, as
+# a support code is); the sender drops it once the notice is sent or given up.
+SEALED = "sealed"
 WHEN_FORMAT = "j F Y, H:i"
 
 

@@ -426,8 +426,8 @@ def _wipe_seal(check: EmailCheck) -> None:
     if check.outbox_id is None:
         return
     row = Outbox.objects.filter(pk=check.outbox_id).first()
-    if row is not None and "sealed" in row.params:
-        params = {k: v for k, v in row.params.items() if k != "sealed"}
+    if row is not None and notices.SEALED in row.params:
+        params = {k: v for k, v in row.params.items() if k != notices.SEALED}
         Outbox.objects.filter(pk=row.pk).update(params=params)
 
 
@@ -475,7 +475,7 @@ def send_code(request_id: int, staff: User, context: Context) -> EmailCheck:
 
 def unseal_code(params: dict[str, Any]) -> str:
     """The code a SUPPORT_CODE notice carries, for its e-mail; '' once it is spent."""
-    sealed = params.get("sealed")
+    sealed = params.get(notices.SEALED)
     if not isinstance(sealed, str):
         return ""
     return keyring.decrypt(sealed, context=_seal_context(int(params["check"]))).decode()
