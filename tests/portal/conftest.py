@@ -61,3 +61,16 @@ def pending_client(client: Client, user_with_totp: Enrolled, frozen_time: float)
     response = password_step(client)
     assert response.status_code == 302 and response["Location"] == "/login/code/"
     return client
+
+
+def emailed_code(user: User) -> str:
+    """The code of the latest e-mail confirmation notice, read as its recipient reads it."""
+    import re
+
+    from keyfob.audit import notices
+    from keyfob.audit.models import NoticeKind, Outbox
+
+    row = Outbox.objects.filter(user=user, kind=NoticeKind.EMAIL_CONFIRM).order_by("-pk")[0]
+    found = re.search(r"^\s+(\d{4}) (\d{4})$", notices.render(row).text, re.MULTILINE)
+    assert found, notices.render(row).text
+    return found.group(1) + found.group(2)

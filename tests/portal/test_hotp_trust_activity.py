@@ -15,7 +15,7 @@ from keyfob.accounts.models import User
 from keyfob.audit.models import EventKind, SecurityEvent
 from keyfob.twofactor.decorators import staff_required
 from keyfob.twofactor.models import Authenticator, TrustedBrowser
-from tests.portal.conftest import PASSWORD, Enrolled, password_step
+from tests.portal.conftest import PASSWORD, Enrolled, emailed_code, password_step
 
 pytestmark = pytest.mark.django_db
 
@@ -195,6 +195,9 @@ def test_sensitive_changes_ask_again_after_ten_minutes(
         )
         assert response["Location"] == "/account/email/"
         response = client.post("/account/email/", {"email": "alice.new@example.com"})
+        assert response["Location"] == "/account/email/confirm/"
+        code = emailed_code(user_with_totp.user)
+        response = client.post("/account/email/confirm/", {"code": code})
         assert response["Location"] == "/account/"
     user_with_totp.user.refresh_from_db()
     assert user_with_totp.user.email == "alice.new@example.com"

@@ -8,11 +8,14 @@ under a new session id, exists only once the second factor has been checked.
 from __future__ import annotations
 
 import hashlib
+import hmac
+import secrets
 from typing import Any
 
 from django.contrib.auth import authenticate, login, update_session_auth_hash
 from django.db import transaction
 from django.http import HttpRequest
+from django.utils.crypto import salted_hmac
 
 from keyfob import clock
 from keyfob.accounts import throttle
@@ -22,6 +25,7 @@ from keyfob.audit.events import Context, record
 from keyfob.audit.models import EventKind
 from keyfob.audit.notices import NoticeKind
 from keyfob.otp import KeyfobError, Throttled
+from keyfob.twofactor import keyring
 
 PENDING_KEY = "keyfob.pending"
 REAUTH_KEY = "keyfob.reauth_at"
@@ -136,6 +140,117 @@ def change_password(request: HttpRequest, user: User, new_password: str) -> None
         notices.queue(user, NoticeKind.PASSWORD_CHANGED, context)
     # Keep this session signed in; every other session of the account ends.
     update_session_auth_hash(request, user)
+
+
+# A new sign-in address is confirmed with a code e-mailed to it (never a link: no secret
+# in a URL); the change waits in the session, as the keyed hash of its code, until then.
+EMAIL_CHANGE_KEY = "keyfob.email_change"
+EMAIL_CODE_DIGITS = 8
+EMAIL_CODE_MINUTES = 30
+EMAIL_CODE_TRIES = 5
+
+
+class EmailChangeLost(KeyfobError):
+    """No change to confirm: none started, it expired, or too many wrong codes."""
+
+
+class WrongEmailCode(KeyfobError):
+    def __init__(self, left: int) -> None:
+        super().__init__("wrong code")
+        self.left = left
+
+
+class EmailTaken(KeyfobError):
+    """Another account took the address meanwhile."""
+
+
+def _email_code_digest(salt: str, code: str) -> str:
+    # Keyed by SECRET_KEY: 8 digits are few enough that an unkeyed hash would be reversed.
+    digest = salted_hmac(f"keyfob.accounts.email-change:{salt}", code, algorithm="sha256")
+    return digest.hexdigest()
+
+
+def _email_seal_context(salt: str) -> str:
+    return f"email-confirm:{salt}"
+
+
+def unseal_email_code(params: dict[str, Any]) -> str:
+    """The code an EMAIL_CONFIRM notice carries, for its e-mail; '' once it is spent."""
+    sealed = params.get(notices.SEALED)
+    if not isinstance(sealed, str):
+        return ""
+    return keyring.decrypt(sealed, context=_email_seal_context(str(params["nonce"]))).decode()
+
+
+def _drop_email_change(request: HttpRequest) -> None:
+    pending = request.session.pop(EMAIL_CHANGE_KEY, None)
+    if isinstance(pending, dict):
+        notices.drop_seal(pending.get("outbox"))
+
+
+def start_email_change(request: HttpRequest, user: User, new_email: str) -> None:
+    """E-mail a code to ``new_email``; the address changes once it is typed back
+    (:func:`confirm_email_change`). An earlier change waiting for its code is replaced."""
+    _drop_email_change(request)
+    code = "".join(secrets.choice("0123456789") for _ in range(EMAIL_CODE_DIGITS))
+    salt = secrets.token_hex(16)
+    context = Context.from_request(request)
+    with transaction.atomic():
+        row = notices.queue(
+            user,
+            NoticeKind.EMAIL_CONFIRM,
+            context,
+            to=new_email,
+            new=new_email,
+            nonce=salt,
+            minutes=EMAIL_CODE_MINUTES,
+            sealed=keyring.encrypt(code.encode(), context=_email_seal_context(salt)),
+        )
+        record(user, EventKind.EMAIL_CODE_SENT, context, new=new_email)
+    request.session[EMAIL_CHANGE_KEY] = {
+        "email": new_email,
+        "salt": salt,
+        "digest": _email_code_digest(salt, code),
+        "expires": clock.time() + EMAIL_CODE_MINUTES * 60,
+        "tries": 0,
+        "outbox": None if row is None else row.pk,
+    }
+
+
+def pending_email_change(request: HttpRequest) -> str | None:
+    """The new address waiting for its code, if any (an expired one is dropped)."""
+    pending = request.session.get(EMAIL_CHANGE_KEY)
+    if not isinstance(pending, dict):
+        return None
+    if clock.time() > float(pending.get("expires", 0)):
+        _drop_email_change(request)
+        return None
+    return str(pending["email"])
+
+
+def confirm_email_change(request: HttpRequest, user: User, code: str) -> str:
+    """Change the address to the one waiting, if ``code`` is the one e-mailed to it; return
+    the new address. Raises :class:`WrongEmailCode` (with the tries left),
+    :class:`EmailChangeLost` (nothing waiting, expired, or the last try failed) or
+    :class:`EmailTaken`."""
+    if pending_email_change(request) is None:
+        raise EmailChangeLost()
+    pending = dict(request.session[EMAIL_CHANGE_KEY])
+    expected = _email_code_digest(str(pending["salt"]), code)
+    if not hmac.compare_digest(expected, str(pending["digest"])):
+        pending["tries"] = int(pending["tries"]) + 1
+        left = EMAIL_CODE_TRIES - pending["tries"]
+        if left <= 0:
+            _drop_email_change(request)
+            raise EmailChangeLost()
+        request.session[EMAIL_CHANGE_KEY] = pending
+        raise WrongEmailCode(left)
+    _drop_email_change(request)
+    new_email = str(pending["email"])
+    if User.objects.filter(email__iexact=new_email).exclude(pk=user.pk).exists():
+        raise EmailTaken()
+    change_email(request, user, new_email)
+    return new_email
 
 
 def change_email(request: HttpRequest, user: User, new_email: str) -> None:

@@ -11,10 +11,11 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_http_methods, require_POST
 
 from keyfob.accounts import flows
-from keyfob.accounts.forms import EmailChangeForm, LoginForm, ProfileForm
+from keyfob.accounts.forms import EmailChangeForm, EmailCodeForm, LoginForm, ProfileForm
 from keyfob.accounts.models import User
 from keyfob.accounts.text import wait_text
 from keyfob.otp import Throttled
@@ -116,7 +117,47 @@ def email_view(request: HttpRequest) -> HttpResponse:
     assert isinstance(user, User)
     form = EmailChangeForm(request.POST if request.method == "POST" else None, user=user)
     if request.method == "POST" and form.is_valid():
-        flows.change_email(request, user, form.cleaned_data["email"])
-        messages.success(request, _("Your e-mail address is changed."))
-        return redirect("account:profile")
+        flows.start_email_change(request, user, form.cleaned_data["email"])
+        return redirect("account:email-confirm")
     return render(request, "accounts/email.html", {"form": form})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def email_confirm_view(request: HttpRequest) -> HttpResponse:
+    """The code e-mailed to the new address, typed back: only then does the address change.
+
+    The change itself was asked for after a fresh sign-in (``email_view``); typing the code
+    proves the new mailbox, so a slow e-mail does not send the person through it again.
+    """
+    user = request.user
+    assert isinstance(user, User)
+    new_email = flows.pending_email_change(request)
+    if new_email is None:
+        messages.info(request, _("There is no e-mail address waiting to be confirmed."))
+        return redirect("account:email")
+    form = EmailCodeForm(request.POST if request.method == "POST" else None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            flows.confirm_email_change(request, user, form.cleaned_data["code"])
+        except flows.WrongEmailCode as exc:
+            form.add_error(
+                "code",
+                ngettext(
+                    "That is not the code we sent. %(left)d try left.",
+                    "That is not the code we sent. %(left)d tries left.",
+                    exc.left,
+                )
+                % {"left": exc.left},
+            )
+        except flows.EmailChangeLost:
+            messages.error(request, _("Too many wrong codes. Ask for a new one."))
+            return redirect("account:email")
+        except flows.EmailTaken:
+            messages.error(request, _("This address cannot be used."))
+            return redirect("account:email")
+        else:
+            messages.success(request, _("Your e-mail address is changed."))
+            return redirect("account:profile")
+    context = {"form": form, "email": new_email, "minutes": flows.EMAIL_CODE_MINUTES}
+    return render(request, "accounts/email_confirm.html", context)

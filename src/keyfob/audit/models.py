@@ -25,6 +25,7 @@ class EventKind(models.TextChoices):
     TRUSTED_REVOKED = "trusted_revoked", _("Trusted browser revoked")
     PASSWORD_CHANGED = "password_changed", _("Password changed")
     EMAIL_CHANGED = "email_changed", _("E-mail address changed")
+    EMAIL_CODE_SENT = "email_code_sent", _("Code sent to confirm a new e-mail address")
     PROFILE_CHANGED = "profile_changed", _("Profile changed")
     SIGNOUT = "signout", _("Signed out")
     # The support desk (keyfob.support): each step of an identity check, on the customer's side.
@@ -81,6 +82,7 @@ class NoticeKind(models.TextChoices):
     TRUSTED_BROWSER = "trusted_browser", _("New trusted browser")
     PASSWORD_CHANGED = "password_changed", _("Password changed")
     EMAIL_CHANGED = "email_changed", _("E-mail address changed")
+    EMAIL_CONFIRM = "email_confirm", _("Confirm your new e-mail address")
     # The support desk (keyfob.support).
     SUPPORT_OPENED = "support_opened", _("Request to turn off two-factor authentication")
     SUPPORT_REJECTED = (

@@ -30,7 +30,7 @@ from keyfob.audit.events import Context
 from keyfob.audit.models import NoticeKind, Outbox
 from keyfob.audit.useragent import describe
 
-__all__ = ["SEALED", "NoticeKind", "Outbox", "Rendered", "queue", "render"]
+__all__ = ["SEALED", "NoticeKind", "Outbox", "Rendered", "drop_seal", "queue", "render"]
 
 # A notice says what happened, never with what: a parameter by one of these names is refused
 # so that no code, secret or password can end up in the outbox or in a mail.
@@ -89,6 +89,17 @@ def queue(
     return row
 
 
+def drop_seal(outbox_id: int | None) -> None:
+    """Remove the sealed secret from a notice once it is spent (used, replaced, expired):
+    an e-mail rendered later says the code is no longer valid."""
+    if outbox_id is None:
+        return
+    row = Outbox.objects.filter(pk=outbox_id).first()
+    if row is not None and SEALED in row.params:
+        params = {k: v for k, v in row.params.items() if k != SEALED}
+        Outbox.objects.filter(pk=row.pk).update(params=params)
+
+
 def _language(code: str) -> str:
     known = {lang for lang, _name in settings.LANGUAGES}
     return code if code in known else settings.LANGUAGE_CODE
@@ -126,8 +137,10 @@ def render(row: Outbox) -> Rendered:
             "browser": str(row.params.get("browser") or describe(row.user_agent)),
             "language": language,
             # Support acts for the customer: its staff's address and browser are not theirs
-            # to read, and would tell them nothing.
-            "show_where": row.params.get("by") != "support",
+            # to read, and would tell them nothing. A code for a new address may reach a
+            # stranger (a typo): the account holder's whereabouts are not theirs either.
+            "show_where": row.params.get("by") != "support"
+            and row.kind != NoticeKind.EMAIL_CONFIRM,
         }
         text = render_to_string(f"audit/notices/{row.kind}.txt", context)
         html = render_to_string(f"audit/notices/{row.kind}.html", context)

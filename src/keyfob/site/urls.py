@@ -27,6 +27,7 @@ account_patterns = (
         ),
         path("confirm/", twofactor.reauth_view, name="reauth"),
         path("email/", accounts.email_view, name="email"),
+        path("email/confirm/", accounts.email_confirm_view, name="email-confirm"),
     ],
     "account",
 )

@@ -42,7 +42,7 @@ from keyfob.accounts.models import User
 from keyfob.audit import notices
 from keyfob.audit.events import Context, record
 from keyfob.audit.models import Channel as EventChannel
-from keyfob.audit.models import EventKind, Outbox
+from keyfob.audit.models import EventKind
 from keyfob.audit.notices import NoticeKind
 from keyfob.otp import KeyfobError
 from keyfob.support.app_settings import app_settings
@@ -423,12 +423,7 @@ def _seal_context(check_id: int) -> str:
 
 def _wipe_seal(check: EmailCheck) -> None:
     """Remove the sealed code from its notice once the code is spent (used, burnt, replaced)."""
-    if check.outbox_id is None:
-        return
-    row = Outbox.objects.filter(pk=check.outbox_id).first()
-    if row is not None and notices.SEALED in row.params:
-        params = {k: v for k, v in row.params.items() if k != notices.SEALED}
-        Outbox.objects.filter(pk=row.pk).update(params=params)
+    notices.drop_seal(check.outbox_id)
 
 
 def send_code(request_id: int, staff: User, context: Context) -> EmailCheck:

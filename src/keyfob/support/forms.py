@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
+from keyfob.accounts.forms import CodeField
 from keyfob.support.models import CallOutcome, Channel, State
-from keyfob.twofactor.forms import CodeField
 
 if TYPE_CHECKING:
     from django_stubs_ext import StrOrPromise

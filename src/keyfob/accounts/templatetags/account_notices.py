@@ -1,0 +1,19 @@
+"""What the e-mail confirmation notice computes when it is rendered, not queued: its code,
+unsealed from the ciphertext the outbox holds (dropped once the code is spent or sent)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import template
+
+from keyfob.accounts import flows
+
+register = template.Library()
+
+
+@register.simple_tag
+def email_confirm_code(params: dict[str, Any]) -> str:
+    """The code, grouped by four for reading; '' once it is spent."""
+    code = flows.unseal_email_code(params)
+    return f"{code[:4]} {code[4:]}" if code else ""
