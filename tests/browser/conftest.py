@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import require_tool
+from tests.notices.conftest import SmtpServer, free_port
 
 # Playwright's sync API runs an event loop in the test thread; the ORM calls the tests make
 # there (creating accounts) are plain synchronous calls, so Django's guard does not apply.
@@ -46,6 +47,16 @@ def page(browser: Any) -> Iterator[Any]:
     page = context.new_page()
     yield page
     context.close()
+
+
+@pytest.fixture
+def smtp(settings: Any) -> Iterator[SmtpServer]:
+    """A real SMTP server (aiosmtpd) on 127.0.0.1 that KEYFOB_SMTP_URL points at."""
+    server = SmtpServer(free_port())
+    server.start()
+    settings.KEYFOB_SMTP_URL = server.url()
+    yield server
+    server.stop()
 
 
 def decode_qr(png: Path) -> str:

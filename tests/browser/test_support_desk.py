@@ -21,20 +21,10 @@ from keyfob.support.models import Request, State
 from keyfob.twofactor import flows as twofactor
 from tests.browser.conftest import oathtool_totp
 from tests.browser.test_recovery_trust_flows import enable
-from tests.notices.conftest import SmtpServer, free_port
+from tests.notices.conftest import SmtpServer
 from tests.support.conftest import PASSWORD, T0, Enrolled, enrolled
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def smtp(settings: Any) -> Iterator[SmtpServer]:
-    """A real SMTP server (aiosmtpd) on 127.0.0.1 that KEYFOB_SMTP_URL points at."""
-    server = SmtpServer(free_port())
-    server.start()
-    settings.KEYFOB_SMTP_URL = server.url()
-    yield server
-    server.stop()
 
 
 @pytest.fixture
