@@ -176,10 +176,7 @@ def _email_seal_context(salt: str) -> str:
 
 def unseal_email_code(params: dict[str, Any]) -> str:
     """The code an EMAIL_CONFIRM notice carries, for its e-mail; '' once it is spent."""
-    sealed = params.get(notices.SEALED)
-    if not isinstance(sealed, str):
-        return ""
-    return keyring.decrypt(sealed, context=_email_seal_context(str(params["nonce"]))).decode()
+    return notices.unseal(params, _email_seal_context(str(params["nonce"])))
 
 
 def _drop_email_change(request: HttpRequest) -> None:

@@ -29,8 +29,9 @@ from keyfob.audit.app_settings import app_settings
 from keyfob.audit.events import Context
 from keyfob.audit.models import NoticeKind, Outbox
 from keyfob.audit.useragent import describe
+from keyfob.twofactor import keyring
 
-__all__ = ["SEALED", "NoticeKind", "Outbox", "Rendered", "drop_seal", "queue", "render"]
+__all__ = ["SEALED", "NoticeKind", "Outbox", "Rendered", "drop_seal", "queue", "render", "unseal"]
 
 # A notice says what happened, never with what: a parameter by one of these names is refused
 # so that no code, secret or password can end up in the outbox or in a mail.
@@ -87,6 +88,15 @@ def queue(
             return None
         row.save()
     return row
+
+
+def unseal(params: dict[str, Any], context: str) -> str:
+    """The secret a notice's parameters carry for its e-mail, sealed under ``context``
+    with the key ring; '' once it was dropped (spent, sent or given up)."""
+    sealed = params.get(SEALED)
+    if not isinstance(sealed, str):
+        return ""
+    return keyring.decrypt(sealed, context=context).decode()
 
 
 def drop_seal(outbox_id: int | None) -> None:

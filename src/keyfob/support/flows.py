@@ -470,10 +470,7 @@ def send_code(request_id: int, staff: User, context: Context) -> EmailCheck:
 
 def unseal_code(params: dict[str, Any]) -> str:
     """The code a SUPPORT_CODE notice carries, for its e-mail; '' once it is spent."""
-    sealed = params.get(notices.SEALED)
-    if not isinstance(sealed, str):
-        return ""
-    return keyring.decrypt(sealed, context=_seal_context(int(params["check"]))).decode()
+    return notices.unseal(params, _seal_context(int(params["check"])))
 
 
 def check_code(request_id: int, staff: User, code: str, context: Context) -> bool:
