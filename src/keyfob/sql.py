@@ -123,12 +123,8 @@ def load_join(
     ``only()`` leaves them. Returns None when there is no row.
     """
     only = only or {}
-    vendor = connection.vendor
     parts = [(model, *_fields(model, only.get(model))) for model in kinds]
-    columns = ", ".join(
-        _columns(model, f"t{i}.", vendor, only.get(model)) for i, model in enumerate(kinds)
-    )
-    found = row(f"SELECT {columns} {source}", params)
+    found = row(join_select(kinds, source, only), params)
     if found is None:
         return None
     out: list[models.Model | None] = []
@@ -139,6 +135,21 @@ def load_join(
         # The primary key is never NULL in a row that exists.
         out.append(None if values[0] is None else _instance(model, names, converters, values))
     return out
+
+
+def join_select(
+    kinds: tuple[type[models.Model], ...],
+    source: str,
+    only: dict[type[models.Model], tuple[str, ...]] | None = None,
+) -> str:
+    """The SELECT :func:`load_join` runs: the columns of ``kinds`` (``only`` some), in
+    order, then ``source``."""
+    only = only or {}
+    vendor = connection.vendor
+    columns = ", ".join(
+        _columns(model, f"t{i}.", vendor, only.get(model)) for i, model in enumerate(kinds)
+    )
+    return f"SELECT {columns} {source}"
 
 
 def _instance(model: type[M], names: list[str], converters: Converters, values: Any) -> M:

@@ -165,7 +165,7 @@ def unlink(login: str, server: str, context: Context) -> bool:
 # An account behind a Unix login: the user and its confirmed authenticator (None without
 # 2FA). Only the fields a code check reads are loaded; any other loads on access.
 Account = tuple[User, Authenticator | None]
-_READ = {
+READ = {
     ServerToken: ("id", "name", "digest", "can_manage_links", "last_used_at"),
     User: ("id", "email", "language", "is_active"),
     Authenticator: (
@@ -201,9 +201,25 @@ def account_for(login: str, server: str) -> Account | None:
         # The server's own link sorts first: "" (every server) is the smallest name.
         "WHERE link.login = %s AND link.server IN (%s, '') ORDER BY link.server DESC LIMIT 1",
         [login, server],
-        only=_READ,
+        only=READ,
     )
     return None if found is None else _account(found[0], found[1])
+
+
+# What authenticate_for() reads: the token, and the account behind a login on its server.
+TOKEN_ACCOUNT = (ServerToken, User, Authenticator)
+
+
+def token_account_source() -> str:
+    """The FROM … of :func:`authenticate_for`'s one query; its parameters are the login
+    and the token's key."""
+    return (
+        f"FROM {sql.table(ServerToken)} t0 LEFT JOIN ({_links('t1', 't2')}) "
+        "ON link.login = %s AND link.server IN (t0.name, '') "
+        'WHERE t0."key" = %s AND t0.revoked_at IS NULL '
+        # (PostgreSQL sorts NULL first here, but a row without a link comes alone.)
+        "ORDER BY link.server DESC LIMIT 1"
+    )
 
 
 def authenticate_for(header: str, login: str) -> tuple[ServerToken, Account | None] | None:
@@ -214,16 +230,7 @@ def authenticate_for(header: str, login: str) -> tuple[ServerToken, Account | No
     token, key = _bearer(header)
     found = None
     if key is not None:
-        found = sql.load_join(
-            (ServerToken, User, Authenticator),
-            f"FROM {sql.table(ServerToken)} t0 LEFT JOIN ({_links('t1', 't2')}) "
-            "ON link.login = %s AND link.server IN (t0.name, '') "
-            'WHERE t0."key" = %s AND t0.revoked_at IS NULL '
-            # (PostgreSQL sorts NULL first here, but a row without a link comes alone.)
-            "ORDER BY link.server DESC LIMIT 1",
-            [login, key],
-            only=_READ,
-        )
+        found = sql.load_join(TOKEN_ACCOUNT, token_account_source(), [login, key], only=READ)
     read = None if found is None else found[0]
     assert read is None or isinstance(read, ServerToken)
     row = _checked(read, token)
