@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import secrets
 from typing import Any
 
 from django.contrib.auth import authenticate, login, update_session_auth_hash
 from django.db import transaction
 from django.http import HttpRequest
-from django.utils.crypto import salted_hmac
 
 from keyfob import clock
 from keyfob.accounts import throttle
@@ -165,9 +163,7 @@ class EmailTaken(KeyfobError):
 
 
 def _email_code_digest(salt: str, code: str) -> str:
-    # Keyed by SECRET_KEY: 8 digits are few enough that an unkeyed hash would be reversed.
-    digest = salted_hmac(f"keyfob.accounts.email-change:{salt}", code, algorithm="sha256")
-    return digest.hexdigest()
+    return notices.mailed_code_digest("keyfob.accounts.email-change", salt, code)
 
 
 def _email_seal_context(salt: str) -> str:
@@ -189,8 +185,7 @@ def start_email_change(request: HttpRequest, user: User, new_email: str) -> None
     """E-mail a code to ``new_email``; the address changes once it is typed back
     (:func:`confirm_email_change`). An earlier change waiting for its code is replaced."""
     _drop_email_change(request)
-    code = "".join(secrets.choice("0123456789") for _ in range(EMAIL_CODE_DIGITS))
-    salt = secrets.token_hex(16)
+    code, salt = notices.new_mailed_code(EMAIL_CODE_DIGITS)
     context = Context.from_request(request)
     with transaction.atomic():
         row = notices.queue(

@@ -22,7 +22,6 @@ browser: those are support's, not the customer's, and are kept on the timeline i
 from __future__ import annotations
 
 import hmac
-import secrets
 from collections.abc import Iterable
 from datetime import timedelta
 from importlib import import_module
@@ -34,7 +33,6 @@ from django.core import signing
 from django.core.exceptions import ImproperlyConfigured
 from django.db import IntegrityError, transaction
 from django.db.models import F
-from django.utils.crypto import salted_hmac
 
 from keyfob import clock
 from keyfob.accounts.flows import PENDING_KEY
@@ -413,8 +411,7 @@ def verify_document(
 
 
 def _digest(salt: str, code: str) -> str:
-    # Keyed by SECRET_KEY: 8 digits are few enough that an unkeyed hash would be reversed.
-    return salted_hmac(f"keyfob.support.email-check:{salt}", code, algorithm="sha256").hexdigest()
+    return notices.mailed_code_digest("keyfob.support.email-check", salt, code)
 
 
 def _seal_context(check_id: int) -> str:
@@ -441,8 +438,7 @@ def send_code(request_id: int, staff: User, context: Context) -> EmailCheck:
         for old in EmailCheck.objects.filter(request=req, used_at__isnull=True, burnt_at=None):
             EmailCheck.objects.filter(pk=old.pk, used_at=None, burnt_at=None).update(burnt_at=now)
             _wipe_seal(old)
-        code = "".join(secrets.choice("0123456789") for _ in range(CODE_DIGITS))
-        salt = secrets.token_hex(16)
+        code, salt = notices.new_mailed_code(CODE_DIGITS)
         check = EmailCheck.objects.create(
             request=req,
             salt=salt,

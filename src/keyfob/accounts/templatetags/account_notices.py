@@ -8,6 +8,7 @@ from typing import Any
 from django import template
 
 from keyfob.accounts import flows
+from keyfob.audit import notices
 
 register = template.Library()
 
@@ -15,5 +16,4 @@ register = template.Library()
 @register.simple_tag
 def email_confirm_code(params: dict[str, Any]) -> str:
     """The code, grouped by four for reading; '' once it is spent."""
-    code = flows.unseal_email_code(params)
-    return f"{code[:4]} {code[4:]}" if code else ""
+    return notices.spaced_code(flows.unseal_email_code(params))
