@@ -11,8 +11,9 @@ its own, dropped afterwards):
     security event), then POST /bench/floor (floor_urls.py: the verify's one read and one
     durable write, nothing else), at concurrency 1, 8 and 32, for a few seconds each.
 Prints requests/second and p50/p99 latency, the verify/health throughput ratio (target: at
-least 0.5) and the floor/health ratio: the most any verify could reach on this machine with
-this server. Exits 0 even when a target is missed: this is a measurement, not a test.
+least 0.5), the floor/health ratio (the most any verify could reach on this machine with
+this server) and verify/floor (what the verify's own code costs beyond its database work).
+Exits 0 even when a target is missed: this is a measurement, not a test.
 """
 
 from __future__ import annotations
@@ -301,6 +302,8 @@ def report(label: str, results: dict) -> None:
         print(f"{concurrency:>4}  ratio verify/health = {ratio:.2f} ({verdict})")
         floor = row["floor"]["rps"] / row["health"]["rps"]
         print(f"{concurrency:>4}  ratio floor/health  = {floor:.2f} (the most a verify can reach)")
+        # What the verify's own code costs, beyond its database work.
+        print(f"{concurrency:>4}  ratio verify/floor  = {ratio / floor:.2f}")
 
 
 # -- PostgreSQL: a database of our own ------------------------------------------------------
