@@ -17,17 +17,18 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import include, path
 from django.views.decorators.csrf import csrf_exempt
 
-from keyfob import clock, sql
+from keyfob import sql
 from keyfob.accounts.models import User
 from keyfob.api import flows
 from keyfob.api.models import ServerToken
-from keyfob.audit.models import SecurityEvent
+from keyfob.audit.events import EVENT_COLUMNS, Context, event_values
+from keyfob.audit.models import Channel, EventKind, SecurityEvent
 from keyfob.twofactor.models import Authenticator
 
 # Where the user's and the authenticator's ids are in the read's row.
 USER_ID = len(flows.READ[ServerToken])
 AUTH_ID = USER_ID + len(flows.READ[User])
-COLUMNS = "(user_id, kind, at, channel, address, user_agent, detail)"
+CONTEXT = Context(channel=Channel.SSH, address="192.0.2.10", user_agent="ssh:bench")
 
 
 @csrf_exempt
@@ -38,12 +39,12 @@ def floor(request: HttpRequest) -> HttpResponse:
     found = sql.row(select, [login, key])
     assert found is not None and found[AUTH_ID] is not None, "the bench's accounts exist"
     touch = f"UPDATE {sql.table(Authenticator)} SET last_step = last_step WHERE id = %s"  # noqa: S608
-    event = ["signin_ok", sql.moment(clock.now()), "ssh", "192.0.2.10", "ssh:bench", "{}"]
+    event = event_values(EventKind.SIGNIN_OK, CONTEXT, {})
     if connection.vendor == "postgresql":
         # One statement, committed on its own, as the verify's write is.
         sql.count(
             f"WITH touched AS ({touch} RETURNING user_id) "  # noqa: S608
-            f"INSERT INTO {sql.table(SecurityEvent)} {COLUMNS} SELECT user_id, %s, "
+            f"INSERT INTO {sql.table(SecurityEvent)} {EVENT_COLUMNS} SELECT user_id, %s, "
             "%s::timestamptz, %s, %s::inet, %s, %s::jsonb FROM touched",
             [found[AUTH_ID], *event],
         )
@@ -51,7 +52,7 @@ def floor(request: HttpRequest) -> HttpResponse:
         with transaction.atomic():
             sql.count(touch, [found[AUTH_ID]])
             sql.count(
-                f"INSERT INTO {sql.table(SecurityEvent)} {COLUMNS} "  # noqa: S608
+                f"INSERT INTO {sql.table(SecurityEvent)} {EVENT_COLUMNS} "  # noqa: S608
                 "VALUES (%s, %s, %s, %s, %s, %s, %s)",
                 [found[USER_ID], *event],
             )

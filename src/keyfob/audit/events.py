@@ -73,14 +73,17 @@ def client_address(request: HttpRequest) -> str | None:
     return str(chain[0])
 
 
+# An event's columns, in the order of ``user_id`` then :func:`event_values`.
+EVENT_COLUMNS = "(user_id, kind, at, channel, address, user_agent, detail)"
+
+
 def record(user: Any, kind: EventKind, context: Context, **detail: Any) -> None:
     """Write one event; call inside the transaction of the change it records.
 
     One plain INSERT (see :mod:`keyfob.sql`): every code check writes an event.
     """
     sql.count(
-        f"INSERT INTO {sql.table(SecurityEvent)} "  # noqa: S608
-        "(user_id, kind, at, channel, address, user_agent, detail) "
+        f"INSERT INTO {sql.table(SecurityEvent)} {EVENT_COLUMNS} "  # noqa: S608
         "VALUES (%s, %s, %s, %s, %s, %s, %s)",
         [user.pk, *event_values(kind, context, detail)],
     )

@@ -21,7 +21,7 @@ from keyfob import clock, otp, sql
 from keyfob.accounts import throttle
 from keyfob.accounts.models import Throttle, User
 from keyfob.audit import notices
-from keyfob.audit.events import Context, event_values, record
+from keyfob.audit.events import EVENT_COLUMNS, Context, event_values, record
 from keyfob.audit.models import EventKind, SecurityEvent
 from keyfob.audit.notices import NoticeKind
 from keyfob.audit.useragent import describe
@@ -204,8 +204,7 @@ def _consume_unthrottled(
         kind, detail = event
         found = sql.row(
             f"WITH consumed AS ({update} RETURNING user_id) "  # noqa: S608
-            f"INSERT INTO {sql.table(SecurityEvent)} "
-            "(user_id, kind, at, channel, address, user_agent, detail) "
+            f"INSERT INTO {sql.table(SecurityEvent)} {EVENT_COLUMNS} "
             "SELECT user_id, %s, %s::timestamptz, %s, %s::inet, %s, %s::jsonb FROM consumed "
             "RETURNING id",
             [*params, *event_values(kind, context, detail)],
