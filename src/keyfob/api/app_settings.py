@@ -1,15 +1,19 @@
-"""The API's settings, read from Django's settings (``KEYFOB_API_*``) with safe defaults."""
+"""The API's settings: typed views of what site/settings.py read from KEYFOB_*.
+
+Read at each access, so a test's ``settings`` override takes effect; defaults and checks
+live in site/settings.py only.
+"""
 
 from __future__ import annotations
 
 from django.conf import settings
 
 
-class AppSettings:
+class ApiSettings:
     @property
     def max_body(self) -> int:
-        """Largest request body accepted, in bytes (``KEYFOB_API_MAX_BODY``, default 4096)."""
-        return int(getattr(settings, "KEYFOB_API_MAX_BODY", 4096))
+        """Largest request body accepted, in bytes."""
+        return int(settings.KEYFOB_API_MAX_BODY)
 
 
-app_settings = AppSettings()
+app_settings = ApiSettings()

@@ -7,9 +7,19 @@ import sys
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run a management command; 2 when a ``KEYFOB_*`` variable holds a bad value."""
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "keyfob.site.settings")
+    from django.conf import settings
+    from django.core.exceptions import ImproperlyConfigured
     from django.core.management import execute_from_command_line
 
+    try:
+        # Reads the environment: a bad value stops every command here, before Django
+        # would turn it into a traceback (or, for `check`, a quieter fallback).
+        settings.INSTALLED_APPS  # noqa: B018
+    except ImproperlyConfigured as exc:  # settings.SettingError: one line for the operator
+        print(exc, file=sys.stderr)
+        return 2
     execute_from_command_line(["keyfob", *(sys.argv[1:] if argv is None else argv)])
     return 0
 

@@ -1,27 +1,146 @@
 """Keyfob's Django settings, read from the environment only (``KEYFOB_*``).
 
+Every variable is read here, once, through ``ENV`` below: typed, checked, and recorded in
+``KEYFOB_VARIABLES`` (the README's settings table lists exactly that set). A bad value
+raises ``SettingError`` with one line naming the variable and what it accepts; the
+``keyfob`` command and the WSGI module print that line and stop.
+
 The defaults are the embedded, single-machine ones: SQLite and generated keys in
 ``KEYFOB_DATA_DIR`` (default ``./var``). Anything that weakens a default is named here.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import NoReturn, TypeVar
 from urllib.parse import unquote, urlsplit
 
+from django.core.exceptions import ImproperlyConfigured, ValidationError
+from django.core.validators import validate_email
 from django.utils.translation import gettext_lazy as _
 
+T = TypeVar("T")
+
+
+class SettingError(ImproperlyConfigured):
+    """A ``KEYFOB_*`` variable holds a value Keyfob cannot use; the message is one line."""
+
+
+class Environment:
+    """Typed readers of ``KEYFOB_*`` variables that remember every name they read.
+
+    An unset or empty variable takes the default. A value that does not parse raises
+    ``SettingError`` naming the variable and what it accepts; a secret is never echoed.
+    """
+
+    FLAGS = {"1": True, "true": True, "yes": True, "on": True}
+    FLAGS |= {"0": False, "false": False, "no": False, "off": False}
+
+    def __init__(self, source: Mapping[str, str]) -> None:
+        self.source = source
+        self.read: set[str] = set()
+
+    def raw(self, name: str) -> str | None:
+        """The stripped value, or None when unset; records ``name`` as read."""
+        self.read.add(name)
+        value = self.source.get(name)
+        return None if value is None else value.strip()
+
+    def parsed(
+        self,
+        name: str,
+        default: T,
+        parse: Callable[[str], T],
+        accepts: str,
+        *,
+        secret: bool = False,
+    ) -> T:
+        """What ``parse`` makes of the value (it raises ValueError when it cannot)."""
+        value = self.raw(name)
+        if not value:
+            return default
+        try:
+            return parse(value)
+        except ValueError:
+            shown = "a value not shown here (it may hold a password)" if secret else repr(value)
+            raise SettingError(f"{name}: expected {accepts}, got {shown}") from None
+
+    def text(self, name: str, default: str) -> str:
+        return self.raw(name) or default
+
+    def flag(self, name: str, default: bool) -> bool:
+        # Only clear words: "maybe" or "enabled" stops the start instead of meaning "off".
+        def parse(value: str) -> bool:
+            return self.FLAGS[value.lower()] if value.lower() in self.FLAGS else _invalid(value)
+
+        return self.parsed(name, default, parse, "one of 1/0, true/false, yes/no, on/off")
+
+    def number(self, name: str, default: int, low: int, high: int, unit: str) -> int:
+        def parse(value: str) -> int:
+            # ASCII digits only: int() also takes "١٢", "+5" and "1_000".
+            if value.isascii() and value.isdigit() and low <= int(value) <= high:
+                return int(value)
+            return _invalid(value)
+
+        return self.parsed(name, default, parse, f"a whole number of {unit} from {low} to {high}")
+
+    def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
+        def parse(value: str) -> str:
+            return value.lower() if value.lower() in choices else _invalid(value)
+
+        return self.parsed(name, default, parse, "one of " + ", ".join(choices))
+
+    def items(
+        self, name: str, default: str, check: Callable[[str], object], accepts: str
+    ) -> list[str]:
+        """Comma-separated items, each passed to ``check``. Unlike elsewhere, an empty value
+        means no items (so ``check --deploy`` can name an empty KEYFOB_ALLOWED_HOSTS)."""
+        value = self.raw(name)
+
+        def parse(text: str) -> list[str]:
+            found = [item.strip() for item in text.split(",") if item.strip()]
+            for item in found:
+                check(item)
+            return found
+
+        if value == "":
+            return []
+        return self.parsed(name, parse(default), parse, accepts)
+
+
+def _invalid(value: str) -> NoReturn:
+    raise ValueError(value)
+
+
+def _url(*schemes: str) -> Callable[[str], str]:
+    def parse(value: str) -> str:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+        return value if parts.scheme in schemes else _invalid(value)
+
+    return parse
+
+
+def _email(value: str) -> str:
+    try:
+        validate_email(value)
+    except ValidationError:
+        _invalid(value)
+    return value
+
+
+def _network(value: str) -> str:
+    ipaddress.ip_network(value, strict=False)  # ValueError if it is not one
+    return value
+
+
+ENV = Environment(os.environ)
 BASE_DIR = Path(__file__).resolve().parent.parent
-DATA_DIR = Path(os.environ.get("KEYFOB_DATA_DIR", "var")).resolve()
-
-
-def _env_bool(name: str, default: bool) -> bool:
-    value = os.environ.get(name)
-    if value is None:
-        return default
-    return value.strip().lower() in {"1", "true", "yes", "on"}
+DATA_DIR = Path(ENV.text("KEYFOB_DATA_DIR", "var")).resolve()
 
 
 def _data_dir() -> Path:
@@ -65,8 +184,6 @@ def _database(url: str | None) -> dict[str, object]:
             "TEST": {"NAME": str(_data_dir() / "test.sqlite3")},
         }
     parts = urlsplit(url)
-    if parts.scheme not in {"postgres", "postgresql"}:
-        raise ValueError("KEYFOB_DATABASE_URL must start with postgresql://")
     return {
         "ENGINE": "django.db.backends.postgresql",
         "NAME": unquote(parts.path.lstrip("/")) or "keyfob",
@@ -80,18 +197,20 @@ def _database(url: str | None) -> dict[str, object]:
         # planning from then on.
         "OPTIONS": {"server_side_binding": True, "prepare_threshold": 5},
         # A distinct name lets two test runs share one server.
-        "TEST": {"NAME": os.environ.get("KEYFOB_TEST_DB_NAME", "keyfob_test")},
+        "TEST": {"NAME": ENV.text("KEYFOB_TEST_DB_NAME", "keyfob_test")},
     }
 
 
-DEBUG = _env_bool("KEYFOB_DEBUG", False)
-SECRET_KEY = os.environ.get("KEYFOB_SECRET_KEY") or _generated_secret("django-secret-key")
-ALLOWED_HOSTS = [
-    h.strip()
-    for h in os.environ.get("KEYFOB_ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]").split(",")
-    if h.strip()
-]
-HTTPS = _env_bool("KEYFOB_HTTPS", False)
+DEBUG = ENV.flag("KEYFOB_DEBUG", False)
+SECRET_KEY = ENV.text("KEYFOB_SECRET_KEY", "") or _generated_secret("django-secret-key")
+# Whether the secret came from the environment (the deploy checks insist on it).
+KEYFOB_SECRET_KEY_FROM_ENV = bool(ENV.raw("KEYFOB_SECRET_KEY"))
+ALLOWED_HOSTS = ENV.items(
+    "KEYFOB_ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]", str, "host names, comma-separated"
+)
+HTTPS = ENV.flag("KEYFOB_HTTPS", False)
+# Read whether or not HTTPS is on, so a bad value is refused either way.
+_SSL_REDIRECT = ENV.flag("KEYFOB_SSL_REDIRECT", True)
 
 INSTALLED_APPS = [
     "django.contrib.auth",
@@ -146,7 +265,17 @@ TEMPLATES = [
     }
 ]
 
-DATABASES = {"default": _database(os.environ.get("KEYFOB_DATABASE_URL"))}
+DATABASES = {
+    "default": _database(
+        ENV.parsed(
+            "KEYFOB_DATABASE_URL",
+            "",
+            _url("postgres", "postgresql"),
+            "a postgresql://user:pass@host:5432/db URL",
+            secret=True,
+        )
+    )
+}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"
 LOGIN_URL = "login"
@@ -169,8 +298,8 @@ AUTH_PASSWORD_VALIDATORS = [
 SESSION_ENGINE = "django.contrib.sessions.backends.db"
 # The session ends 12 hours after sign-in at most, and after 30 minutes without a request
 # (SessionLifetimeMiddleware); the cookie itself expires with the absolute limit.
-KEYFOB_SESSION_MAX_AGE = int(os.environ.get("KEYFOB_SESSION_MAX_AGE", 12 * 3600))
-KEYFOB_SESSION_IDLE = int(os.environ.get("KEYFOB_SESSION_IDLE", 30 * 60))
+KEYFOB_SESSION_MAX_AGE = ENV.number("KEYFOB_SESSION_MAX_AGE", 12 * 3600, 60, 30 * 86400, "seconds")
+KEYFOB_SESSION_IDLE = ENV.number("KEYFOB_SESSION_IDLE", 30 * 60, 60, 30 * 86400, "seconds")
 SESSION_COOKIE_AGE = KEYFOB_SESSION_MAX_AGE
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
@@ -185,7 +314,7 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 if HTTPS:
-    SECURE_SSL_REDIRECT = _env_bool("KEYFOB_SSL_REDIRECT", True)
+    SECURE_SSL_REDIRECT = _SSL_REDIRECT
     SECURE_HSTS_SECONDS = 31536000
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     # A load balancer probes the app over plain HTTP; a redirect would read as "down".
@@ -202,17 +331,22 @@ USE_TZ = True
 TIME_ZONE = "UTC"
 
 STATIC_URL = "/static/"
-STATIC_ROOT = os.environ.get("KEYFOB_STATIC_ROOT") or None
+STATIC_ROOT = ENV.text("KEYFOB_STATIC_ROOT", "") or None
 # Serve from the app directories directly so `make run` needs no collectstatic.
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG
 
 EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
-DEFAULT_FROM_EMAIL = os.environ.get("KEYFOB_MAIL_FROM", "Keyfob <keyfob@localhost>")
+KEYFOB_MAIL_FROM = ENV.text("KEYFOB_MAIL_FROM", "Keyfob <keyfob@localhost>")
+DEFAULT_FROM_EMAIL = KEYFOB_MAIL_FROM
 
 # KEYFOB_LOG_FORMAT=json: one JSON object per line (time, level, request id, account id,
 # event), request lines included; see keyfob.site.logging for what a line may carry.
-KEYFOB_LOG_FORMAT = os.environ.get("KEYFOB_LOG_FORMAT", "text").strip().lower()
+KEYFOB_LOG_FORMAT = ENV.choice("KEYFOB_LOG_FORMAT", "text", ("text", "json"))
+_LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+KEYFOB_LOG_LEVEL = ENV.choice(
+    "KEYFOB_LOG_LEVEL", "info" if KEYFOB_LOG_FORMAT == "json" else "warning", _LOG_LEVELS
+).upper()
 _JSON_LOGS = KEYFOB_LOG_FORMAT == "json"
 LOGGING = {
     "version": 1,
@@ -227,26 +361,49 @@ LOGGING = {
         }
     },
     "root": {"handlers": ["console"], "level": "WARNING"},
-    "loggers": {
-        "keyfob": {"level": os.environ.get("KEYFOB_LOG_LEVEL", "INFO" if _JSON_LOGS else "WARNING")}
-    },
+    "loggers": {"keyfob": {"level": KEYFOB_LOG_LEVEL}},
 }
 
 # Keyfob's own settings; each app reads them through its app_settings object.
-KEYFOB_SITE_NAME = os.environ.get("KEYFOB_SITE_NAME", "Keyfob")
+KEYFOB_SITE_NAME = ENV.text("KEYFOB_SITE_NAME", "Keyfob")
 KEYFOB_DATA_DIR = DATA_DIR
-KEYFOB_SECRET_KEYS = os.environ.get("KEYFOB_SECRET_KEYS", "")
+KEYFOB_SECRET_KEYS = ENV.text("KEYFOB_SECRET_KEYS", "")  # checks.check_key_ring parses it
 # Outgoing mail (keyfob.audit.app_settings reads these): smtp://, smtps:// or
 # smtp+starttls://user:pass@host:port; empty prints notices instead of sending them.
-KEYFOB_SMTP_URL = os.environ.get("KEYFOB_SMTP_URL", "")
-KEYFOB_MAIL_MAX_ATTEMPTS = int(os.environ.get("KEYFOB_MAIL_MAX_ATTEMPTS", 55))
+KEYFOB_SMTP_URL = ENV.parsed(
+    "KEYFOB_SMTP_URL",
+    "",
+    _url("smtp", "smtps", "smtp+starttls"),
+    "an smtp://, smtps:// or smtp+starttls://user:pass@host:port URL",
+    secret=True,
+)
+KEYFOB_MAIL_MAX_ATTEMPTS = ENV.number("KEYFOB_MAIL_MAX_ATTEMPTS", 55, 1, 1000, "attempts")
+# How often each worker's sender looks for due notices: one small query each time.
+KEYFOB_MAIL_INTERVAL_SECONDS = ENV.number("KEYFOB_MAIL_INTERVAL_SECONDS", 5, 1, 3600, "seconds")
 # Sent and failed notices name an address, an IP address and a browser: kept this long.
-KEYFOB_OUTBOX_RETENTION_DAYS = int(os.environ.get("KEYFOB_OUTBOX_RETENTION_DAYS", 30))
+KEYFOB_OUTBOX_RETENTION_DAYS = ENV.number("KEYFOB_OUTBOX_RETENTION_DAYS", 30, 1, 3650, "days")
 # Reverse proxies whose X-Forwarded-For is believed: addresses or CIDRs, comma-separated.
-KEYFOB_TRUSTED_PROXIES = [
-    p.strip() for p in os.environ.get("KEYFOB_TRUSTED_PROXIES", "").split(",") if p.strip()
-]
+KEYFOB_TRUSTED_PROXIES = ENV.items(
+    "KEYFOB_TRUSTED_PROXIES", "", _network, "IP addresses or CIDRs, comma-separated"
+)
 # /metrics answers only with "Authorization: Bearer <token>"; without a token it is off (404).
-KEYFOB_METRICS_TOKEN = os.environ.get("KEYFOB_METRICS_TOKEN", "")
-# Whether the secrets came from the environment (the deploy checks insist on it).
-KEYFOB_SECRET_KEY_FROM_ENV = bool(os.environ.get("KEYFOB_SECRET_KEY"))
+KEYFOB_METRICS_TOKEN = ENV.text("KEYFOB_METRICS_TOKEN", "")
+# Security events (sign-ins, addresses, browsers): what `keyfob prune-activity` keeps.
+KEYFOB_ACTIVITY_RETENTION_DAYS = ENV.number("KEYFOB_ACTIVITY_RETENTION_DAYS", 365, 1, 36500, "days")
+
+# Two-factor: ±1 step (30 s) is what a phone's clock needs; each step more widens what a
+# guessed or overheard code can match. 10 is the most keyfob.otp accepts.
+KEYFOB_TOTP_WINDOW = ENV.number("KEYFOB_TOTP_WINDOW", 1, 0, 10, "time steps")
+KEYFOB_TRUST_DAYS = ENV.number("KEYFOB_TRUST_DAYS", 30, 1, 365, "days")
+# How recent the password and code must be for a sensitive change; over an hour is no
+# longer "recent".
+KEYFOB_REAUTH_SECONDS = ENV.number("KEYFOB_REAUTH_SECONDS", 600, 1, 3600, "seconds")
+KEYFOB_SUPPORT_EMAIL = ENV.parsed(
+    "KEYFOB_SUPPORT_EMAIL", "support@example.com", _email, "an e-mail address"
+)
+# Off lets one staff member both check a customer's identity and turn 2FA off.
+KEYFOB_SUPPORT_FOUR_EYES = ENV.flag("KEYFOB_SUPPORT_FOUR_EYES", True)
+KEYFOB_API_MAX_BODY = ENV.number("KEYFOB_API_MAX_BODY", 4096, 256, 1048576, "bytes")
+
+# Every KEYFOB_* variable read above: the README's settings table must list exactly these.
+KEYFOB_VARIABLES = frozenset(ENV.read)

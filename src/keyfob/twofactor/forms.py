@@ -5,9 +5,11 @@ from __future__ import annotations
 from django import forms
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from keyfob import otp
 from keyfob.accounts.forms import CodeField, PasswordCheckForm
+from keyfob.twofactor.app_settings import app_settings
 
 
 class CodeForm(forms.Form):
@@ -43,10 +45,14 @@ class RecoveryCodeField(forms.CharField):
 class SignInCodeForm(forms.Form):
     """The sign-in's second step: a code, or a recovery code, and whether to trust this browser."""
 
-    trust = forms.BooleanField(label=_("Trust this browser for 30 days"), required=False)
+    trust = forms.BooleanField(required=False)
 
     def __init__(self, *args: object, recovery: bool = False, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        days = app_settings.trust_days  # KEYFOB_TRUST_DAYS: the label says what is granted
+        self.fields["trust"].label = ngettext(
+            "Trust this browser for %(days)d day", "Trust this browser for %(days)d days", days
+        ) % {"days": days}
         field: forms.Field = RecoveryCodeField() if recovery else CodeField()
         self.fields = {("recovery_code" if recovery else "code"): field, **self.fields}
         self.recovery = recovery

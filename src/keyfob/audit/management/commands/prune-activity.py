@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
 from keyfob import clock
+from keyfob.audit.app_settings import app_settings
 from keyfob.audit.models import SecurityEvent
 
 
@@ -21,7 +21,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **opts: Any) -> None:
         days = opts["days"]
         if days is None:
-            days = int(getattr(settings, "KEYFOB_ACTIVITY_RETENTION_DAYS", 365))
+            days = app_settings.activity_retention_days
         if days < 1:
             self.stderr.write("the retention must be at least one day")
             raise SystemExit(2)
