@@ -165,7 +165,7 @@ def _generated_secret(filename: str, nbytes: int = 48) -> str:
     return value
 
 
-def _database(url: str | None) -> dict[str, object]:
+def _database(url: str, test_name: str) -> dict[str, object]:
     if not url:
         return {
             "ENGINE": "keyfob.site.sqlite",
@@ -197,7 +197,7 @@ def _database(url: str | None) -> dict[str, object]:
         # planning from then on.
         "OPTIONS": {"server_side_binding": True, "prepare_threshold": 5},
         # A distinct name lets two test runs share one server.
-        "TEST": {"NAME": ENV.text("KEYFOB_TEST_DB_NAME", "keyfob_test")},
+        "TEST": {"NAME": test_name},
     }
 
 
@@ -273,7 +273,9 @@ DATABASES = {
             _url("postgres", "postgresql"),
             "a postgresql://user:pass@host:5432/db URL",
             secret=True,
-        )
+        ),
+        # Read with SQLite too, so the variable is known (and checked) whatever the database.
+        test_name=ENV.text("KEYFOB_TEST_DB_NAME", "keyfob_test"),
     )
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

@@ -1,0 +1,71 @@
+"""A bad KEYFOB_* value stops every `keyfob` command, and the WSGI app, with one line."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.ops.conftest import base_env, free_port, keyfob
+
+BAD = {
+    "KEYFOB_TRUST_DAYS": (
+        "thirty",
+        "KEYFOB_TRUST_DAYS: expected a whole number of days from 1 to 365, got 'thirty'",
+    ),
+    "KEYFOB_TOTP_WINDOW": (
+        "-1",
+        "KEYFOB_TOTP_WINDOW: expected a whole number of time steps from 0 to 10, got '-1'",
+    ),
+    "KEYFOB_SUPPORT_FOUR_EYES": (
+        "maybe",
+        "KEYFOB_SUPPORT_FOUR_EYES: expected one of 1/0, true/false, yes/no, on/off, got 'maybe'",
+    ),
+}
+
+
+def assert_one_line(result: subprocess.CompletedProcess[str], line: str) -> None:
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert result.stderr == line + "\n"
+    assert result.stdout == ""
+
+
+@pytest.mark.parametrize("name", sorted(BAD))
+def test_check_stops_with_one_line(tmp_path: Path, name: str) -> None:
+    value, line = BAD[name]
+    assert_one_line(keyfob(base_env(tmp_path, **{name: value}), "check"), line)
+
+
+def test_serve_and_any_command_stop_with_one_line(tmp_path: Path) -> None:
+    value, line = BAD["KEYFOB_TRUST_DAYS"]
+    env = base_env(tmp_path, KEYFOB_TRUST_DAYS=value)
+    port = str(free_port())
+    assert_one_line(keyfob(env, "serve", "--port", port, timeout=30), line)
+    assert_one_line(keyfob(env, "migrate", "--no-input"), line)
+    assert_one_line(keyfob(env, "check", "--deploy"), line)
+
+
+def test_a_password_in_a_bad_url_is_not_printed(tmp_path: Path) -> None:
+    env = base_env(tmp_path, KEYFOB_DATABASE_URL="mysql://keyfob:hunter2@db/keyfob")
+    result = keyfob(env, "check")
+    assert_one_line(
+        result,
+        "KEYFOB_DATABASE_URL: expected a postgresql://user:pass@host:5432/db URL, "
+        "got a value not shown here (it may hold a password)",
+    )
+
+
+def test_gunicorn_loading_the_wsgi_module_prints_the_line_and_stops(tmp_path: Path) -> None:
+    """Started without `keyfob serve`, gunicorn stops instead of restarting the worker."""
+    value, line = BAD["KEYFOB_SUPPORT_FOUR_EYES"]
+    env = base_env(tmp_path, KEYFOB_SUPPORT_FOUR_EYES=value)
+    result = subprocess.run(
+        [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{free_port()}",
+         "--workers", "1", "keyfob.site.wsgi:application"],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert line in result.stderr.splitlines()
+    assert "Traceback" not in result.stderr
