@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from gunicorn.config import KNOWN_SETTINGS
 
 from tests.ops.conftest import base_env, free_port, keyfob
 
@@ -61,9 +62,19 @@ def test_gunicorn_loading_the_wsgi_module_prints_the_line_and_stops(tmp_path: Pa
     """Started without `keyfob serve`, gunicorn stops instead of restarting the worker."""
     value, line = BAD["KEYFOB_SUPPORT_FOUR_EYES"]
     env = base_env(tmp_path, KEYFOB_SUPPORT_FOUR_EYES=value)
+    argv = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "--bind",
+        f"127.0.0.1:{free_port()}",
+        "--workers",
+        "1",
+    ]
+    if any("--no-control-socket" in (s.cli or []) for s in KNOWN_SETTINGS):
+        argv.append("--no-control-socket")  # as `keyfob serve` does: no socket in $HOME
     result = subprocess.run(
-        [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{free_port()}",
-         "--workers", "1", "keyfob.site.wsgi:application"],
+        [*argv, "keyfob.site.wsgi:application"],
         env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert result.returncode != 0
