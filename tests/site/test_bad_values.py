@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from gunicorn.config import KNOWN_SETTINGS
 
-from tests.ops.conftest import base_env, free_port, keyfob
+from tests.ops.conftest import PRODUCTION, base_env, free_port, keyfob
 
 BAD = {
     "KEYFOB_TRUST_DAYS": (
@@ -80,3 +80,13 @@ def test_gunicorn_loading_the_wsgi_module_prints_the_line_and_stops(tmp_path: Pa
     assert result.returncode != 0
     assert line in result.stderr.splitlines()
     assert "Traceback" not in result.stderr
+
+
+def test_deploy_check_warns_of_a_weakening_choice(tmp_path: Path) -> None:
+    env = base_env(tmp_path, **PRODUCTION, KEYFOB_TOTP_WINDOW="3", KEYFOB_SUPPORT_FOUR_EYES="0")
+    result = keyfob(env, "check", "--deploy")
+    assert result.returncode == 0, result.stderr  # allowed, but said
+    assert "keyfob.W002" in result.stderr and "KEYFOB_TOTP_WINDOW is 3" in result.stderr
+    assert "keyfob.W003" in result.stderr and "KEYFOB_SUPPORT_FOUR_EYES is off" in result.stderr
+    quiet = keyfob(base_env(tmp_path, **PRODUCTION), "check", "--deploy")
+    assert "keyfob.W002" not in quiet.stderr and "keyfob.W003" not in quiet.stderr

@@ -85,6 +85,25 @@ def check_production_settings(app_configs: Any = None, **kwargs: Any) -> list[Ch
                 id="keyfob.W001",
             )
         )
+    # Allowed, documented choices that weaken a default: said at each deploy check.
+    if settings.KEYFOB_TOTP_WINDOW > 1:
+        errors.append(
+            Warning(
+                f"KEYFOB_TOTP_WINDOW is {settings.KEYFOB_TOTP_WINDOW}: each step more each side "
+                "of now is 30 seconds more in which a seen or guessed code works.",
+                hint="1 (±30 s) is what a phone's clock needs.",
+                id="keyfob.W002",
+            )
+        )
+    if not settings.KEYFOB_SUPPORT_FOUR_EYES:
+        errors.append(
+            Warning(
+                "KEYFOB_SUPPORT_FOUR_EYES is off: one staff member can both check a "
+                "customer's identity and turn the customer's 2FA off.",
+                hint="Unset KEYFOB_SUPPORT_FOUR_EYES (on) unless support is one person.",
+                id="keyfob.W003",
+            )
+        )
     return errors
 
 
