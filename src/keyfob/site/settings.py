@@ -37,8 +37,10 @@ class Environment:
     ``SettingError`` naming the variable and what it accepts; a secret is never echoed.
     """
 
-    FLAGS = {"1": True, "true": True, "yes": True, "on": True}
-    FLAGS |= {"0": False, "false": False, "no": False, "off": False}
+    FLAGS = {
+        "1": True, "true": True, "yes": True, "on": True,
+        "0": False, "false": False, "no": False, "off": False,
+    }  # fmt: skip
 
     def __init__(self, source: Mapping[str, str]) -> None:
         self.source = source
