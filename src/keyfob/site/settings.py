@@ -1,6 +1,6 @@
 """Keyfob's Django settings, read from the environment only (``KEYFOB_*``).
 
-Every variable is read here, once, through ``ENV`` below: typed, checked, and recorded in
+Every variable is read here, once, through ``env`` below: typed, checked, and recorded in
 ``KEYFOB_VARIABLES`` (the README's settings table lists exactly that set). A bad value
 raises ``SettingError`` with one line naming the variable and what it accepts; the
 ``keyfob`` command and the WSGI module print that line and stop.
@@ -23,7 +23,7 @@ from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.core.validators import validate_email
 from django.utils.translation import gettext_lazy as _
 
-T = TypeVar("T")
+_T = TypeVar("_T")
 
 
 class SettingError(ImproperlyConfigured):
@@ -55,12 +55,12 @@ class Environment:
     def parsed(
         self,
         name: str,
-        default: T,
-        parse: Callable[[str], T],
+        default: _T,
+        parse: Callable[[str], _T],
         accepts: str,
         *,
         secret: bool = False,
-    ) -> T:
+    ) -> _T:
         """What ``parse`` makes of the value (it raises ValueError when it cannot)."""
         value = self.raw(name)
         if not value:
@@ -140,9 +140,9 @@ def _network(value: str) -> str:
     return value
 
 
-ENV = Environment(os.environ)
+env = Environment(os.environ)
 BASE_DIR = Path(__file__).resolve().parent.parent
-DATA_DIR = Path(ENV.text("KEYFOB_DATA_DIR", "var")).resolve()
+DATA_DIR = Path(env.text("KEYFOB_DATA_DIR", "var")).resolve()
 
 
 def _data_dir() -> Path:
@@ -203,16 +203,16 @@ def _database(url: str, test_name: str) -> dict[str, object]:
     }
 
 
-DEBUG = ENV.flag("KEYFOB_DEBUG", False)
-SECRET_KEY = ENV.text("KEYFOB_SECRET_KEY", "") or _generated_secret("django-secret-key")
+DEBUG = env.flag("KEYFOB_DEBUG", False)
+SECRET_KEY = env.text("KEYFOB_SECRET_KEY", "") or _generated_secret("django-secret-key")
 # Whether the secret came from the environment (the deploy checks insist on it).
-KEYFOB_SECRET_KEY_FROM_ENV = bool(ENV.raw("KEYFOB_SECRET_KEY"))
-ALLOWED_HOSTS = ENV.items(
+KEYFOB_SECRET_KEY_FROM_ENV = bool(env.raw("KEYFOB_SECRET_KEY"))
+ALLOWED_HOSTS = env.items(
     "KEYFOB_ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]", str, "host names, comma-separated"
 )
-HTTPS = ENV.flag("KEYFOB_HTTPS", False)
+HTTPS = env.flag("KEYFOB_HTTPS", False)
 # Read whether or not HTTPS is on, so a bad value is refused either way.
-_SSL_REDIRECT = ENV.flag("KEYFOB_SSL_REDIRECT", True)
+_SSL_REDIRECT = env.flag("KEYFOB_SSL_REDIRECT", True)
 
 INSTALLED_APPS = [
     "django.contrib.auth",
@@ -269,7 +269,7 @@ TEMPLATES = [
 
 DATABASES = {
     "default": _database(
-        ENV.parsed(
+        env.parsed(
             "KEYFOB_DATABASE_URL",
             "",
             _url("postgres", "postgresql"),
@@ -277,7 +277,7 @@ DATABASES = {
             secret=True,
         ),
         # Read with SQLite too, so the variable is known (and checked) whatever the database.
-        test_name=ENV.text("KEYFOB_TEST_DB_NAME", "keyfob_test"),
+        test_name=env.text("KEYFOB_TEST_DB_NAME", "keyfob_test"),
     )
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -302,8 +302,8 @@ AUTH_PASSWORD_VALIDATORS = [
 SESSION_ENGINE = "django.contrib.sessions.backends.db"
 # The session ends 12 hours after sign-in at most, and after 30 minutes without a request
 # (SessionLifetimeMiddleware); the cookie itself expires with the absolute limit.
-KEYFOB_SESSION_MAX_AGE = ENV.number("KEYFOB_SESSION_MAX_AGE", 12 * 3600, 60, 30 * 86400, "seconds")
-KEYFOB_SESSION_IDLE = ENV.number("KEYFOB_SESSION_IDLE", 30 * 60, 60, 30 * 86400, "seconds")
+KEYFOB_SESSION_MAX_AGE = env.number("KEYFOB_SESSION_MAX_AGE", 12 * 3600, 60, 30 * 86400, "seconds")
+KEYFOB_SESSION_IDLE = env.number("KEYFOB_SESSION_IDLE", 30 * 60, 60, 30 * 86400, "seconds")
 SESSION_COOKIE_AGE = KEYFOB_SESSION_MAX_AGE
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
@@ -335,20 +335,20 @@ USE_TZ = True
 TIME_ZONE = "UTC"
 
 STATIC_URL = "/static/"
-STATIC_ROOT = ENV.text("KEYFOB_STATIC_ROOT", "") or None
+STATIC_ROOT = env.text("KEYFOB_STATIC_ROOT", "") or None
 # Serve from the app directories directly so `make run` needs no collectstatic.
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG
 
 EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
-KEYFOB_MAIL_FROM = ENV.text("KEYFOB_MAIL_FROM", "Keyfob <keyfob@localhost>")
+KEYFOB_MAIL_FROM = env.text("KEYFOB_MAIL_FROM", "Keyfob <keyfob@localhost>")
 DEFAULT_FROM_EMAIL = KEYFOB_MAIL_FROM
 
 # KEYFOB_LOG_FORMAT=json: one JSON object per line (time, level, request id, account id,
 # event), request lines included; see keyfob.site.logging for what a line may carry.
-KEYFOB_LOG_FORMAT = ENV.choice("KEYFOB_LOG_FORMAT", "text", ("text", "json"))
+KEYFOB_LOG_FORMAT = env.choice("KEYFOB_LOG_FORMAT", "text", ("text", "json"))
 _LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
-KEYFOB_LOG_LEVEL = ENV.choice(
+KEYFOB_LOG_LEVEL = env.choice(
     "KEYFOB_LOG_LEVEL", "info" if KEYFOB_LOG_FORMAT == "json" else "warning", _LOG_LEVELS
 ).upper()
 _JSON_LOGS = KEYFOB_LOG_FORMAT == "json"
@@ -369,45 +369,45 @@ LOGGING = {
 }
 
 # Keyfob's own settings; each app reads them through its app_settings object.
-KEYFOB_SITE_NAME = ENV.text("KEYFOB_SITE_NAME", "Keyfob")
+KEYFOB_SITE_NAME = env.text("KEYFOB_SITE_NAME", "Keyfob")
 KEYFOB_DATA_DIR = DATA_DIR
-KEYFOB_SECRET_KEYS = ENV.text("KEYFOB_SECRET_KEYS", "")  # checks.check_key_ring parses it
+KEYFOB_SECRET_KEYS = env.text("KEYFOB_SECRET_KEYS", "")  # checks.check_key_ring parses it
 # Outgoing mail (keyfob.audit.app_settings reads these): smtp://, smtps:// or
 # smtp+starttls://user:pass@host:port; empty prints notices instead of sending them.
-KEYFOB_SMTP_URL = ENV.parsed(
+KEYFOB_SMTP_URL = env.parsed(
     "KEYFOB_SMTP_URL",
     "",
     _url("smtp", "smtps", "smtp+starttls"),
     "an smtp://, smtps:// or smtp+starttls://user:pass@host:port URL",
     secret=True,
 )
-KEYFOB_MAIL_MAX_ATTEMPTS = ENV.number("KEYFOB_MAIL_MAX_ATTEMPTS", 55, 1, 1000, "attempts")
+KEYFOB_MAIL_MAX_ATTEMPTS = env.number("KEYFOB_MAIL_MAX_ATTEMPTS", 55, 1, 1000, "attempts")
 # How often each worker's sender looks for due notices: one small query each time.
-KEYFOB_MAIL_INTERVAL_SECONDS = ENV.number("KEYFOB_MAIL_INTERVAL_SECONDS", 5, 1, 3600, "seconds")
+KEYFOB_MAIL_INTERVAL_SECONDS = env.number("KEYFOB_MAIL_INTERVAL_SECONDS", 5, 1, 3600, "seconds")
 # Sent and failed notices name an address, an IP address and a browser: kept this long.
-KEYFOB_OUTBOX_RETENTION_DAYS = ENV.number("KEYFOB_OUTBOX_RETENTION_DAYS", 30, 1, 3650, "days")
+KEYFOB_OUTBOX_RETENTION_DAYS = env.number("KEYFOB_OUTBOX_RETENTION_DAYS", 30, 1, 3650, "days")
 # Reverse proxies whose X-Forwarded-For is believed: addresses or CIDRs, comma-separated.
-KEYFOB_TRUSTED_PROXIES = ENV.items(
+KEYFOB_TRUSTED_PROXIES = env.items(
     "KEYFOB_TRUSTED_PROXIES", "", _network, "IP addresses or CIDRs, comma-separated"
 )
 # /metrics answers only with "Authorization: Bearer <token>"; without a token it is off (404).
-KEYFOB_METRICS_TOKEN = ENV.text("KEYFOB_METRICS_TOKEN", "")
+KEYFOB_METRICS_TOKEN = env.text("KEYFOB_METRICS_TOKEN", "")
 # Security events (sign-ins, addresses, browsers): what `keyfob prune-activity` keeps.
-KEYFOB_ACTIVITY_RETENTION_DAYS = ENV.number("KEYFOB_ACTIVITY_RETENTION_DAYS", 365, 1, 36500, "days")
+KEYFOB_ACTIVITY_RETENTION_DAYS = env.number("KEYFOB_ACTIVITY_RETENTION_DAYS", 365, 1, 36500, "days")
 
 # Two-factor: ±1 step (30 s) is what a phone's clock needs; each step more widens what a
 # guessed or overheard code can match. 10 is the most keyfob.otp accepts.
-KEYFOB_TOTP_WINDOW = ENV.number("KEYFOB_TOTP_WINDOW", 1, 0, 10, "time steps")
-KEYFOB_TRUST_DAYS = ENV.number("KEYFOB_TRUST_DAYS", 30, 1, 365, "days")
+KEYFOB_TOTP_WINDOW = env.number("KEYFOB_TOTP_WINDOW", 1, 0, 10, "time steps")
+KEYFOB_TRUST_DAYS = env.number("KEYFOB_TRUST_DAYS", 30, 1, 365, "days")
 # How recent the password and code must be for a sensitive change; over an hour is no
 # longer "recent".
-KEYFOB_REAUTH_SECONDS = ENV.number("KEYFOB_REAUTH_SECONDS", 600, 1, 3600, "seconds")
-KEYFOB_SUPPORT_EMAIL = ENV.parsed(
+KEYFOB_REAUTH_SECONDS = env.number("KEYFOB_REAUTH_SECONDS", 600, 1, 3600, "seconds")
+KEYFOB_SUPPORT_EMAIL = env.parsed(
     "KEYFOB_SUPPORT_EMAIL", "support@example.com", _email, "an e-mail address"
 )
 # Off lets one staff member both check a customer's identity and turn 2FA off.
-KEYFOB_SUPPORT_FOUR_EYES = ENV.flag("KEYFOB_SUPPORT_FOUR_EYES", True)
-KEYFOB_API_MAX_BODY = ENV.number("KEYFOB_API_MAX_BODY", 4096, 256, 1048576, "bytes")
+KEYFOB_SUPPORT_FOUR_EYES = env.flag("KEYFOB_SUPPORT_FOUR_EYES", True)
+KEYFOB_API_MAX_BODY = env.number("KEYFOB_API_MAX_BODY", 4096, 256, 1048576, "bytes")
 
 # Every KEYFOB_* variable read above: the README's settings table must list exactly these.
-KEYFOB_VARIABLES = frozenset(ENV.read)
+KEYFOB_VARIABLES = frozenset(env.read)
