@@ -134,13 +134,15 @@ def test_wrong_codes_after_a_right_password_warn_by_mail_at_most_hourly(
     assert warnings() == 2
 
 
-def test_a_right_code_on_a_clean_account_takes_no_lock_and_leaves_no_row(
+def test_a_right_code_on_a_clean_account_takes_no_lock_and_leaves_the_row_alone(
     user_with_totp: Enrolled, frozen_time: float
 ) -> None:
     """No failure on record: the compare-and-set alone decides (see _consume_unthrottled);
-    the throttle row is neither made nor touched."""
+    the throttle row (made when the setup code was checked) is not touched."""
+    rows = Throttle.objects.filter(key=str(user_with_totp.user.pk))
+    before = list(rows.values())
     flows.verify_code(user_with_totp.user, user_with_totp.code(), CTX)
-    assert not Throttle.objects.filter(key=str(user_with_totp.user.pk)).exists()
+    assert list(rows.values()) == before
 
 
 @pytest.mark.parametrize(
@@ -158,7 +160,9 @@ def test_a_right_code_with_any_failure_on_record_goes_through_the_lock(
     """Then the locked path checks the wait and clears the count; a failure over a day old
     with nothing in a row is no longer on record."""
     key = str(user_with_totp.user.pk)
-    row = Throttle.objects.create(scope="code", key=key, consecutive=consecutive)
+    row, _ = Throttle.objects.update_or_create(
+        scope="code", key=key, defaults={"consecutive": consecutive}
+    )
     before = clock.now() - throttle.DAY
     Throttle.objects.filter(pk=row.pk).update(
         locked_until=clock.now() - throttle.DAY if locked else None,
@@ -177,8 +181,10 @@ def test_a_failure_over_a_day_old_is_off_the_record(
 ) -> None:
     key = str(user_with_totp.user.pk)
     before = clock.now() - throttle.DAY * 2
-    Throttle.objects.create(
-        scope="code", key=key, last_failure_at=before, updated=before, consecutive=0
+    Throttle.objects.update_or_create(
+        scope="code",
+        key=key,
+        defaults={"last_failure_at": before, "updated": before, "consecutive": 0},
     )
     flows.verify_code(user_with_totp.user, user_with_totp.code(), CTX)
     assert Throttle.objects.get(key=key).updated == before  # not locked, not touched
