@@ -30,6 +30,10 @@ class Inbox:
             self.received.append((list(envelope.rcpt_tos), message))
         return "250 OK"
 
+    def clear(self) -> None:
+        with self._lock:
+            self.received.clear()
+
     @property
     def messages(self) -> list[EmailMessage]:
         with self._lock:

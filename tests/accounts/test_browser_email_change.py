@@ -13,7 +13,7 @@ from keyfob.accounts.models import User
 from tests.clients import oathtool_totp
 from tests.smtp import SmtpServer
 from tests.support.conftest import T0, Enrolled, enrolled
-from tests.support.test_browser_desk import body, deliver, messages, sign_in
+from tests.support.test_browser_desk import body, deliver, messages, settle, sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -27,6 +27,7 @@ def test_a_new_address_is_confirmed_with_the_code_sent_to_it(
     page: Any, live_server: Any, smtp: SmtpServer, alice: Enrolled
 ) -> None:
     base = live_server.url
+    settle(smtp)
     with clock.frozen(T0):
         sign_in(page, base, "alice@example.com")
         page.wait_for_url(re.compile(r"/login/code/$"))

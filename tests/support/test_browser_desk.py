@@ -84,6 +84,13 @@ def messages(page: Any) -> str:
     return str(page.locator(".messages").inner_text())
 
 
+def settle(smtp: SmtpServer) -> None:
+    """Deliver what the ready state queued (each enrolment's "2FA is on" notice) and start
+    from an empty inbox, so a test counts only the mail its own steps send."""
+    smtp.inbox.wait_for(mailer.send_pending().sent)
+    smtp.inbox.clear()
+
+
 def deliver(smtp: SmtpServer, count: int) -> list[Any]:
     """Send what the outbox holds now; return the messages the SMTP server has received."""
     mailer.send_pending()
@@ -119,6 +126,7 @@ def test_phone_path_then_the_customer_turns_2fa_on_again(
     tmp_path: Path,
 ) -> None:
     base = live_server.url
+    settle(smtp)
     with clock.frozen(T0):
         customer_asks_support(page, base, "alice@example.com")
         [opened] = deliver(smtp, 1)
@@ -175,6 +183,7 @@ def test_documents_and_emailed_code_path(
     tess: Enrolled,
 ) -> None:
     base = live_server.url
+    settle(smtp)
     with clock.frozen(T0):
         staff_sign_in(page, base, sam, T0)
         page.get_by_role("link", name="Open a request for a customer").click()
@@ -244,6 +253,7 @@ def test_the_customer_cancels_from_the_emailed_link(
     alice: Enrolled,
 ) -> None:
     base = live_server.url
+    settle(smtp)
     with clock.frozen(T0):
         customer_asks_support(page, base, "alice@example.com")
         [opened] = deliver(smtp, 1)

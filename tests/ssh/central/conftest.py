@@ -172,8 +172,8 @@ from keyfob.twofactor.models import Authenticator
 from tests.conftest import enrol
 user = User.objects.get(email={email!r})
 Authenticator.objects.filter(user=user).delete()
-enrolled = enrol(user)
 Throttle.objects.all().delete()
+enrolled = enrol(user)
 SecurityEvent.objects.filter(user=user).delete()
 result = {{"secret": enrolled.b32, "recovery": enrolled.recovery_codes}}
 """
