@@ -13,9 +13,7 @@ from keyfob.api import flows
 from keyfob.api.models import ServerToken
 from keyfob.audit.events import Context
 from keyfob.audit.models import Channel
-from tests.portal.conftest import Enrolled, frozen_time, user, user_with_totp
-
-__all__ = ["frozen_time", "user", "user_with_totp"]  # fixtures, used by name
+from tests.conftest import Enrolled
 
 
 @dataclass

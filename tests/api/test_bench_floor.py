@@ -11,7 +11,7 @@ from django.test import override_settings
 from keyfob.audit.models import SecurityEvent
 from keyfob.twofactor.models import Authenticator
 from tests.api.conftest import Api
-from tests.portal.conftest import Enrolled
+from tests.conftest import Enrolled
 
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 

@@ -17,7 +17,7 @@ from keyfob.api import flows
 from keyfob.api.models import ServerToken, SshLogin
 from keyfob.audit.models import Channel, EventKind, SecurityEvent
 from tests.api.conftest import Api
-from tests.portal.conftest import PASSWORD, Enrolled
+from tests.conftest import PASSWORD, Enrolled
 
 
 def error_of(response) -> str:  # type: ignore[no-untyped-def]

@@ -14,7 +14,7 @@ from keyfob.audit.events import Context
 from keyfob.audit.models import Channel, EventKind, SecurityEvent
 from keyfob.twofactor import flows as twofactor
 from tests.api.conftest import Api
-from tests.portal.conftest import Enrolled
+from tests.conftest import Enrolled
 
 WEB = Context(channel=Channel.WEB, address="192.0.2.1")
 

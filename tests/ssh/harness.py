@@ -32,7 +32,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import require_tool
+from tests.clients import oathtool_totp
+from tests.conftest import free_port, require_tool
 
 paramiko = pytest.importorskip("paramiko")
 
@@ -98,12 +99,6 @@ def ssh_user(workdir: Path) -> Iterator[SshUser]:
         yield SshUser(name, entry.pw_uid, entry.pw_gid, home, key)
     finally:
         subprocess.run([userdel, "--remove", name], capture_output=True, timeout=TIMEOUT)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def port_open(port: int) -> bool:
@@ -246,18 +241,6 @@ def run_as_user(user: SshUser, argv: list[str]) -> subprocess.CompletedProcess[s
         timeout=TIMEOUT,
         check=False,
     )
-
-
-def oathtool_totp(secret: str, at: float | None = None) -> str:
-    """The TOTP code of base32 ``secret`` at ``at`` (default now), computed by oathtool."""
-    when = int(time.time() if at is None else at)
-    return subprocess.run(
-        [require_tool("oathtool"), "--totp", "-b", "-N", f"@{when}", secret],
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-        check=True,
-    ).stdout.strip()
 
 
 def oathtool_hotp(secret: str, counter: int) -> str:

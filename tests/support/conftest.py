@@ -1,50 +1,28 @@
 """Customers with 2FA and staff with 2FA, for the support desk's tests.
 
-The browser tests are in tests/browser/test_support_desk.py: one Playwright per test run.
+The browser tests are in tests/support/test_browser_desk.py: one Playwright per test run.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
 from django.test import Client
 
-from keyfob import clock, otp
 from keyfob.accounts.models import AccountKind, User
 from keyfob.audit.events import Context
-from keyfob.twofactor.models import Authenticator
+from tests.conftest import PASSWORD, Enrolled, enrol, make_user
 
-PASSWORD = "correct horse battery staple"
 T0 = 1_900_000_005.0  # the middle of a 30-second step
 STAFF_CONTEXT = Context(address="198.51.100.20", user_agent="staff browser")
 SITE = "http://testserver"
-
-
-@dataclass
-class Enrolled:
-    user: User
-    secret: bytes
-
-    @property
-    def b32(self) -> str:
-        return otp.b32encode_secret(self.secret)
-
-    def code(self, at: float | None = None) -> str:
-        return otp.totp(self.secret, clock.time() if at is None else at)
+__all__ = ["PASSWORD", "Enrolled"]  # imported from here by the support tests
 
 
 def enrolled(email: str, **fields: Any) -> Enrolled:
-    """An account with a confirmed authenticator (and the secret, to make codes)."""
-    fields.setdefault("display_name", email.split("@")[0].title())
-    user = User.objects.create_user(email, PASSWORD, **fields)
-    secret = otp.random_secret()
-    auth = Authenticator(user=user)
-    auth.set_secret(secret)
-    auth.confirmed_at = clock.now()
-    auth.save()
-    return Enrolled(user, secret)
+    """An account with 2FA on, through the Security page's flows."""
+    return enrol(make_user(email, **fields))
 
 
 @pytest.fixture
