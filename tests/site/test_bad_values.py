@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from gunicorn.config import KNOWN_SETTINGS
 
-from tests.ops.conftest import PRODUCTION, base_env, free_port, keyfob
+from tests.conftest import free_port
+from tests.site.conftest import PRODUCTION, base_env, keyfob
 
 BAD = {
     "KEYFOB_TRUST_DAYS": (

@@ -17,8 +17,7 @@ import pytest
 from django.urls import reverse
 
 from keyfob import otp
-from tests.ops.conftest import (
-    PASSWORD,
+from tests.site.conftest import (
     Browser,
     Server,
     base_env,
@@ -41,18 +40,8 @@ SETTINGS = {
 ACCOUNTS = ["email@example.com", "trust@example.com", "window@example.com", "reauth@example.com"]
 
 ENROL = f"""
-from keyfob import clock, otp
-from keyfob.accounts.models import User
-from keyfob.twofactor.models import Authenticator
-result = {{}}
-for email in {ACCOUNTS!r}:
-    user = User.objects.create_user(email, {PASSWORD!r})
-    secret = otp.random_secret()
-    auth = Authenticator(user=user)
-    auth.set_secret(secret)
-    auth.confirmed_at = clock.now()
-    auth.save()
-    result[email] = otp.b32encode_secret(secret)
+from tests.conftest import enrol, make_user
+result = {{email: enrol(make_user(email)).b32 for email in {ACCOUNTS!r}}}
 """
 
 
@@ -167,23 +156,12 @@ def test_api_max_body_is_the_largest_body_taken(portal: Portal) -> None:
 
 
 FOUR_EYES = """
-from keyfob import clock, otp
-from keyfob.accounts.models import User
 from keyfob.audit.events import Context
 from keyfob.support import flows
-from keyfob.twofactor.models import Authenticator
+from tests.conftest import enrol, make_user
 tag = {tag!r}
-people = []
-for email in [tag + "-customer@example.com", tag + "-staff@example.com"]:
-    user = User.objects.create_user(email, "correct horse battery staple")
-    auth = Authenticator(user=user)
-    auth.set_secret(otp.random_secret())
-    auth.confirmed_at = clock.now()
-    auth.save()
-    people.append(user)
-customer, staff = people
-staff.is_staff = True
-staff.save()
+customer = enrol(make_user(tag + "-customer@example.com")).user
+staff = enrol(make_user(tag + "-staff@example.com", is_staff=True)).user
 context = Context(address="198.51.100.20")
 req = flows.open_request(customer, context, site="http://portal.test")
 flows.record_call(req.pk, staff, "confirmed", "", context)
