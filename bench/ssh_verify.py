@@ -49,7 +49,8 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "keyfob.site.settings")
 import django
 django.setup()
 from django.db import transaction
-from keyfob import clock, otp
+from keyfob import otp
+from keyfob.core import clock
 from keyfob.accounts.models import User
 from keyfob.api import flows
 from keyfob.api.models import SshLogin

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from keyfob import clock
 from keyfob.accounts.models import User
+from keyfob.core import clock
 from tests.browser.conftest import oathtool_totp
 from tests.browser.test_support_desk import body, deliver, messages, sign_in
 from tests.notices.conftest import SmtpServer

@@ -134,7 +134,7 @@ def smtp(make_server: Callable[..., SmtpServer], settings: Any) -> SmtpServer:
 
 @pytest.fixture
 def frozen() -> Iterator[float]:
-    from keyfob import clock
+    from keyfob.core import clock
 
     with clock.frozen(T0):
         yield T0

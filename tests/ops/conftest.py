@@ -83,7 +83,8 @@ def django_eval(env: dict[str, str], code: str) -> object:
 
 
 ENROL = """
-from keyfob import clock, otp
+from keyfob import otp
+from keyfob.core import clock
 from keyfob.accounts.models import User
 from keyfob.twofactor.models import Authenticator
 user = User.objects.create_user({email!r}, {password!r})

@@ -9,8 +9,9 @@ from dataclasses import dataclass
 import pytest
 from django.test import Client
 
-from keyfob import clock, otp
+from keyfob import otp
 from keyfob.accounts.models import User
+from keyfob.core import clock
 from keyfob.twofactor.models import Authenticator
 
 PASSWORD = "correct horse battery staple"

@@ -6,11 +6,11 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
-from keyfob import clock
 from keyfob.accounts import flows
 from keyfob.accounts.models import User
 from keyfob.audit import notices
 from keyfob.audit.models import EventKind, NoticeKind, Outbox, SecurityEvent
+from keyfob.core import clock
 from keyfob.twofactor.models import TrustedBrowser
 from tests.portal.conftest import Enrolled, emailed_code, password_step
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
-from keyfob import clock
-from keyfob.accounts import throttle
-from keyfob.accounts.models import Throttle
 from keyfob.audit.events import Context
+from keyfob.core import clock, throttle
+from keyfob.core.models import Throttle
 from keyfob.otp import InvalidCode, Throttled
 from keyfob.twofactor import flows
 from tests.portal.conftest import Enrolled, password_step

@@ -168,8 +168,10 @@ def central(workdir: Path, ssh_user: SshUser, tls: Tls) -> Iterator[Central]:
 PASSWORD = "correct horse battery staple"
 
 FRESH = """
-from keyfob import clock, otp
-from keyfob.accounts.models import Throttle, User
+from keyfob import otp
+from keyfob.core import clock
+from keyfob.accounts.models import User
+from keyfob.core.models import Throttle
 from keyfob.audit.models import SecurityEvent
 from keyfob.twofactor import flows
 from keyfob.twofactor.models import Authenticator

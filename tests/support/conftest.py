@@ -11,9 +11,10 @@ from typing import Any
 import pytest
 from django.test import Client
 
-from keyfob import clock, otp
+from keyfob import otp
 from keyfob.accounts.models import AccountKind, User
 from keyfob.audit.events import Context
+from keyfob.core import clock
 from keyfob.twofactor.models import Authenticator
 
 PASSWORD = "correct horse battery staple"

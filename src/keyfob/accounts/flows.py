@@ -15,15 +15,14 @@ from django.contrib.auth import authenticate, login, update_session_auth_hash
 from django.db import transaction
 from django.http import HttpRequest
 
-from keyfob import clock
-from keyfob.accounts import throttle
 from keyfob.accounts.models import User
+from keyfob.accounts.signals import credentials_changed
 from keyfob.audit import notices
 from keyfob.audit.events import Context, record
 from keyfob.audit.models import EventKind
 from keyfob.audit.notices import NoticeKind
+from keyfob.core import clock, keyring, mailedcodes, throttle
 from keyfob.otp import KeyfobError, Throttled
-from keyfob.twofactor import keyring
 
 PENDING_KEY = "keyfob.pending"
 REAUTH_KEY = "keyfob.reauth_at"
@@ -121,19 +120,12 @@ def recent_auth(request: HttpRequest, max_age: float) -> bool:
     return isinstance(at, int | float) and 0 <= clock.time() - at <= max_age
 
 
-def _revoke_trusted_browsers(user: User) -> None:
-    # A new password must not be skipped by a browser trusted under the old one.
-    from keyfob.twofactor.models import TrustedBrowser
-
-    TrustedBrowser.objects.filter(user=user, revoked_at__isnull=True).update(revoked_at=clock.now())
-
-
 def change_password(request: HttpRequest, user: User, new_password: str) -> None:
     context = Context.from_request(request)
     with transaction.atomic():
         user.set_password(new_password)
         user.save(update_fields=["password"])
-        _revoke_trusted_browsers(user)
+        credentials_changed.send(sender=User, user=user)
         record(user, EventKind.PASSWORD_CHANGED, context)
         notices.queue(user, NoticeKind.PASSWORD_CHANGED, context)
     # Keep this session signed in; every other session of the account ends.
@@ -163,7 +155,7 @@ class EmailTaken(KeyfobError):
 
 
 def _email_code_digest(salt: str, code: str) -> str:
-    return notices.mailed_code_digest("keyfob.accounts.email-change", salt, code)
+    return mailedcodes.digest("keyfob.accounts.email-change", salt, code)
 
 
 def _email_seal_context(salt: str) -> str:
@@ -185,7 +177,7 @@ def start_email_change(request: HttpRequest, user: User, new_email: str) -> None
     """E-mail a code to ``new_email``; the address changes once it is typed back
     (:func:`confirm_email_change`). An earlier change waiting for its code is replaced."""
     _drop_email_change(request)
-    code, salt = notices.new_mailed_code(EMAIL_CODE_DIGITS)
+    code, salt = mailedcodes.new_code(EMAIL_CODE_DIGITS)
     context = Context.from_request(request)
     with transaction.atomic():
         row = notices.queue(
@@ -252,7 +244,7 @@ def change_email(request: HttpRequest, user: User, new_email: str) -> None:
     with transaction.atomic():
         user.email = new_email
         user.save(update_fields=["email"])
-        _revoke_trusted_browsers(user)
+        credentials_changed.send(sender=User, user=user)
         record(user, EventKind.EMAIL_CHANGED, context)
         notices.queue(user, NoticeKind.EMAIL_CHANGED, context, to=old, old=old, new=new_email)
         notices.queue(user, NoticeKind.EMAIL_CHANGED, context, old=old, new=new_email)

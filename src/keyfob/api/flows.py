@@ -17,11 +17,12 @@ from datetime import timedelta
 
 from django.db import IntegrityError, transaction
 
-from keyfob import clock, sql
+from keyfob import sql
 from keyfob.accounts.models import User
 from keyfob.api.models import ServerToken, SshLogin
 from keyfob.audit.events import Context, record
 from keyfob.audit.models import Channel, EventKind
+from keyfob.core import clock
 from keyfob.otp import CodeReused, InvalidCode, KeyfobError, Throttled
 from keyfob.twofactor import flows as twofactor
 from keyfob.twofactor.models import Authenticator

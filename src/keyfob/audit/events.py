@@ -9,8 +9,9 @@ from typing import Any
 
 from django.http import HttpRequest
 
-from keyfob import clock, sql
+from keyfob import sql
 from keyfob.audit.models import Channel, EventKind, SecurityEvent
+from keyfob.core import clock
 
 
 @dataclass(frozen=True)

@@ -36,10 +36,10 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import close_old_connections, connection
 from django.db.models import F, Q
 
-from keyfob import clock
 from keyfob.audit.app_settings import app_settings
 from keyfob.audit.models import Outbox, OutboxState
 from keyfob.audit.notices import SEALED, render
+from keyfob.core import clock
 
 logger = logging.getLogger(__name__)
 

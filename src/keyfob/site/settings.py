@@ -100,6 +100,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "keyfob.site",
+    "keyfob.core",
     "keyfob.accounts",
     "keyfob.audit",
     "keyfob.twofactor",

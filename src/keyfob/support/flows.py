@@ -34,7 +34,6 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import IntegrityError, transaction
 from django.db.models import F
 
-from keyfob import clock
 from keyfob.accounts.flows import PENDING_KEY
 from keyfob.accounts.models import User
 from keyfob.audit import notices
@@ -42,6 +41,7 @@ from keyfob.audit.events import Context, record
 from keyfob.audit.models import Channel as EventChannel
 from keyfob.audit.models import EventKind
 from keyfob.audit.notices import NoticeKind
+from keyfob.core import clock, keyring, mailedcodes
 from keyfob.otp import KeyfobError
 from keyfob.support.app_settings import app_settings
 from keyfob.support.models import (
@@ -57,7 +57,6 @@ from keyfob.support.models import (
     Step,
 )
 from keyfob.twofactor import flows as twofactor
-from keyfob.twofactor import keyring
 
 CODE_DIGITS = 8
 # Steps that count as "recording a check", for the four-eyes rule.
@@ -411,7 +410,7 @@ def verify_document(
 
 
 def _digest(salt: str, code: str) -> str:
-    return notices.mailed_code_digest("keyfob.support.email-check", salt, code)
+    return mailedcodes.digest("keyfob.support.email-check", salt, code)
 
 
 def _seal_context(check_id: int) -> str:
@@ -438,7 +437,7 @@ def send_code(request_id: int, staff: User, context: Context) -> EmailCheck:
         for old in EmailCheck.objects.filter(request=req, used_at__isnull=True, burnt_at=None):
             EmailCheck.objects.filter(pk=old.pk, used_at=None, burnt_at=None).update(burnt_at=now)
             _wipe_seal(old)
-        code, salt = notices.new_mailed_code(CODE_DIGITS)
+        code, salt = mailedcodes.new_code(CODE_DIGITS)
         check = EmailCheck.objects.create(
             request=req,
             salt=salt,

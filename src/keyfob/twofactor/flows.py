@@ -17,14 +17,15 @@ from typing import Any, TypeVar
 
 from django.db import connection, transaction
 
-from keyfob import clock, otp, sql
-from keyfob.accounts import throttle
-from keyfob.accounts.models import Throttle, User
+from keyfob import otp, sql
+from keyfob.accounts.models import User
 from keyfob.audit import notices
 from keyfob.audit.events import EVENT_COLUMNS, Context, event_values, record
 from keyfob.audit.models import EventKind, SecurityEvent
 from keyfob.audit.notices import NoticeKind
 from keyfob.audit.useragent import describe
+from keyfob.core import clock, throttle
+from keyfob.core.models import Throttle
 from keyfob.otp import CodeReused, InvalidCode, KeyfobError, Throttled
 from keyfob.twofactor.app_settings import app_settings
 from keyfob.twofactor.models import Authenticator, Kind, RecoveryCode, TrustedBrowser
@@ -492,6 +493,12 @@ def trusted_browsers(user: User) -> list[TrustedBrowser]:
             user=user, revoked_at__isnull=True, expires_at__gt=clock.now()
         )
     )
+
+
+def revoke_on_credentials_change(user: User, **_kwargs: Any) -> None:
+    """A new password or address must not be skipped by a browser trusted under the old
+    one (receiver of accounts' ``credentials_changed``, in the change's transaction)."""
+    TrustedBrowser.objects.filter(user=user, revoked_at__isnull=True).update(revoked_at=clock.now())
 
 
 def revoke_trusted_browsers(user: User, context: Context, pk: int | None = None) -> int:

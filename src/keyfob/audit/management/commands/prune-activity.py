@@ -8,8 +8,8 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
-from keyfob import clock
 from keyfob.audit.models import SecurityEvent
+from keyfob.core import clock
 
 
 class Command(BaseCommand):

@@ -14,8 +14,9 @@ from datetime import timedelta
 from django.db import transaction
 from django.db.models import F
 
-from keyfob import clock, sql
-from keyfob.accounts.models import Throttle, ThrottleFailure
+from keyfob import sql
+from keyfob.core import clock
+from keyfob.core.models import Throttle, ThrottleFailure
 from keyfob.otp import Throttled
 
 DAY = timedelta(hours=24)
