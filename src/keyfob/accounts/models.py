@@ -85,3 +85,29 @@ class User(AbstractBaseUser, PermissionsMixin):
 
     def get_short_name(self) -> str:
         return self.display_name or self.email
+
+
+class EmailChange(models.Model):
+    """A new sign-in address waiting for the code e-mailed to it (one per account).
+
+    Only the code's keyed digest is kept. Tries are counted, and the code used, each by one
+    conditional UPDATE (:func:`keyfob.core.consume.consume`), so concurrent requests lose no
+    count and two right codes at once change the address once.
+    """
+
+    user = models.OneToOneField(User, on_delete=models.CASCADE, related_name="email_change")
+    email = models.EmailField(max_length=254)
+    salt = models.CharField(max_length=32)
+    digest = models.CharField(max_length=64)
+    expires_at = models.DateTimeField()
+    tries = models.PositiveIntegerField(default=0)
+    used_at = models.DateTimeField(null=True, blank=True)
+    # The notice carrying the sealed code, so the seal can be wiped once the code is spent.
+    outbox = models.ForeignKey(
+        "audit.Outbox", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    def __repr__(self) -> str:  # never the digest
+        return f"<EmailChange user={self.user_id} tries={self.tries}>"
+
+    __str__ = __repr__

@@ -42,6 +42,7 @@ from keyfob.audit.models import Channel as EventChannel
 from keyfob.audit.models import EventKind
 from keyfob.audit.notices import NoticeKind
 from keyfob.core import clock, keyring, mailedcodes
+from keyfob.core.consume import consume
 from keyfob.otp import KeyfobError
 from keyfob.support.app_settings import app_settings
 from keyfob.support.models import (
@@ -498,7 +499,7 @@ def check_code(request_id: int, staff: User, code: str, context: Context) -> boo
             expires_at__gt=now,
         )
         if hmac.compare_digest(_digest(check.salt, code), check.digest):
-            if live.update(used_at=now) != 1:
+            if not consume(live, used_at=now):
                 raise CodeBurnt("spent meanwhile")
             _wipe_seal(check)
             _log(req, Step.CODE_OK, staff, context, EventKind.SUPPORT_CODE_OK)

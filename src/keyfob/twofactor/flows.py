@@ -15,16 +15,18 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, TypeVar
 
-from django.db import connection, transaction
+from django.db import transaction
+from django.db.models import Exists, Q
 
-from keyfob import otp, sql
+from keyfob import otp
 from keyfob.accounts.models import User
 from keyfob.audit import notices
-from keyfob.audit.events import EVENT_COLUMNS, Context, event_values, record
-from keyfob.audit.models import EventKind, SecurityEvent
+from keyfob.audit.events import Context, record
+from keyfob.audit.models import EventKind
 from keyfob.audit.notices import NoticeKind
 from keyfob.audit.useragent import describe
 from keyfob.core import clock, throttle
+from keyfob.core.consume import consume
 from keyfob.core.models import Throttle
 from keyfob.otp import CodeReused, InvalidCode, KeyfobError, Throttled
 from keyfob.twofactor.app_settings import app_settings
@@ -151,29 +153,27 @@ def _wrong_code(auth: Authenticator, code: str, at: float) -> InvalidCode:
     return InvalidCode("wrong code")
 
 
-def _compare_and_set(
+def _unused(
     auth: Authenticator, matched: int, *, confirm: bool = False
-) -> tuple[str, list[object]]:
-    """The UPDATE that moves the step/counter past ``matched`` unless someone already did
-    (DESIGN.md invariant 1), and its parameters; more conditions may be appended."""
+) -> tuple[Q, dict[str, Any]]:
+    """The condition that ``matched`` is still unused on ``auth`` (DESIGN.md invariant 1),
+    and the changes that use it up: TOTP's last step, HOTP's counter, and the confirmation
+    of a pending authenticator."""
+    changes: dict[str, object]
     if auth.kind == Kind.HOTP:
-        changes, condition = "counter = %s", "counter <= %s"
-        params: list[object] = [matched + 1]
+        condition, changes = Q(counter__lte=matched), {"counter": matched + 1}
     else:
-        changes, condition = "last_step = %s", "last_step < %s"
-        params = [matched]
+        condition, changes = Q(last_step__lt=matched), {"last_step": matched}
     if confirm:
-        changes += ", confirmed_at = %s"
-        condition += " AND confirmed_at IS NULL"
-        params.append(sql.moment(clock.now()))
-    statement = f"UPDATE {sql.table(Authenticator)} SET {changes} WHERE id = %s AND {condition}"  # noqa: S608
-    return statement, [*params, auth.pk, matched]
+        condition &= Q(confirmed_at__isnull=True)
+        changes["confirmed_at"] = clock.now()
+    return Q(pk=auth.pk) & condition, changes
 
 
 def _consume(auth: Authenticator, matched: int, *, confirm: bool) -> bool:
-    """Compare-and-set: move the step/counter past ``matched`` unless someone already did."""
-    statement, params = _compare_and_set(auth, matched, confirm=confirm)
-    return sql.count(statement, params) == 1
+    """Move the step/counter past ``matched`` unless someone already did."""
+    condition, changes = _unused(auth, matched, confirm=confirm)
+    return consume(Authenticator.objects.filter(condition), **changes)
 
 
 def _consume_unthrottled(
@@ -184,35 +184,22 @@ def _consume_unthrottled(
     That is nearly every code, and for it the locked path has nothing to do but look: no
     wait can apply and there is no count to reset. So the compare-and-set carries one more
     condition, that the account's code throttle has no failure (none in a row, no wait, none
-    in the last day), and writes the success ``event`` in the same transaction: one
-    statement on PostgreSQL, two on SQLite. Returns False, having changed nothing, when the
-    step is already used or the account has a failure on record: :func:`_attempt` then
-    decides under the lock and says which.
+    in the last day), and the success ``event`` is written in the same transaction. Returns
+    False, having changed nothing, when the step is already used or the account has a
+    failure on record: :func:`_attempt` then decides under the lock and says which.
 
     A failure committed meanwhile by a concurrent attempt does not undo this success: the
     success is ordered before it, and the failure still counts.
     """
-    update, params = _compare_and_set(auth, matched)
-    update += (
-        f" AND NOT EXISTS (SELECT 1 FROM {sql.table(Throttle)} "  # noqa: S608
-        'WHERE scope = %s AND "key" = %s AND (consecutive > 0 '
-        "OR locked_until IS NOT NULL OR last_failure_at > %s))"
+    condition, changes = _unused(auth, matched)
+    failures = Throttle.objects.filter(scope=throttle.CODE.scope, key=str(user.pk)).filter(
+        Q(consecutive__gt=0)
+        | Q(locked_until__isnull=False)
+        | Q(last_failure_at__gt=clock.now() - throttle.DAY)
     )
-    params += [throttle.CODE.scope, str(user.pk), sql.moment(clock.now() - throttle.DAY)]
-    if event is not None and connection.vendor == "postgresql":
-        # PostgreSQL runs both writes as one statement (a data-modifying WITH): one round
-        # trip, committed on its own.
-        kind, detail = event
-        found = sql.row(
-            f"WITH consumed AS ({update} RETURNING user_id) "  # noqa: S608
-            f"INSERT INTO {sql.table(SecurityEvent)} {EVENT_COLUMNS} "
-            "SELECT user_id, %s, %s::timestamptz, %s, %s::inet, %s, %s::jsonb FROM consumed "
-            "RETURNING id",
-            [*params, *event_values(kind, context, detail)],
-        )
-        return found is not None
-    with transaction.atomic():
-        if sql.count(update, params) != 1:
+    # No savepoint when nested: nothing is written before the compare-and-set.
+    with transaction.atomic(savepoint=False):
+        if not consume(Authenticator.objects.filter(condition, ~Exists(failures)), **changes):
             return False
         _record_success(user, context, event)
     return True
@@ -249,8 +236,7 @@ def _code_attempt(
 ) -> _CodeCheck:
     at = clock.time()
     if auth is None:
-        state = "NULL" if confirm else "NOT NULL"
-        auth = sql.load(Authenticator, f"user_id = %s AND confirmed_at IS {state}", [user.pk])
+        auth = Authenticator.objects.filter(user=user, confirmed_at__isnull=confirm).first()
     else:
         assert auth.user_id == user.pk and auth.is_confirmed != confirm
     matched = None if auth is None else _match(auth, code, at)
@@ -424,10 +410,8 @@ def use_recovery_code(
         canonical = otp.normalize_recovery_code(text)
         for row in RecoveryCode.objects.filter(user=user):
             if hmac.compare_digest(_recovery_digest(row.salt, canonical), row.digest):
-                used = RecoveryCode.objects.filter(pk=row.pk, used_at__isnull=True).update(
-                    used_at=clock.now()
-                )
-                if used != 1:
+                unused = RecoveryCode.objects.filter(pk=row.pk, used_at__isnull=True)
+                if not consume(unused, used_at=clock.now()):
                     raise CodeReused("this recovery code was already used")
                 remaining = recovery_codes_left(user)
                 record(user, EventKind.RECOVERY_USED, context, remaining=remaining)
@@ -481,10 +465,9 @@ def use_trusted_browser(user: User, token: str, context: Context) -> str | None:
     if row is None:
         return None
     new = secrets.token_urlsafe(32)
-    swapped = TrustedBrowser.objects.filter(pk=row.pk, digest=old, revoked_at__isnull=True).update(
-        digest=_token_digest(new), last_used_at=now, address=context.address
-    )
-    return new if swapped == 1 else None
+    unused = TrustedBrowser.objects.filter(pk=row.pk, digest=old, revoked_at__isnull=True)
+    swapped = consume(unused, digest=_token_digest(new), last_used_at=now, address=context.address)
+    return new if swapped else None
 
 
 def trusted_browsers(user: User) -> list[TrustedBrowser]:
