@@ -246,12 +246,12 @@ def verify(
         return Outcome("unknown_login")
     user, auth = account
     compact = code.replace(" ", "")
-    factor = "recovery" if is_recovery_code(compact) else "code"
+    factor = twofactor.Factor.RECOVERY if is_recovery_code(compact) else twofactor.Factor.CODE
     signed_in = (EventKind.SIGNIN_OK, {"login": login, "server": server, "factor": factor})
-    if factor == "code" and auth is None:
+    if factor == twofactor.Factor.CODE and auth is None:
         return Outcome("not_enrolled")
     try:
-        if factor == "recovery":
+        if factor == twofactor.Factor.RECOVERY:
             twofactor.use_recovery_code(user, compact, context, event=signed_in)
         else:
             twofactor.verify_code(user, compact, context, event=signed_in, authenticator=auth)

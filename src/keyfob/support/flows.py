@@ -556,7 +556,7 @@ def disable(request_id: int, staff: User, reason: str, context: Context) -> Requ
         if req.state == State.APPROVED and not may_disable(req, staff):
             raise FourEyes("another staff member must disable")
         _move(req, "disable", (State.APPROVED,), State.COMPLETED, reason=reason)
-        twofactor.disable(req.user, _customer_context(), by="support")
+        twofactor.disable(req.user, _customer_context(), by=twofactor.By.SUPPORT)
         sessions = end_sessions(req.user)
         _log(
             req,

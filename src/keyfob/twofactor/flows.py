@@ -13,6 +13,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from enum import StrEnum
 from typing import Any, TypeVar
 
 from django.db import transaction
@@ -36,6 +37,20 @@ T = TypeVar("T")
 # A security event to record with a success: its kind and details.
 Event = tuple[EventKind, dict[str, Any]]
 RECOVERY_CODES = 10
+
+
+class Factor(StrEnum):
+    """What was typed at a code check: an authenticator's code or a recovery code."""
+
+    CODE = "code"
+    RECOVERY = "recovery"
+
+
+class By(StrEnum):
+    """Who turned 2FA off: the account holder, or support after an identity check."""
+
+    USER = "user"
+    SUPPORT = "support"
 
 
 class NotEnrolled(KeyfobError):
@@ -72,7 +87,7 @@ def _record_success(user: User, context: Context, event: Event | None) -> None:
 def _attempt(
     user: User,
     context: Context,
-    factor: str,
+    factor: Factor,
     attempt: Callable[[], T],
     event: Event | None = None,
 ) -> T:
@@ -104,7 +119,9 @@ def _attempt(
                 failure = exc
             except InvalidCode as exc:
                 throttle.record_failure(throttle.CODE, row)
-                kind = EventKind.RECOVERY_WRONG if factor == "recovery" else EventKind.CODE_WRONG
+                kind = (
+                    EventKind.RECOVERY_WRONG if factor == Factor.RECOVERY else EventKind.CODE_WRONG
+                )
                 record(user, kind, context)
                 failure = exc
             except KeyfobError as exc:  # not enrolled, setup expired: nothing to count
@@ -273,7 +290,7 @@ def verify_code(
     ):
         return
     try:
-        _attempt(user, context, "code", check, event)
+        _attempt(user, context, Factor.CODE, check, event)
     except InvalidCode:
         if after_password and throttle.consecutive_failures(throttle.CODE, str(user.pk)) >= 3:
             with transaction.atomic():
@@ -326,10 +343,10 @@ def confirm_setup(user: User, code: str, context: Context) -> list[str]:
         notices.queue(user, NoticeKind.TWOFACTOR_ON, context)
         return codes
 
-    return _attempt(user, context, "code", attempt)
+    return _attempt(user, context, Factor.CODE, attempt)
 
 
-def disable(user: User, context: Context, *, by: str = "user") -> None:
+def disable(user: User, context: Context, *, by: By = By.USER) -> None:
     """Turn 2FA off: authenticator, recovery codes and trusted browsers all go."""
     with transaction.atomic():
         deleted, _ = Authenticator.objects.filter(user=user).delete()
@@ -389,7 +406,7 @@ def regenerate_recovery_codes(user: User, code: str, context: Context) -> list[s
         notices.queue(user, NoticeKind.RECOVERY_REGENERATED, context)
         return codes
 
-    return _attempt(user, context, "code", attempt)
+    return _attempt(user, context, Factor.CODE, attempt)
 
 
 def use_recovery_code(
@@ -419,7 +436,7 @@ def use_recovery_code(
                 return remaining
         raise InvalidCode("not a recovery code of this account")
 
-    return _attempt(user, context, "recovery", attempt, event)
+    return _attempt(user, context, Factor.RECOVERY, attempt, event)
 
 
 # Trusted browsers --------------------------------------------------------------------
