@@ -8,11 +8,13 @@ its own, dropped afterwards):
   - from a second process (asyncio, one connection per request as gunicorn's sync workers
     close them): GET /healthz, then POST /api/v1/ssh/verify with a right code for a
     different account each time (the full path: token, link, throttle row, compare-and-set,
-    security event), then POST /bench/floor (floor_urls.py: the verify's one read and one
+    security event), then POST /bench/floor (floor_urls.py: the verify's reads and its one
     durable write, nothing else), at concurrency 1, 8 and 32, for a few seconds each.
-Prints requests/second and p50/p99 latency, the verify/health throughput ratio (target: at
-least 0.5), the floor/health ratio (the most any verify could reach on this machine with
-this server) and verify/floor (what the verify's own code costs beyond its database work).
+Prints requests/second and p50/p99 latency, the verify/health and floor/health throughput
+ratios (the floor's is the most any verify could reach on this machine with this server),
+and verify/floor: what Keyfob's own code costs beyond its database work. The target is
+verify >= 0.75 x floor at concurrency 8 (a durable commit alone costs more than half of a
+health check on 2 cores, so a ratio to health says little about Keyfob's code).
 Exits 0 even when a target is missed: this is a measurement, not a test.
 """
 
@@ -37,7 +39,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
 CONCURRENCY = (1, 8, 32)
-TARGET_RATIO = 0.5
+# verify/floor at TARGET_CONCURRENCY, on each database.
+TARGET_RATIO = 0.75
+TARGET_CONCURRENCY = 8
 FLOOR = "/bench/floor"
 # Each endpoint's time at a concurrency is split into this many turns (see bench_database).
 ROUNDS = 3
@@ -49,7 +53,8 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "keyfob.site.settings")
 import django
 django.setup()
 from django.db import transaction
-from keyfob import clock, otp
+from keyfob import otp
+from keyfob.core import clock
 from keyfob.accounts.models import User
 from keyfob.api import flows
 from keyfob.api.models import SshLogin
@@ -298,12 +303,15 @@ def report(label: str, results: dict) -> None:
                 f"{r['p99']:>8.1f}  {r['statuses']}"
             )
         ratio = row["verify"]["rps"] / row["health"]["rps"]
-        verdict = "ok" if ratio >= TARGET_RATIO else f"below the {TARGET_RATIO} target"
-        print(f"{concurrency:>4}  ratio verify/health = {ratio:.2f} ({verdict})")
+        print(f"{concurrency:>4}  ratio verify/health = {ratio:.2f}")
         floor = row["floor"]["rps"] / row["health"]["rps"]
         print(f"{concurrency:>4}  ratio floor/health  = {floor:.2f} (the most a verify can reach)")
         # What the verify's own code costs, beyond its database work.
-        print(f"{concurrency:>4}  ratio verify/floor  = {ratio / floor:.2f}")
+        own = ratio / floor
+        verdict = ""
+        if concurrency == TARGET_CONCURRENCY:
+            verdict = " (ok)" if own >= TARGET_RATIO else f" (below the {TARGET_RATIO} target)"
+        print(f"{concurrency:>4}  ratio verify/floor  = {own:.2f}{verdict}")
 
 
 # -- PostgreSQL: a database of our own ------------------------------------------------------

@@ -97,7 +97,8 @@ class Enrolled:
         return otp.b32encode_secret(self.secret)
 
     def code(self, at: float | None = None) -> str:
-        from keyfob import clock, otp
+        from keyfob import otp
+        from keyfob.core import clock
 
         return otp.totp(self.secret, clock.time() if at is None else at)
 
@@ -115,8 +116,9 @@ def enrol(user: User) -> Enrolled:
     code from it confirmed. Done two minutes before the clock's now (or before T0, if that
     is earlier: a slow run's real clock passes T0), so the step it spends is behind every
     code a test then types."""
-    from keyfob import clock, otp
+    from keyfob import otp
     from keyfob.audit.events import Context
+    from keyfob.core import clock
     from keyfob.twofactor import flows
 
     at = min(clock.time(), T0) - 120
@@ -131,7 +133,7 @@ def enrol(user: User) -> Enrolled:
 
 @pytest.fixture
 def frozen_time() -> Iterator[float]:
-    from keyfob import clock
+    from keyfob.core import clock
 
     with clock.frozen(T0):
         yield T0

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from keyfob import clock
 from keyfob.accounts.models import User
+from keyfob.core import clock
 from tests.clients import oathtool_totp
 from tests.smtp import SmtpServer
 from tests.support.conftest import T0, Enrolled, enrolled

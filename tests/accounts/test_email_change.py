@@ -6,11 +6,11 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
-from keyfob import clock
 from keyfob.accounts import flows
-from keyfob.accounts.models import User
+from keyfob.accounts.models import EmailChange, User
 from keyfob.audit import notices
 from keyfob.audit.models import EventKind, NoticeKind, Outbox, SecurityEvent
+from keyfob.core import clock
 from keyfob.twofactor.models import TrustedBrowser
 from tests.conftest import Enrolled, emailed_code, password_step
 
@@ -112,7 +112,7 @@ def test_junk_codes_change_nothing_and_cost_no_try(client: Client, user: User, j
     response = confirm(client, junk)
     assert response.status_code == 200 and 'role="alert"' in response.content.decode()
     assert email_of(user) == "alice@example.com"
-    assert client.session[flows.EMAIL_CHANGE_KEY]["tries"] == 0
+    assert EmailChange.objects.get(user=user).tries == 0
 
 
 def test_the_confirm_page_needs_a_change_waiting(client: Client, user: User) -> None:

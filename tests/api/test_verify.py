@@ -5,13 +5,14 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
-from keyfob import clock, otp
-from keyfob.accounts import throttle
-from keyfob.accounts.models import Throttle, User
+from keyfob import otp
+from keyfob.accounts.models import User
 from keyfob.api import flows
 from keyfob.api.models import ServerToken
 from keyfob.audit.events import Context
 from keyfob.audit.models import Channel, EventKind, SecurityEvent
+from keyfob.core import clock, throttle
+from keyfob.core.models import Throttle
 from keyfob.twofactor import flows as twofactor
 from tests.api.conftest import Api
 from tests.conftest import Enrolled

@@ -36,7 +36,7 @@ CONTEXT = Context(
 
 @pytest.fixture
 def frozen() -> Iterator[float]:
-    from keyfob import clock
+    from keyfob.core import clock
 
     with clock.frozen(T0):
         yield T0

@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 from django.db import connection, transaction
 
-from keyfob import clock
 from keyfob.accounts.models import User
 from keyfob.audit import gunicorn_hooks, mailer, notices
 from keyfob.audit.models import Outbox, OutboxState
 from keyfob.audit.notices import NoticeKind
+from keyfob.core import clock
 from tests.audit.conftest import CONTEXT, T0, make_user
 from tests.smtp import SmtpServer
 

@@ -13,12 +13,12 @@ import pytest
 from django.core.management import call_command
 from django.db import transaction
 
-from keyfob import clock
 from keyfob.accounts.models import User
 from keyfob.audit import mailer, notices
 from keyfob.audit.events import Context
 from keyfob.audit.models import Outbox, OutboxState
 from keyfob.audit.notices import NoticeKind
+from keyfob.core import clock
 from tests.audit.conftest import CONTEXT, SECURITY_NOTICES, T0, make_user
 from tests.smtp import SmtpServer
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from django.utils.crypto import salted_hmac
 
-from keyfob.audit import notices
+from keyfob.core import mailedcodes
 
 
 def test_a_new_code_is_random_decimal_digits_with_its_own_salt() -> None:
-    made = [notices.new_mailed_code(8) for _ in range(50)]
+    made = [mailedcodes.new_code(8) for _ in range(50)]
     assert all(len(code) == 8 and code.isascii() and code.isdigit() for code, _salt in made)
     assert len({code for code, _salt in made}) > 45  # 10**8 codes: repeats are rare
     assert len({salt for _code, salt in made}) == 50
@@ -16,19 +16,19 @@ def test_a_new_code_is_random_decimal_digits_with_its_own_salt() -> None:
 
 
 def test_the_digest_is_keyed_and_kept_apart_by_purpose_and_salt() -> None:
-    digest = notices.mailed_code_digest("keyfob.support.email-check", "s1", "12345678")
+    digest = mailedcodes.digest("keyfob.support.email-check", "s1", "12345678")
     # The same formula as before this helper existed: codes already sent still check.
     expected = salted_hmac("keyfob.support.email-check:s1", "12345678", algorithm="sha256")
     assert digest == expected.hexdigest()
-    assert digest == notices.mailed_code_digest("keyfob.support.email-check", "s1", "12345678")
+    assert digest == mailedcodes.digest("keyfob.support.email-check", "s1", "12345678")
     others = {
-        notices.mailed_code_digest("keyfob.accounts.email-change", "s1", "12345678"),
-        notices.mailed_code_digest("keyfob.support.email-check", "s2", "12345678"),
-        notices.mailed_code_digest("keyfob.support.email-check", "s1", "12345679"),
+        mailedcodes.digest("keyfob.accounts.email-change", "s1", "12345678"),
+        mailedcodes.digest("keyfob.support.email-check", "s2", "12345678"),
+        mailedcodes.digest("keyfob.support.email-check", "s1", "12345679"),
     }
     assert digest not in others and len(others) == 3
 
 
 def test_a_code_reads_in_groups_of_four() -> None:
-    assert notices.spaced_code("12345678") == "1234 5678"
-    assert notices.spaced_code("") == ""
+    assert mailedcodes.spaced("12345678") == "1234 5678"
+    assert mailedcodes.spaced("") == ""

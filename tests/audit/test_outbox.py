@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 from django.db import transaction
 
-from keyfob import clock
 from keyfob.accounts.models import User
 from keyfob.audit import notices
 from keyfob.audit.models import Outbox, OutboxState
 from keyfob.audit.notices import NoticeKind
+from keyfob.core import clock
 from tests.audit.conftest import CONTEXT, make_user
 from tests.conftest import free_port
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 
-from keyfob import clock
-from keyfob.accounts import throttle
-from keyfob.accounts.models import Throttle
 from keyfob.audit.events import Context
+from keyfob.core import clock, throttle
+from keyfob.core.models import Throttle
 from keyfob.otp import InvalidCode, Throttled
 from keyfob.twofactor import flows
 from tests.conftest import Enrolled, password_step
@@ -169,11 +170,12 @@ def test_a_right_code_with_any_failure_on_record_goes_through_the_lock(
         last_failure_at=clock.now() - throttle.DAY * (failed_hours_ago / 24),
         updated=before,
     )
-    flows.verify_code(user_with_totp.user, user_with_totp.code(), CTX)
+    with CaptureQueriesContext(connection) as queries:
+        flows.verify_code(user_with_totp.user, user_with_totp.code(), CTX)
     row.refresh_from_db()
     assert (row.consecutive, row.locked_until) == (0, None)
-    # The locked path stamped the row it locked; the unlocked one would not have.
-    assert row.updated > before
+    # The locked path read the row it locked; the unlocked one would not have.
+    assert _throttle_reads(queries) == 1
 
 
 def test_a_failure_over_a_day_old_is_off_the_record(
@@ -186,5 +188,18 @@ def test_a_failure_over_a_day_old_is_off_the_record(
         key=key,
         defaults={"last_failure_at": before, "updated": before, "consecutive": 0},
     )
-    flows.verify_code(user_with_totp.user, user_with_totp.code(), CTX)
-    assert Throttle.objects.get(key=key).updated == before  # not locked, not touched
+    with CaptureQueriesContext(connection) as queries:
+        flows.verify_code(user_with_totp.user, user_with_totp.code(), CTX)
+    assert _throttle_reads(queries) == 0  # not locked
+    assert Throttle.objects.get(key=key).updated == before  # not touched
+
+
+def _throttle_reads(queries: CaptureQueriesContext) -> int:
+    """How many statements read the throttle table on their own (not as the guard inside
+    the compare-and-set's UPDATE)."""
+    table = connection.ops.quote_name(Throttle._meta.db_table)
+    return sum(
+        1
+        for query in queries.captured_queries
+        if query["sql"].lstrip().upper().startswith("SELECT") and table in query["sql"]
+    )

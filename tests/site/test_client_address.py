@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from django.test import Client, RequestFactory
 
-from keyfob.accounts.models import Throttle
 from keyfob.audit.events import client_address
 from keyfob.audit.models import EventKind, SecurityEvent
+from keyfob.core.models import Throttle
 from tests.conftest import password_step
 
 PROXIES = ["10.0.0.0/8", "192.0.2.1", "2001:db8::/32"]

@@ -181,7 +181,7 @@ def test_support_four_eyes_off_lets_the_checker_disable(portal: Portal) -> None:
 
 OLD_EVENTS = """
 from datetime import timedelta
-from keyfob import clock
+from keyfob.core import clock
 from keyfob.accounts.models import User
 from keyfob.audit.models import SecurityEvent
 user = User.objects.create_user("retention@example.com", "correct horse battery staple")

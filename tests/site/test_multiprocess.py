@@ -31,7 +31,7 @@ CLIENTS = 20
 
 COUNTS = """
 from keyfob.audit.models import SecurityEvent
-from keyfob.accounts.models import Throttle
+from keyfob.core.models import Throttle
 result = {{
     kind: SecurityEvent.objects.filter(kind=kind).count()
     for kind in ["signin_ok", "code_wrong", "code_reused", "throttled", "recovery_used",
@@ -42,7 +42,8 @@ result["consecutive"] = row.consecutive if row else None
 """
 
 RECOVERY_ENROL = """
-from keyfob import clock, otp
+from keyfob import otp
+from keyfob.core import clock
 from keyfob.accounts.models import User
 from keyfob.audit.events import Context
 from keyfob.twofactor import flows

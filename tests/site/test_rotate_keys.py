@@ -12,7 +12,7 @@ from django.core.management import call_command
 
 from keyfob import otp
 from keyfob.accounts.models import User
-from keyfob.twofactor import keyring
+from keyfob.core import keyring
 from keyfob.twofactor.models import Authenticator
 
 pytestmark = pytest.mark.django_db

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
-from keyfob import clock
+from keyfob.core import clock
 from tests.conftest import T0, password_step
 
 pytestmark = pytest.mark.django_db

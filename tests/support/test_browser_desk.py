@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from keyfob import clock
 from keyfob.accounts.models import AccountKind
 from keyfob.audit import mailer
+from keyfob.core import clock
 from keyfob.support.models import Request, State
 from keyfob.twofactor import flows as twofactor
 from tests.clients import oathtool_totp

@@ -15,10 +15,10 @@ from django.core import signing
 from django.db import connection
 from django.test import Client
 
-from keyfob import clock
 from keyfob.audit import mailer, notices
 from keyfob.audit.events import Context
 from keyfob.audit.models import EventKind, NoticeKind, Outbox, SecurityEvent
+from keyfob.core import clock
 from keyfob.support import flows
 from keyfob.support.models import (
     DocumentKind,

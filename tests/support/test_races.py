@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from django.db import connection
 
-from keyfob import clock
 from keyfob.audit.models import EventKind, NoticeKind, Outbox, SecurityEvent
+from keyfob.core import clock
 from keyfob.support import flows
 from keyfob.support.models import EmailCheck, Request, State, Step
 from tests.support.conftest import SITE, STAFF_CONTEXT, T0, Enrolled, enrolled

@@ -7,9 +7,9 @@ import re
 import pytest
 from django.test import Client
 
-from keyfob import clock
 from keyfob.accounts.models import User
 from keyfob.audit.models import NoticeKind, Outbox, SecurityEvent
+from keyfob.core import clock
 from keyfob.support import flows
 from keyfob.support.models import Request, State
 from keyfob.twofactor import flows as twofactor

@@ -9,8 +9,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from keyfob import clock
 from keyfob.accounts.models import User
+from keyfob.core import clock
 from tests.clients import decode_qr, oathtool_totp
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]

@@ -10,8 +10,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from keyfob import clock
 from keyfob.accounts.models import User
+from keyfob.core import clock
 from tests.clients import decode_qr, oathtool_totp
 from tests.conftest import require_tool
 from tests.twofactor.test_browser_flows import PASSWORD, T0, enter_code, sign_in, sign_out

@@ -10,9 +10,10 @@ from django.http import HttpRequest, HttpResponse
 from django.test import Client, override_settings
 from django.urls import path
 
-from keyfob import clock, otp
+from keyfob import otp
 from keyfob.accounts.models import User
 from keyfob.audit.models import EventKind, SecurityEvent
+from keyfob.core import clock
 from keyfob.twofactor.decorators import staff_required
 from keyfob.twofactor.models import Authenticator, TrustedBrowser
 from tests.conftest import PASSWORD, Enrolled, emailed_code, password_step

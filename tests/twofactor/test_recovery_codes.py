@@ -9,9 +9,10 @@ import pytest
 from django.db import connections, transaction
 from django.test import Client
 
-from keyfob import clock, otp
+from keyfob import otp
 from keyfob.audit.events import Context
 from keyfob.audit.models import EventKind, SecurityEvent
+from keyfob.core import clock
 from keyfob.otp import KeyfobError
 from keyfob.twofactor import flows
 from keyfob.twofactor.models import RecoveryCode

@@ -7,8 +7,9 @@ import re
 import pytest
 from django.test import Client
 
-from keyfob import clock, otp
+from keyfob import otp
 from keyfob.audit.models import EventKind, SecurityEvent
+from keyfob.core import clock
 from keyfob.twofactor.models import Authenticator
 from tests.conftest import PASSWORD, Enrolled, password_step
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
-from keyfob import clock
 from keyfob.audit.models import EventKind, SecurityEvent
+from keyfob.core import clock
 from tests.conftest import PASSWORD, Enrolled, password_step
 
 pytestmark = pytest.mark.django_db

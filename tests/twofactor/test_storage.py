@@ -82,7 +82,7 @@ def test_the_database_holds_no_secret_in_any_encoding(user_with_totp: Enrolled) 
 def test_a_ciphertext_moved_to_another_account_does_not_decrypt(
     user_with_totp: Enrolled, django_user_model
 ) -> None:  # type: ignore[no-untyped-def]
-    from keyfob.twofactor.keyring import KeyRingError
+    from keyfob.core.keyring import KeyRingError
     from keyfob.twofactor.models import Authenticator
 
     other = django_user_model.objects.create_user("bob@example.com", "another password 1")

@@ -9,21 +9,23 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from datetime import timedelta
 from typing import Any
 
 from django.contrib.auth import authenticate, login, update_session_auth_hash
 from django.db import transaction
+from django.db.models import F, QuerySet
 from django.http import HttpRequest
 
-from keyfob import clock
-from keyfob.accounts import throttle
-from keyfob.accounts.models import User
+from keyfob.accounts.models import EmailChange, User
+from keyfob.accounts.signals import credentials_changed
 from keyfob.audit import notices
 from keyfob.audit.events import Context, record
 from keyfob.audit.models import EventKind
 from keyfob.audit.notices import NoticeKind
+from keyfob.core import clock, keyring, mailedcodes, throttle
+from keyfob.core.consume import consume
 from keyfob.otp import KeyfobError, Throttled
-from keyfob.twofactor import keyring
 
 PENDING_KEY = "keyfob.pending"
 REAUTH_KEY = "keyfob.reauth_at"
@@ -121,19 +123,12 @@ def recent_auth(request: HttpRequest, max_age: float) -> bool:
     return isinstance(at, int | float) and 0 <= clock.time() - at <= max_age
 
 
-def _revoke_trusted_browsers(user: User) -> None:
-    # A new password must not be skipped by a browser trusted under the old one.
-    from keyfob.twofactor.models import TrustedBrowser
-
-    TrustedBrowser.objects.filter(user=user, revoked_at__isnull=True).update(revoked_at=clock.now())
-
-
 def change_password(request: HttpRequest, user: User, new_password: str) -> None:
     context = Context.from_request(request)
     with transaction.atomic():
         user.set_password(new_password)
         user.save(update_fields=["password"])
-        _revoke_trusted_browsers(user)
+        credentials_changed.send(sender=User, user=user)
         record(user, EventKind.PASSWORD_CHANGED, context)
         notices.queue(user, NoticeKind.PASSWORD_CHANGED, context)
     # Keep this session signed in; every other session of the account ends.
@@ -141,8 +136,7 @@ def change_password(request: HttpRequest, user: User, new_password: str) -> None
 
 
 # A new sign-in address is confirmed with a code e-mailed to it (never a link: no secret
-# in a URL); the change waits in the session, as the keyed hash of its code, until then.
-EMAIL_CHANGE_KEY = "keyfob.email_change"
+# in a URL); the change waits in an EmailChange row, with the keyed hash of its code.
 EMAIL_CODE_DIGITS = 8
 EMAIL_CODE_MINUTES = 30
 EMAIL_CODE_TRIES = 5
@@ -163,7 +157,7 @@ class EmailTaken(KeyfobError):
 
 
 def _email_code_digest(salt: str, code: str) -> str:
-    return notices.mailed_code_digest("keyfob.accounts.email-change", salt, code)
+    return mailedcodes.digest("keyfob.accounts.email-change", salt, code)
 
 
 def _email_seal_context(salt: str) -> str:
@@ -175,19 +169,22 @@ def unseal_email_code(params: dict[str, Any]) -> str:
     return notices.unseal(params, _email_seal_context(str(params["nonce"])))
 
 
-def _drop_email_change(request: HttpRequest) -> None:
-    pending = request.session.pop(EMAIL_CHANGE_KEY, None)
-    if isinstance(pending, dict):
-        notices.drop_seal(pending.get("outbox"))
+def _live_email_change(user: User) -> QuerySet[EmailChange]:
+    """The account's change still waiting: not used, not expired, tries left."""
+    return EmailChange.objects.filter(
+        user=user, used_at__isnull=True, expires_at__gt=clock.now(), tries__lt=EMAIL_CODE_TRIES
+    )
 
 
 def start_email_change(request: HttpRequest, user: User, new_email: str) -> None:
     """E-mail a code to ``new_email``; the address changes once it is typed back
     (:func:`confirm_email_change`). An earlier change waiting for its code is replaced."""
-    _drop_email_change(request)
-    code, salt = notices.new_mailed_code(EMAIL_CODE_DIGITS)
+    code, salt = mailedcodes.new_code(EMAIL_CODE_DIGITS)
     context = Context.from_request(request)
     with transaction.atomic():
+        earlier = EmailChange.objects.select_for_update().filter(user=user).first()
+        if earlier is not None:
+            notices.drop_seal(earlier.outbox_id)
         row = notices.queue(
             user,
             NoticeKind.EMAIL_CONFIRM,
@@ -198,51 +195,59 @@ def start_email_change(request: HttpRequest, user: User, new_email: str) -> None
             minutes=EMAIL_CODE_MINUTES,
             sealed=keyring.encrypt(code.encode(), context=_email_seal_context(salt)),
         )
+        EmailChange.objects.update_or_create(
+            user=user,
+            defaults={
+                "email": new_email,
+                "salt": salt,
+                "digest": _email_code_digest(salt, code),
+                "expires_at": clock.now() + timedelta(minutes=EMAIL_CODE_MINUTES),
+                "tries": 0,
+                "used_at": None,
+                "outbox": row,
+            },
+        )
         record(user, EventKind.EMAIL_CODE_SENT, context, new=new_email)
-    request.session[EMAIL_CHANGE_KEY] = {
-        "email": new_email,
-        "salt": salt,
-        "digest": _email_code_digest(salt, code),
-        "expires": clock.time() + EMAIL_CODE_MINUTES * 60,
-        "tries": 0,
-        "outbox": None if row is None else row.pk,
-    }
 
 
 def pending_email_change(request: HttpRequest) -> str | None:
-    """The new address waiting for its code, if any (an expired one is dropped)."""
-    pending = request.session.get(EMAIL_CHANGE_KEY)
-    if not isinstance(pending, dict):
-        return None
-    if clock.time() > float(pending.get("expires", 0)):
-        _drop_email_change(request)
-        return None
-    return str(pending["email"])
+    """The new address waiting for its code, if any."""
+    user = request.user
+    change = _live_email_change(user).first() if isinstance(user, User) else None
+    return None if change is None else change.email
 
 
 def confirm_email_change(request: HttpRequest, user: User, code: str) -> str:
     """Change the address to the one waiting, if ``code`` is the one e-mailed to it; return
     the new address. Raises :class:`WrongEmailCode` (with the tries left),
     :class:`EmailChangeLost` (nothing waiting, expired, or the last try failed) or
-    :class:`EmailTaken`."""
-    if pending_email_change(request) is None:
+    :class:`EmailTaken`. A wrong code is counted (committed) before the error is raised."""
+    change = _live_email_change(user).first()
+    if change is None:
         raise EmailChangeLost()
-    pending = dict(request.session[EMAIL_CHANGE_KEY])
-    expected = _email_code_digest(str(pending["salt"]), code)
-    if not hmac.compare_digest(expected, str(pending["digest"])):
-        pending["tries"] = int(pending["tries"]) + 1
-        left = EMAIL_CODE_TRIES - pending["tries"]
-        if left <= 0:
-            _drop_email_change(request)
+    live = _live_email_change(user).filter(pk=change.pk)
+    failure: KeyfobError
+    with transaction.atomic():
+        if hmac.compare_digest(_email_code_digest(change.salt, code), change.digest):
+            if not consume(live, used_at=clock.now()):
+                raise EmailChangeLost()  # used, or its last try spent, meanwhile
+            notices.drop_seal(change.outbox_id)
+            if User.objects.filter(email__iexact=change.email).exclude(pk=user.pk).exists():
+                failure = EmailTaken()
+            else:
+                change_email(request, user, change.email)
+                return change.email
+        elif not consume(live, tries=F("tries") + 1):
             raise EmailChangeLost()
-        request.session[EMAIL_CHANGE_KEY] = pending
-        raise WrongEmailCode(left)
-    _drop_email_change(request)
-    new_email = str(pending["email"])
-    if User.objects.filter(email__iexact=new_email).exclude(pk=user.pk).exists():
-        raise EmailTaken()
-    change_email(request, user, new_email)
-    return new_email
+        else:
+            change.refresh_from_db(fields=["tries"])
+            left = EMAIL_CODE_TRIES - change.tries
+            if left <= 0:
+                notices.drop_seal(change.outbox_id)
+                failure = EmailChangeLost()
+            else:
+                failure = WrongEmailCode(left)
+    raise failure
 
 
 def change_email(request: HttpRequest, user: User, new_email: str) -> None:
@@ -252,7 +257,7 @@ def change_email(request: HttpRequest, user: User, new_email: str) -> None:
     with transaction.atomic():
         user.email = new_email
         user.save(update_fields=["email"])
-        _revoke_trusted_browsers(user)
+        credentials_changed.send(sender=User, user=user)
         record(user, EventKind.EMAIL_CHANGED, context)
         notices.queue(user, NoticeKind.EMAIL_CHANGED, context, to=old, old=old, new=new_email)
         notices.queue(user, NoticeKind.EMAIL_CHANGED, context, old=old, new=new_email)

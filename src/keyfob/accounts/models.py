@@ -1,4 +1,4 @@
-"""The account (custom user model) and the throttle counters every channel shares."""
+"""The account (custom user model) and an e-mail change waiting for its code."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from django.core.validators import RegexValidator
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-from keyfob import clock
+from keyfob.core import clock
 
 # E.164: a plus sign, a country code that does not start with 0, at most 15 digits in all.
 phone_validator = RegexValidator(
@@ -87,27 +87,27 @@ class User(AbstractBaseUser, PermissionsMixin):
         return self.display_name or self.email
 
 
-class Throttle(models.Model):
-    """Failure counters for one (scope, key): an account's codes, a password, an address.
+class EmailChange(models.Model):
+    """A new sign-in address waiting for the code e-mailed to it (one per account).
 
-    Every channel (web, SSH, API) updates the same row, and only through single SQL
-    statements or under the row's lock, so concurrent failures all count.
+    Only the code's keyed digest is kept. Tries are counted, and the code used, each by one
+    conditional UPDATE (:func:`keyfob.core.consume.consume`), so concurrent requests lose no
+    count and two right codes at once change the address once.
     """
 
-    scope = models.CharField(max_length=32)
-    key = models.CharField(max_length=128)
-    consecutive = models.PositiveIntegerField(default=0)
-    locked_until = models.DateTimeField(null=True, blank=True)
-    # Lets a check skip counting the daily failures when there was none for a day.
-    last_failure_at = models.DateTimeField(null=True, blank=True)
-    updated = models.DateTimeField(default=clock.now)
+    user = models.OneToOneField(User, on_delete=models.CASCADE, related_name="email_change")
+    email = models.EmailField(max_length=254)
+    salt = models.CharField(max_length=32)
+    digest = models.CharField(max_length=64)
+    expires_at = models.DateTimeField()
+    tries = models.PositiveIntegerField(default=0)
+    used_at = models.DateTimeField(null=True, blank=True)
+    # The notice carrying the sealed code, so the seal can be wiped once the code is spent.
+    outbox = models.ForeignKey(
+        "audit.Outbox", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
 
-    class Meta:
-        constraints = [models.UniqueConstraint(fields=["scope", "key"], name="throttle_scope_key")]
+    def __repr__(self) -> str:  # never the digest
+        return f"<EmailChange user={self.user_id} tries={self.tries}>"
 
-
-class ThrottleFailure(models.Model):
-    """One failure, kept 24 hours, so the daily cap holds over any 24-hour span."""
-
-    throttle = models.ForeignKey(Throttle, on_delete=models.CASCADE, related_name="failures")
-    at = models.DateTimeField(default=clock.now, db_index=True)
+    __str__ = __repr__

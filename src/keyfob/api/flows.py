@@ -17,11 +17,11 @@ from datetime import timedelta
 
 from django.db import IntegrityError, transaction
 
-from keyfob import clock, sql
 from keyfob.accounts.models import User
 from keyfob.api.models import ServerToken, SshLogin
 from keyfob.audit.events import Context, record
 from keyfob.audit.models import Channel, EventKind
+from keyfob.core import clock
 from keyfob.otp import CodeReused, InvalidCode, KeyfobError, Throttled
 from keyfob.twofactor import flows as twofactor
 from keyfob.twofactor.models import Authenticator
@@ -123,7 +123,7 @@ def authenticate(header: str) -> ServerToken | None:
     token, key = _bearer(header)
     row = None
     if key is not None:
-        row = sql.load(ServerToken, '"key" = %s AND revoked_at IS NULL', [key])
+        row = ServerToken.objects.filter(key=key, revoked_at__isnull=True).first()
     return _checked(row, token)
 
 
@@ -163,80 +163,44 @@ def unlink(login: str, server: str, context: Context) -> bool:
 
 
 # An account behind a Unix login: the user and its confirmed authenticator (None without
-# 2FA). Only the fields a code check reads are loaded; any other loads on access.
+# 2FA).
 Account = tuple[User, Authenticator | None]
-READ = {
-    ServerToken: ("id", "name", "digest", "can_manage_links", "last_used_at"),
-    User: ("id", "email", "language", "is_active"),
-    Authenticator: (
-        *("id", "user", "kind", "secret_encrypted", "algorithm", "digits", "period"),
-        *("last_step", "counter", "confirmed_at"),
-    ),
-}
 
 
-def _links(user: str, auth: str) -> str:
-    """The SQL join of login links (``link``) to their users (alias ``user``) and each
-    user's confirmed authenticator (alias ``auth``, NULL without 2FA)."""
-    return (
-        f"{sql.table(SshLogin)} link "
-        f"JOIN {sql.table(User)} {user} ON {user}.id = link.user_id "
-        f"LEFT JOIN {sql.table(Authenticator)} {auth} "
-        f"ON {auth}.user_id = {user}.id AND {auth}.confirmed_at IS NOT NULL"
+def _account_of(login: str, servers: list[str]) -> Account | None:
+    """The active account ``login`` belongs to on the first of ``servers`` that links it
+    ("" = every server, which sorts last), with its authenticator: one query."""
+    link = (
+        SshLogin.objects.select_related("user__authenticator")
+        .filter(login=login, server__in=servers)
+        .order_by("-server")
+        .first()
     )
-
-
-def _account(user: object, auth: object) -> Account | None:
-    assert user is None or isinstance(user, User)
-    assert auth is None or isinstance(auth, Authenticator)
-    return (user, auth) if user is not None and user.is_active else None
+    if link is None or not link.user.is_active:
+        return None
+    user = link.user
+    try:
+        auth: Authenticator | None = user.authenticator
+    except Authenticator.DoesNotExist:
+        auth = None
+    return user, auth if auth is not None and auth.is_confirmed else None
 
 
 def account_for(login: str, server: str) -> Account | None:
-    """The active account ``login`` on ``server`` belongs to (a server's own link first),
-    read in one query; None when no active account has this login."""
-    found = sql.load_join(
-        (User, Authenticator),
-        f"FROM {_links('t0', 't1')} "
-        # The server's own link sorts first: "" (every server) is the smallest name.
-        "WHERE link.login = %s AND link.server IN (%s, '') ORDER BY link.server DESC LIMIT 1",
-        [login, server],
-        only=READ,
-    )
-    return None if found is None else _account(found[0], found[1])
-
-
-# What authenticate_for() reads: the token, and the account behind a login on its server.
-TOKEN_ACCOUNT = (ServerToken, User, Authenticator)
-
-
-def token_account_source() -> str:
-    """The FROM … of :func:`authenticate_for`'s one query; its parameters are the login
-    and the token's key."""
-    return (
-        f"FROM {sql.table(ServerToken)} t0 LEFT JOIN ({_links('t1', 't2')}) "
-        "ON link.login = %s AND link.server IN (t0.name, '') "
-        'WHERE t0."key" = %s AND t0.revoked_at IS NULL '
-        # (PostgreSQL sorts NULL first here, but a row without a link comes alone.)
-        "ORDER BY link.server DESC LIMIT 1"
-    )
+    """The active account ``login`` on ``server`` belongs to (a server's own link first);
+    None when no active account has this login."""
+    return _account_of(login, [server, ""])
 
 
 def authenticate_for(header: str, login: str) -> tuple[ServerToken, Account | None] | None:
-    """:func:`authenticate` and :func:`account_for` (on the token's server) in one query.
+    """:func:`authenticate`, then :func:`account_for` on the token's server.
 
     None when the header carries no valid token; else the token and the account.
     """
-    token, key = _bearer(header)
-    found = None
-    if key is not None:
-        found = sql.load_join(TOKEN_ACCOUNT, token_account_source(), [login, key], only=READ)
-    read = None if found is None else found[0]
-    assert read is None or isinstance(read, ServerToken)
-    row = _checked(read, token)
-    if row is None or found is None:
+    row = authenticate(header)
+    if row is None:
         return None
-    return row, _account(found[1], found[2])
+    return row, _account_of(login, [row.name, ""])
 
 
 def logins_of(user: User) -> list[SshLogin]:
@@ -282,12 +246,12 @@ def verify(
         return Outcome("unknown_login")
     user, auth = account
     compact = code.replace(" ", "")
-    factor = "recovery" if is_recovery_code(compact) else "code"
+    factor = twofactor.Factor.RECOVERY if is_recovery_code(compact) else twofactor.Factor.CODE
     signed_in = (EventKind.SIGNIN_OK, {"login": login, "server": server, "factor": factor})
-    if factor == "code" and auth is None:
+    if factor == twofactor.Factor.CODE and auth is None:
         return Outcome("not_enrolled")
     try:
-        if factor == "recovery":
+        if factor == twofactor.Factor.RECOVERY:
             twofactor.use_recovery_code(user, compact, context, event=signed_in)
         else:
             twofactor.verify_code(user, compact, context, event=signed_in, authenticator=auth)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
-from keyfob import clock
+from keyfob.core import clock
 
 
 class ServerToken(models.Model):

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import ipaddress
-import json
 from dataclasses import dataclass
 from typing import Any
 
 from django.http import HttpRequest
 
-from keyfob import clock, sql
 from keyfob.audit.models import Channel, EventKind, SecurityEvent
+from keyfob.core import clock
 
 
 @dataclass(frozen=True)
@@ -73,31 +72,16 @@ def client_address(request: HttpRequest) -> str | None:
     return str(chain[0])
 
 
-# An event's columns, in the order of ``user_id`` then :func:`event_values`.
-EVENT_COLUMNS = "(user_id, kind, at, channel, address, user_agent, detail)"
-
-
 def record(user: Any, kind: EventKind, context: Context, **detail: Any) -> None:
-    """Write one event; call inside the transaction of the change it records.
-
-    One plain INSERT (see :mod:`keyfob.sql`): every code check writes an event.
-    """
-    sql.count(
-        f"INSERT INTO {sql.table(SecurityEvent)} {EVENT_COLUMNS} "  # noqa: S608
-        "VALUES (%s, %s, %s, %s, %s, %s, %s)",
-        [user.pk, *event_values(kind, context, detail)],
-    )
-
-
-def event_values(kind: EventKind, context: Context, detail: dict[str, Any]) -> list[Any]:
-    """An event's columns after ``user_id``, as parameters: kind, at (now), channel,
-    address, user_agent, detail."""
-    return [
+    """Write one event; call inside the transaction of the change it records. Every
+    security event is written here."""
+    SecurityEvent.objects.create(
+        user_id=user.pk,
         # str(): a choices member is an Enum, which a driver may write by its name.
-        str(kind),
-        sql.moment(clock.now()),
-        str(context.channel),
-        context.address,
-        context.user_agent,
-        json.dumps(detail),
-    ]
+        kind=str(kind),
+        at=clock.now(),
+        channel=str(context.channel),
+        address=context.address,
+        user_agent=context.user_agent,
+        detail=detail,
+    )

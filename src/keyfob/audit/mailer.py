@@ -36,10 +36,11 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import close_old_connections, connection
 from django.db.models import F, Q
 
-from keyfob import clock
 from keyfob.audit.app_settings import app_settings
 from keyfob.audit.models import Outbox, OutboxState
 from keyfob.audit.notices import SEALED, render
+from keyfob.core import clock
+from keyfob.core.consume import consume
 
 logger = logging.getLogger(__name__)
 
@@ -258,15 +259,13 @@ def _due(now: object) -> Q:
 def _claim(pk: int, sender: str) -> Outbox | None:
     """Compare-and-set: take the row for ``sender`` unless another sender already has it."""
     now = clock.now()
-    won = (
-        Outbox.objects.filter(_due(now), pk=pk).update(
-            state=OutboxState.SENDING,
-            claimed_by=sender,
-            claimed_until=now + timedelta(seconds=app_settings.mail_lease_seconds),
-            # Counted at the claim, so a sender that dies mid-send still uses up an attempt.
-            attempts=F("attempts") + 1,
-        )
-        == 1
+    won = consume(
+        Outbox.objects.filter(_due(now), pk=pk),
+        state=OutboxState.SENDING,
+        claimed_by=sender,
+        claimed_until=now + timedelta(seconds=app_settings.mail_lease_seconds),
+        # Counted at the claim, so a sender that dies mid-send still uses up an attempt.
+        attempts=F("attempts") + 1,
     )
     return Outbox.objects.filter(pk=pk).first() if won else None
 

@@ -6,7 +6,7 @@ from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-from keyfob import clock
+from keyfob.core import clock
 
 
 class EventKind(models.TextChoices):

@@ -14,8 +14,6 @@ it happened, even if the account is changed or deleted meanwhile.
 from __future__ import annotations
 
 import json
-import secrets
-import string
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -25,14 +23,12 @@ from django.conf import settings
 from django.db import transaction
 from django.template.loader import render_to_string
 from django.utils import formats, translation
-from django.utils.crypto import salted_hmac
 
-from keyfob import clock
 from keyfob.audit.app_settings import app_settings
 from keyfob.audit.events import Context
 from keyfob.audit.models import NoticeKind, Outbox
 from keyfob.audit.useragent import describe
-from keyfob.twofactor import keyring
+from keyfob.core import clock, keyring
 
 __all__ = ["SEALED", "NoticeKind", "Outbox", "Rendered", "drop_seal", "queue", "render", "unseal"]
 
@@ -100,23 +96,6 @@ def unseal(params: dict[str, Any], context: str) -> str:
     if not isinstance(sealed, str):
         return ""
     return keyring.decrypt(sealed, context=context).decode()
-
-
-def new_mailed_code(digits: int) -> tuple[str, str]:
-    """A random code of ``digits`` decimal digits to e-mail (sealed in its notice), and a
-    new salt for its digest."""
-    return "".join(secrets.choice(string.digits) for _ in range(digits)), secrets.token_hex(16)
-
-
-def mailed_code_digest(purpose: str, salt: str, code: str) -> str:
-    """What is kept to check a mailed code. Keyed by SECRET_KEY: 8 digits are few enough
-    that an unkeyed hash would be reversed. ``purpose`` keeps two uses' digests apart."""
-    return salted_hmac(f"{purpose}:{salt}", code, algorithm="sha256").hexdigest()
-
-
-def spaced_code(code: str) -> str:
-    """A mailed code in groups of four, for reading (aloud); '' stays ''."""
-    return f"{code[:4]} {code[4:]}" if code else ""
 
 
 def drop_seal(outbox_id: int | None) -> None:

@@ -112,7 +112,7 @@ def check_key_ring(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
     """A malformed KEYFOB_SECRET_KEYS is an error at every start, not at the first login."""
     if not settings.KEYFOB_SECRET_KEYS:
         return []
-    from keyfob.twofactor import keyring
+    from keyfob.core import keyring
 
     try:
         keyring.parse(settings.KEYFOB_SECRET_KEYS)

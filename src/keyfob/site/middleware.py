@@ -15,7 +15,7 @@ from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponse
 from django.utils.translation import gettext as _
 
-from keyfob import clock
+from keyfob.core import clock
 from keyfob.site import ops
 from keyfob.site.logging import current_request
 
@@ -115,7 +115,7 @@ class SessionLifetimeMiddleware:
     """End a signed-in session 12 hours after sign-in, or after 30 minutes of inactivity.
 
     Both times are kept in the session (``KEYFOB_SESSION_MAX_AGE``, ``KEYFOB_SESSION_IDLE``)
-    and read from :mod:`keyfob.clock`. A session signed in before this middleware saw it
+    and read from :mod:`keyfob.core.clock`. A session signed in before this middleware saw it
     starts counting at its first request.
     """
 

@@ -170,7 +170,7 @@ def _generated_secret(filename: str, nbytes: int = 48) -> str:
 def _database(url: str, test_name: str) -> dict[str, object]:
     if not url:
         return {
-            "ENGINE": "keyfob.site.sqlite",
+            "ENGINE": "django.db.backends.sqlite3",
             "NAME": str(_data_dir() / "keyfob.sqlite3"),
             # Writers wait for each other instead of failing at once.
             "OPTIONS": {
@@ -221,6 +221,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "keyfob.site",
+    "keyfob.core",
     "keyfob.accounts",
     "keyfob.audit",
     "keyfob.twofactor",

@@ -34,7 +34,6 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import IntegrityError, transaction
 from django.db.models import F
 
-from keyfob import clock
 from keyfob.accounts.flows import PENDING_KEY
 from keyfob.accounts.models import User
 from keyfob.audit import notices
@@ -42,6 +41,8 @@ from keyfob.audit.events import Context, record
 from keyfob.audit.models import Channel as EventChannel
 from keyfob.audit.models import EventKind
 from keyfob.audit.notices import NoticeKind
+from keyfob.core import clock, keyring, mailedcodes
+from keyfob.core.consume import consume
 from keyfob.otp import KeyfobError
 from keyfob.support.app_settings import app_settings
 from keyfob.support.models import (
@@ -57,7 +58,6 @@ from keyfob.support.models import (
     Step,
 )
 from keyfob.twofactor import flows as twofactor
-from keyfob.twofactor import keyring
 
 CODE_DIGITS = 8
 # Steps that count as "recording a check", for the four-eyes rule.
@@ -411,7 +411,7 @@ def verify_document(
 
 
 def _digest(salt: str, code: str) -> str:
-    return notices.mailed_code_digest("keyfob.support.email-check", salt, code)
+    return mailedcodes.digest("keyfob.support.email-check", salt, code)
 
 
 def _seal_context(check_id: int) -> str:
@@ -438,7 +438,7 @@ def send_code(request_id: int, staff: User, context: Context) -> EmailCheck:
         for old in EmailCheck.objects.filter(request=req, used_at__isnull=True, burnt_at=None):
             EmailCheck.objects.filter(pk=old.pk, used_at=None, burnt_at=None).update(burnt_at=now)
             _wipe_seal(old)
-        code, salt = notices.new_mailed_code(CODE_DIGITS)
+        code, salt = mailedcodes.new_code(CODE_DIGITS)
         check = EmailCheck.objects.create(
             request=req,
             salt=salt,
@@ -499,7 +499,7 @@ def check_code(request_id: int, staff: User, code: str, context: Context) -> boo
             expires_at__gt=now,
         )
         if hmac.compare_digest(_digest(check.salt, code), check.digest):
-            if live.update(used_at=now) != 1:
+            if not consume(live, used_at=now):
                 raise CodeBurnt("spent meanwhile")
             _wipe_seal(check)
             _log(req, Step.CODE_OK, staff, context, EventKind.SUPPORT_CODE_OK)
@@ -556,7 +556,7 @@ def disable(request_id: int, staff: User, reason: str, context: Context) -> Requ
         if req.state == State.APPROVED and not may_disable(req, staff):
             raise FourEyes("another staff member must disable")
         _move(req, "disable", (State.APPROVED,), State.COMPLETED, reason=reason)
-        twofactor.disable(req.user, _customer_context(), by="support")
+        twofactor.disable(req.user, _customer_context(), by=twofactor.By.SUPPORT)
         sessions = end_sessions(req.user)
         _log(
             req,

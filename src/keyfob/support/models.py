@@ -12,8 +12,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
-from keyfob import clock
 from keyfob.accounts.models import AccountKind
+from keyfob.core import clock
 
 
 class State(models.TextChoices):

@@ -182,7 +182,7 @@ def _load(pk: int) -> Request:
 def _code_status(check: EmailCheck | None) -> dict[str, Any] | None:
     if check is None:
         return None
-    from keyfob import clock
+    from keyfob.core import clock
 
     if check.used_at is not None:
         status = "used"

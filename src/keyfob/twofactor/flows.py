@@ -13,18 +13,22 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from enum import StrEnum
 from typing import Any, TypeVar
 
-from django.db import connection, transaction
+from django.db import transaction
+from django.db.models import Exists, Q
 
-from keyfob import clock, otp, sql
-from keyfob.accounts import throttle
-from keyfob.accounts.models import Throttle, User
+from keyfob import otp
+from keyfob.accounts.models import User
 from keyfob.audit import notices
-from keyfob.audit.events import EVENT_COLUMNS, Context, event_values, record
-from keyfob.audit.models import EventKind, SecurityEvent
+from keyfob.audit.events import Context, record
+from keyfob.audit.models import EventKind
 from keyfob.audit.notices import NoticeKind
 from keyfob.audit.useragent import describe
+from keyfob.core import clock, throttle
+from keyfob.core.consume import consume
+from keyfob.core.models import Throttle
 from keyfob.otp import CodeReused, InvalidCode, KeyfobError, Throttled
 from keyfob.twofactor.app_settings import app_settings
 from keyfob.twofactor.models import Authenticator, Kind, RecoveryCode, TrustedBrowser
@@ -33,6 +37,20 @@ T = TypeVar("T")
 # A security event to record with a success: its kind and details.
 Event = tuple[EventKind, dict[str, Any]]
 RECOVERY_CODES = 10
+
+
+class Factor(StrEnum):
+    """What was typed at a code check: an authenticator's code or a recovery code."""
+
+    CODE = "code"
+    RECOVERY = "recovery"
+
+
+class By(StrEnum):
+    """Who turned 2FA off: the account holder, or support after an identity check."""
+
+    USER = "user"
+    SUPPORT = "support"
 
 
 class NotEnrolled(KeyfobError):
@@ -69,7 +87,7 @@ def _record_success(user: User, context: Context, event: Event | None) -> None:
 def _attempt(
     user: User,
     context: Context,
-    factor: str,
+    factor: Factor,
     attempt: Callable[[], T],
     event: Event | None = None,
 ) -> T:
@@ -101,7 +119,9 @@ def _attempt(
                 failure = exc
             except InvalidCode as exc:
                 throttle.record_failure(throttle.CODE, row)
-                kind = EventKind.RECOVERY_WRONG if factor == "recovery" else EventKind.CODE_WRONG
+                kind = (
+                    EventKind.RECOVERY_WRONG if factor == Factor.RECOVERY else EventKind.CODE_WRONG
+                )
                 record(user, kind, context)
                 failure = exc
             except KeyfobError as exc:  # not enrolled, setup expired: nothing to count
@@ -150,29 +170,27 @@ def _wrong_code(auth: Authenticator, code: str, at: float) -> InvalidCode:
     return InvalidCode("wrong code")
 
 
-def _compare_and_set(
+def _unused(
     auth: Authenticator, matched: int, *, confirm: bool = False
-) -> tuple[str, list[object]]:
-    """The UPDATE that moves the step/counter past ``matched`` unless someone already did
-    (DESIGN.md invariant 1), and its parameters; more conditions may be appended."""
+) -> tuple[Q, dict[str, Any]]:
+    """The condition that ``matched`` is still unused on ``auth`` (DESIGN.md invariant 1),
+    and the changes that use it up: TOTP's last step, HOTP's counter, and the confirmation
+    of a pending authenticator."""
+    changes: dict[str, object]
     if auth.kind == Kind.HOTP:
-        changes, condition = "counter = %s", "counter <= %s"
-        params: list[object] = [matched + 1]
+        condition, changes = Q(counter__lte=matched), {"counter": matched + 1}
     else:
-        changes, condition = "last_step = %s", "last_step < %s"
-        params = [matched]
+        condition, changes = Q(last_step__lt=matched), {"last_step": matched}
     if confirm:
-        changes += ", confirmed_at = %s"
-        condition += " AND confirmed_at IS NULL"
-        params.append(sql.moment(clock.now()))
-    statement = f"UPDATE {sql.table(Authenticator)} SET {changes} WHERE id = %s AND {condition}"  # noqa: S608
-    return statement, [*params, auth.pk, matched]
+        condition &= Q(confirmed_at__isnull=True)
+        changes["confirmed_at"] = clock.now()
+    return Q(pk=auth.pk) & condition, changes
 
 
 def _consume(auth: Authenticator, matched: int, *, confirm: bool) -> bool:
-    """Compare-and-set: move the step/counter past ``matched`` unless someone already did."""
-    statement, params = _compare_and_set(auth, matched, confirm=confirm)
-    return sql.count(statement, params) == 1
+    """Move the step/counter past ``matched`` unless someone already did."""
+    condition, changes = _unused(auth, matched, confirm=confirm)
+    return consume(Authenticator.objects.filter(condition), **changes)
 
 
 def _consume_unthrottled(
@@ -183,35 +201,22 @@ def _consume_unthrottled(
     That is nearly every code, and for it the locked path has nothing to do but look: no
     wait can apply and there is no count to reset. So the compare-and-set carries one more
     condition, that the account's code throttle has no failure (none in a row, no wait, none
-    in the last day), and writes the success ``event`` in the same transaction: one
-    statement on PostgreSQL, two on SQLite. Returns False, having changed nothing, when the
-    step is already used or the account has a failure on record: :func:`_attempt` then
-    decides under the lock and says which.
+    in the last day), and the success ``event`` is written in the same transaction. Returns
+    False, having changed nothing, when the step is already used or the account has a
+    failure on record: :func:`_attempt` then decides under the lock and says which.
 
     A failure committed meanwhile by a concurrent attempt does not undo this success: the
     success is ordered before it, and the failure still counts.
     """
-    update, params = _compare_and_set(auth, matched)
-    update += (
-        f" AND NOT EXISTS (SELECT 1 FROM {sql.table(Throttle)} "  # noqa: S608
-        'WHERE scope = %s AND "key" = %s AND (consecutive > 0 '
-        "OR locked_until IS NOT NULL OR last_failure_at > %s))"
+    condition, changes = _unused(auth, matched)
+    failures = Throttle.objects.filter(scope=throttle.CODE.scope, key=str(user.pk)).filter(
+        Q(consecutive__gt=0)
+        | Q(locked_until__isnull=False)
+        | Q(last_failure_at__gt=clock.now() - throttle.DAY)
     )
-    params += [throttle.CODE.scope, str(user.pk), sql.moment(clock.now() - throttle.DAY)]
-    if event is not None and connection.vendor == "postgresql":
-        # PostgreSQL runs both writes as one statement (a data-modifying WITH): one round
-        # trip, committed on its own.
-        kind, detail = event
-        found = sql.row(
-            f"WITH consumed AS ({update} RETURNING user_id) "  # noqa: S608
-            f"INSERT INTO {sql.table(SecurityEvent)} {EVENT_COLUMNS} "
-            "SELECT user_id, %s, %s::timestamptz, %s, %s::inet, %s, %s::jsonb FROM consumed "
-            "RETURNING id",
-            [*params, *event_values(kind, context, detail)],
-        )
-        return found is not None
-    with transaction.atomic():
-        if sql.count(update, params) != 1:
+    # No savepoint when nested: nothing is written before the compare-and-set.
+    with transaction.atomic(savepoint=False):
+        if not consume(Authenticator.objects.filter(condition, ~Exists(failures)), **changes):
             return False
         _record_success(user, context, event)
     return True
@@ -248,8 +253,7 @@ def _code_attempt(
 ) -> _CodeCheck:
     at = clock.time()
     if auth is None:
-        state = "NULL" if confirm else "NOT NULL"
-        auth = sql.load(Authenticator, f"user_id = %s AND confirmed_at IS {state}", [user.pk])
+        auth = Authenticator.objects.filter(user=user, confirmed_at__isnull=confirm).first()
     else:
         assert auth.user_id == user.pk and auth.is_confirmed != confirm
     matched = None if auth is None else _match(auth, code, at)
@@ -286,7 +290,7 @@ def verify_code(
     ):
         return
     try:
-        _attempt(user, context, "code", check, event)
+        _attempt(user, context, Factor.CODE, check, event)
     except InvalidCode:
         if after_password and throttle.consecutive_failures(throttle.CODE, str(user.pk)) >= 3:
             with transaction.atomic():
@@ -339,10 +343,10 @@ def confirm_setup(user: User, code: str, context: Context) -> list[str]:
         notices.queue(user, NoticeKind.TWOFACTOR_ON, context)
         return codes
 
-    return _attempt(user, context, "code", attempt)
+    return _attempt(user, context, Factor.CODE, attempt)
 
 
-def disable(user: User, context: Context, *, by: str = "user") -> None:
+def disable(user: User, context: Context, *, by: By = By.USER) -> None:
     """Turn 2FA off: authenticator, recovery codes and trusted browsers all go."""
     with transaction.atomic():
         deleted, _ = Authenticator.objects.filter(user=user).delete()
@@ -402,7 +406,7 @@ def regenerate_recovery_codes(user: User, code: str, context: Context) -> list[s
         notices.queue(user, NoticeKind.RECOVERY_REGENERATED, context)
         return codes
 
-    return _attempt(user, context, "code", attempt)
+    return _attempt(user, context, Factor.CODE, attempt)
 
 
 def use_recovery_code(
@@ -423,10 +427,8 @@ def use_recovery_code(
         canonical = otp.normalize_recovery_code(text)
         for row in RecoveryCode.objects.filter(user=user):
             if hmac.compare_digest(_recovery_digest(row.salt, canonical), row.digest):
-                used = RecoveryCode.objects.filter(pk=row.pk, used_at__isnull=True).update(
-                    used_at=clock.now()
-                )
-                if used != 1:
+                unused = RecoveryCode.objects.filter(pk=row.pk, used_at__isnull=True)
+                if not consume(unused, used_at=clock.now()):
                     raise CodeReused("this recovery code was already used")
                 remaining = recovery_codes_left(user)
                 record(user, EventKind.RECOVERY_USED, context, remaining=remaining)
@@ -434,7 +436,7 @@ def use_recovery_code(
                 return remaining
         raise InvalidCode("not a recovery code of this account")
 
-    return _attempt(user, context, "recovery", attempt, event)
+    return _attempt(user, context, Factor.RECOVERY, attempt, event)
 
 
 # Trusted browsers --------------------------------------------------------------------
@@ -480,10 +482,9 @@ def use_trusted_browser(user: User, token: str, context: Context) -> str | None:
     if row is None:
         return None
     new = secrets.token_urlsafe(32)
-    swapped = TrustedBrowser.objects.filter(pk=row.pk, digest=old, revoked_at__isnull=True).update(
-        digest=_token_digest(new), last_used_at=now, address=context.address
-    )
-    return new if swapped == 1 else None
+    unused = TrustedBrowser.objects.filter(pk=row.pk, digest=old, revoked_at__isnull=True)
+    swapped = consume(unused, digest=_token_digest(new), last_used_at=now, address=context.address)
+    return new if swapped else None
 
 
 def trusted_browsers(user: User) -> list[TrustedBrowser]:
@@ -492,6 +493,12 @@ def trusted_browsers(user: User) -> list[TrustedBrowser]:
             user=user, revoked_at__isnull=True, expires_at__gt=clock.now()
         )
     )
+
+
+def revoke_on_credentials_change(user: User, **_kwargs: Any) -> None:
+    """A new password or address must not be skipped by a browser trusted under the old
+    one (receiver of accounts' ``credentials_changed``, in the change's transaction)."""
+    TrustedBrowser.objects.filter(user=user, revoked_at__isnull=True).update(revoked_at=clock.now())
 
 
 def revoke_trusted_browsers(user: User, context: Context, pk: int | None = None) -> int:

@@ -6,8 +6,7 @@ from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-from keyfob import clock
-from keyfob.twofactor import keyring
+from keyfob.core import clock, keyring
 
 
 class Kind(models.TextChoices):

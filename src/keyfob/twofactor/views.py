@@ -20,8 +20,9 @@ from keyfob.accounts.views import safe_next
 from keyfob.audit.events import Context
 from keyfob.audit.models import SecurityEvent
 from keyfob.audit.useragent import describe
+from keyfob.core import keyring
 from keyfob.otp import CodeReused, InvalidCode, KeyfobError, Throttled
-from keyfob.twofactor import flows, keyring, trust
+from keyfob.twofactor import flows, trust
 from keyfob.twofactor.app_settings import app_settings
 from keyfob.twofactor.decorators import reauth_required
 from keyfob.twofactor.forms import (

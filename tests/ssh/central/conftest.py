@@ -166,7 +166,8 @@ def central(workdir: Path, ssh_user: SshUser, tls: Tls) -> Iterator[Central]:
 
 
 FRESH = """
-from keyfob.accounts.models import Throttle, User
+from keyfob.accounts.models import User
+from keyfob.core.models import Throttle
 from keyfob.audit.models import SecurityEvent
 from keyfob.twofactor.models import Authenticator
 from tests.conftest import enrol

@@ -3,7 +3,7 @@
 import django.core.validators
 import django.db.models.deletion
 import keyfob.accounts.models
-import keyfob.clock
+import keyfob.core.clock
 from django.db import migrations, models
 
 
@@ -30,7 +30,7 @@ class Migration(migrations.Migration):
                 ('language', models.CharField(blank=True, choices=[('en', 'English'), ('fr', 'Français')], default='', max_length=8, verbose_name='language')),
                 ('is_staff', models.BooleanField(default=False, verbose_name='support staff')),
                 ('is_active', models.BooleanField(default=True, verbose_name='active')),
-                ('date_joined', models.DateTimeField(default=keyfob.clock.now, verbose_name='joined')),
+                ('date_joined', models.DateTimeField(default=keyfob.core.clock.now, verbose_name='joined')),
                 ('groups', models.ManyToManyField(blank=True, help_text='The groups this user belongs to. A user will get all permissions granted to each of their groups.', related_name='user_set', related_query_name='user', to='auth.group', verbose_name='groups')),
                 ('user_permissions', models.ManyToManyField(blank=True, help_text='Specific permissions for this user.', related_name='user_set', related_query_name='user', to='auth.permission', verbose_name='user permissions')),
             ],
@@ -50,7 +50,7 @@ class Migration(migrations.Migration):
                 ('key', models.CharField(max_length=128)),
                 ('consecutive', models.PositiveIntegerField(default=0)),
                 ('locked_until', models.DateTimeField(blank=True, null=True)),
-                ('updated', models.DateTimeField(default=keyfob.clock.now)),
+                ('updated', models.DateTimeField(default=keyfob.core.clock.now)),
             ],
             options={
                 'constraints': [models.UniqueConstraint(fields=('scope', 'key'), name='throttle_scope_key')],
@@ -60,7 +60,7 @@ class Migration(migrations.Migration):
             name='ThrottleFailure',
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('at', models.DateTimeField(db_index=True, default=keyfob.clock.now)),
+                ('at', models.DateTimeField(db_index=True, default=keyfob.core.clock.now)),
                 ('throttle', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='failures', to='accounts.throttle')),
             ],
         ),

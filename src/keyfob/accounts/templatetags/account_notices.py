@@ -8,7 +8,7 @@ from typing import Any
 from django import template
 
 from keyfob.accounts import flows
-from keyfob.audit import notices
+from keyfob.core import mailedcodes
 
 register = template.Library()
 
@@ -16,4 +16,4 @@ register = template.Library()
 @register.simple_tag
 def email_confirm_code(params: dict[str, Any]) -> str:
     """The code, grouped by four for reading; '' once it is spent."""
-    return notices.spaced_code(flows.unseal_email_code(params))
+    return mailedcodes.spaced(flows.unseal_email_code(params))

@@ -11,7 +11,7 @@ from typing import Any
 
 from django import template
 
-from keyfob.audit import notices
+from keyfob.core import mailedcodes
 from keyfob.support import flows
 
 register = template.Library()
@@ -27,4 +27,4 @@ def support_cancel_url(params: dict[str, Any]) -> str:
 @register.simple_tag
 def support_check_code(params: dict[str, Any]) -> str:
     """The code, grouped by four for reading aloud; '' once it is spent."""
-    return notices.spaced_code(flows.unseal_code(params))
+    return mailedcodes.spaced(flows.unseal_code(params))

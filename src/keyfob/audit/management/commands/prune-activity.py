@@ -7,9 +7,9 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from keyfob import clock
 from keyfob.audit.app_settings import app_settings
 from keyfob.audit.models import SecurityEvent
+from keyfob.core import clock
 
 
 class Command(BaseCommand):

@@ -20,7 +20,7 @@ from django.apps import apps
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import models, transaction
 
-from keyfob.twofactor import keyring
+from keyfob.core import keyring
 
 
 @dataclass(frozen=True)

@@ -11,11 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F
 
-from keyfob import clock, sql
-from keyfob.accounts.models import Throttle, ThrottleFailure
+from keyfob.core import clock
+from keyfob.core.models import Throttle, ThrottleFailure
 from keyfob.otp import Throttled
 
 DAY = timedelta(hours=24)
@@ -53,31 +53,21 @@ ADDRESS = Policy(
 def acquire(policy: Policy, key: str) -> Throttle:
     """Return the (scope, key) row, locked until the surrounding transaction ends.
 
-    One statement makes the row if needed and takes its lock (a write lock on SQLite, the
-    row's lock on PostgreSQL, where a concurrent insert of the same row waits and then
-    updates it), and reads the counters as they are once the lock is held.
+    The row's lock (``SELECT … FOR UPDATE`` on PostgreSQL; on SQLite the database's one
+    write lock, which every Keyfob transaction takes at BEGIN IMMEDIATE) is what makes
+    every process and channel counting failures for it wait for one another. The counters
+    are read once the lock is held. The row is made on first use: a concurrent first use
+    makes it too, and the loser's insert, undone alone (savepoint), finds it then.
     """
     assert transaction.get_connection().in_atomic_block, "acquire() needs a transaction"
-    now = clock.now()
-    found = sql.row(
-        f'INSERT INTO {sql.table(Throttle)} (scope, "key", consecutive, updated) '  # noqa: S608
-        "VALUES (%s, %s, 0, %s) "
-        f'ON CONFLICT (scope, "key") DO UPDATE SET updated = excluded.updated '
-        "RETURNING id, consecutive, locked_until, last_failure_at",
-        [policy.scope, key, sql.moment(now)],
-    )
-    assert found is not None, "INSERT … RETURNING returns the row"
-    pk, consecutive, locked_until, last_failure_at = found
-    row = Throttle(
-        pk=pk,
-        scope=policy.scope,
-        key=key,
-        consecutive=consecutive,
-        locked_until=sql.aware(locked_until),
-        last_failure_at=sql.aware(last_failure_at),
-        updated=now,
-    )
-    row._state.adding, row._state.db = False, transaction.get_connection().alias
+    rows = Throttle.objects.select_for_update().filter(scope=policy.scope, key=key)
+    row = rows.first()
+    if row is None:
+        try:
+            with transaction.atomic():
+                row = Throttle.objects.create(scope=policy.scope, key=key)
+        except IntegrityError:
+            row = rows.get()
     return row
 
 

@@ -1,1 +1,0 @@
-"""Keyfob's SQLite database backend (see base.py)."""
