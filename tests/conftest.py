@@ -111,11 +111,11 @@ def make_user(email: str, password: str | None = PASSWORD, **fields: Any) -> Use
     return User.objects.create_user(email, password, **fields)
 
 
-def enrol(user: User) -> Enrolled:
-    """Turn TOTP on for ``user`` the way the Security page does: a pending secret, then a
-    code from it confirmed. Done two minutes before the clock's now (or before T0, if that
-    is earlier: a slow run's real clock passes T0), so the step it spends is behind every
-    code a test then types."""
+def enrol(user: User, kind: str = "totp") -> Enrolled:
+    """Turn 2FA on for ``user`` (``kind`` "totp" or "hotp") the way the Security page does:
+    a pending secret, then a code from it confirmed. Done two minutes before the clock's now
+    (or before T0, if that is earlier: a slow run's real clock passes T0), so the step it
+    spends is behind every code a test then types."""
     from keyfob import otp
     from keyfob.audit.events import Context
     from keyfob.core import clock
@@ -123,11 +123,11 @@ def enrol(user: User) -> Enrolled:
 
     at = min(clock.time(), T0) - 120
     with clock.frozen(at):
-        auth = flows.start_setup(user)
+        auth = flows.start_setup(user, kind)
         secret = auth.secret()
-        codes = flows.confirm_setup(
-            user, otp.totp(secret, at), Context(address="192.0.2.1", user_agent="tests")
-        )
+        # A counter-based app shows the code of counter 0 first; the next one is counter 1.
+        code = otp.hotp(secret, 0) if kind == "hotp" else otp.totp(secret, at)
+        codes = flows.confirm_setup(user, code, Context(address="192.0.2.1", user_agent="tests"))
     return Enrolled(user, secret, codes)
 
 

@@ -27,25 +27,17 @@ from keyfob.otp import KeyfobError
 from keyfob.support import flows as support
 from keyfob.twofactor import flows as twofactor
 from keyfob.twofactor.app_settings import app_settings
-from keyfob.twofactor.models import Authenticator, Kind, RecoveryCode
+from keyfob.twofactor.models import Kind, RecoveryCode
 from tests.audit.test_concurrency import in_threads
+from tests.conftest import enrol, make_user
 
 pytestmark = pytest.mark.django_db(transaction=True)
 T0 = 1_900_000_005.0  # the middle of a 30-second step
 CTX = Context(address="192.0.2.1", user_agent="contract")
-PASSWORD = "correct horse battery staple"
 
 
 def account(email: str = "alice@example.com", **fields: Any) -> User:
-    return User.objects.create_user(email, PASSWORD, **fields)
-
-
-def enrol(user: User, kind: str = Kind.TOTP) -> bytes:
-    secret = otp.random_secret()
-    auth = Authenticator(user=user, kind=kind, confirmed_at=clock.now())
-    auth.set_secret(secret)
-    auth.save()
-    return secret
+    return make_user(email, **fields)
 
 
 class SingleUseContract:
@@ -130,7 +122,7 @@ class _CodeOf(SingleUseContract):
 class TestTotpStep(_CodeOf):
     def make(self) -> str:
         self.user = account()
-        self.secret = enrol(self.user)
+        self.secret = enrol(self.user).secret
         return otp.totp(self.secret, clock.time())
 
     def wrong(self, value: str) -> str:
@@ -147,11 +139,11 @@ class TestTotpStep(_CodeOf):
 class TestHotpCounter(_CodeOf):
     def make(self) -> str:
         self.user = account()
-        self.secret = enrol(self.user, Kind.HOTP)
-        return otp.hotp(self.secret, 0)
+        self.secret = enrol(self.user, Kind.HOTP).secret  # confirmed with counter 0
+        return otp.hotp(self.secret, 1)
 
     def wrong(self, value: str) -> str:
-        near = {otp.hotp(self.secret, c) for c in range(12)}
+        near = {otp.hotp(self.secret, c) for c in range(13)}
         return next(c for c in (f"{n:06d}" for n in range(1_000_000)) if c not in near)
 
     def check_clock(self, value: str) -> None:
@@ -169,8 +161,7 @@ class TestRecoveryCode(SingleUseContract):
 
     def make(self) -> str:
         self.user = account()
-        enrol(self.user)
-        return twofactor.replace_recovery_codes(self.user)[0]
+        return enrol(self.user).recovery_codes[0]
 
     def use(self, value: str) -> bool:
         try:
