@@ -20,6 +20,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.template.loader import render_to_string
 from django.views.decorators.csrf import csrf_exempt
 
 from keyfob.accounts.models import User
@@ -27,7 +28,8 @@ from keyfob.api import flows
 from keyfob.api.app_settings import app_settings
 from keyfob.api.models import ServerToken, SshLogin
 from keyfob.audit.events import Context, client_address
-from keyfob.audit.models import Channel
+from keyfob.audit.models import Channel, EventKind, SecurityEvent
+from keyfob.twofactor.flows import has_2fa
 
 logger = logging.getLogger(__name__)
 OPENAPI = Path(__file__).resolve().parent / "openapi.json"
@@ -263,3 +265,27 @@ def ssh_login_detail(request: HttpRequest, token: ServerToken, login: str) -> Ht
     if not flows.unlink(login, server, _api_context(request, token)):
         raise BadRequest("not_found", "no such login link", 404)
     return HttpResponse(status=204)
+
+
+def ssh_logins_section(request: HttpRequest, user: User) -> str:
+    """The Security page's SSH section: the account's linked Unix logins, each with its last
+    accepted SSH login (added to the page by ApiConfig.ready())."""
+    rows = flows.logins_of(user)
+    last: dict[tuple[str, str], SecurityEvent] = {}
+    if rows:
+        events = SecurityEvent.objects.filter(
+            user=user, channel=Channel.SSH, kind=EventKind.SIGNIN_OK
+        ).only("at", "detail", "address")[:200]
+        for seen in events:
+            key = (str(seen.detail.get("login", "")), str(seen.detail.get("server", "")))
+            last.setdefault(key, seen)
+    links = []
+    for row in rows:
+        event: SecurityEvent | None
+        if row.server:
+            event = last.get((row.login, row.server))
+        else:  # a link for every server: its latest login on any server
+            event = next((e for (login, _s), e in last.items() if login == row.login), None)
+        links.append({"login": row.login, "server": row.server, "last": event})
+    context = {"links": links, "twofactor_on": has_2fa(user)}
+    return render_to_string("api/ssh_logins.html", context, request=request)

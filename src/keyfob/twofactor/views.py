@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -37,6 +38,10 @@ from keyfob.twofactor.models import Authenticator, Kind
 KNOWN_APPS = ["FreeOTP", "Google Authenticator", "Aegis", "2FAS", "Ente Auth"]
 FRESH_CODES_KEY = "keyfob.fresh_recovery_codes"
 CODE_ERRORS = (InvalidCode, CodeReused, Throttled, flows.NotEnrolled)
+
+# Sections that apps above twofactor add to the Security page from their AppConfig.ready()
+# (api: the SSH logins), so that twofactor imports none of them. Each returns its HTML.
+SECURITY_SECTIONS: list[Callable[[HttpRequest, User], str]] = []
 
 
 def code_error(exc: KeyfobError) -> str:
@@ -172,6 +177,8 @@ def security_view(request: HttpRequest) -> HttpResponse:
         "events": [
             (e, describe(e.user_agent)) for e in SecurityEvent.objects.filter(user=user)[:50]
         ],
+        # Each is its own template's output (a SafeString, so not escaped twice).
+        "sections": [section(request, user) for section in SECURITY_SECTIONS],
     }
     return render(request, "twofactor/security.html", context)
 
