@@ -4,13 +4,12 @@ mounts both)."""
 
 from django.urls import URLPattern, path
 
-from keyfob.accounts import views as accounts
-from keyfob.twofactor import views
+from keyfob.twofactor import signin, views
 
 signin_urlpatterns: list[URLPattern] = [
-    path("login/", accounts.login_view, name="login"),
-    path("login/code/", views.signin_code_view, name="login-code"),
-    path("logout/", accounts.logout_view, name="logout"),
+    path("login/", signin.login_view, name="login"),
+    path("login/code/", signin.signin_code_view, name="login-code"),
+    path("logout/", signin.logout_view, name="logout"),
 ]
 
 urlpatterns: list[URLPattern] = [
@@ -26,5 +25,5 @@ urlpatterns: list[URLPattern] = [
     path("security/recovery-codes/new/", views.regenerate_view, name="regenerate"),
     path("security/browsers/revoke/", views.revoke_browser_view, name="revoke-all"),
     path("security/browsers/<int:pk>/revoke/", views.revoke_browser_view, name="revoke-browser"),
-    path("confirm/", views.reauth_view, name="reauth"),
+    path("confirm/", signin.reauth_view, name="reauth"),
 ]

@@ -1,4 +1,4 @@
-"""Sign-in's code step and Account → Security. Views handle HTTP; flows do the work."""
+"""Account → Security and re-authentication. Views handle HTTP; flows do the work."""
 
 from __future__ import annotations
 
@@ -15,16 +15,15 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from keyfob import otp, qr
 from keyfob.accounts import flows as account_flows
+from keyfob.accounts.decorators import reauth_required
 from keyfob.accounts.models import User
 from keyfob.accounts.text import wait_text
-from keyfob.accounts.views import safe_next
 from keyfob.audit.events import Context
 from keyfob.audit.models import SecurityEvent
 from keyfob.audit.useragent import describe
 from keyfob.otp import CodeReused, InvalidCode, KeyfobError, Throttled
-from keyfob.twofactor import flows, keyring, trust
+from keyfob.twofactor import flows, keyring
 from keyfob.twofactor.app_settings import app_settings
-from keyfob.twofactor.decorators import reauth_required
 from keyfob.twofactor.forms import (
     CodeForm,
     DisableForm,
@@ -84,7 +83,7 @@ def recovery_error(exc: KeyfobError) -> str:
     return code_error(exc)
 
 
-def _check_second_factor(
+def check_second_factor(
     user: User,
     form: SignInCodeForm | ReauthForm | DisableForm,
     context: Context,
@@ -106,7 +105,7 @@ def _check_second_factor(
     return True
 
 
-def _password_checked(request: HttpRequest, user: User, form: ReauthForm | DisableForm) -> bool:
+def password_checked(request: HttpRequest, user: User, form: ReauthForm | DisableForm) -> bool:
     """Check the form's password for ``user`` (throttled); put the error on the form."""
     try:
         account_flows.check_password(request, user.email, form.cleaned_data["password"])
@@ -119,7 +118,7 @@ def _password_checked(request: HttpRequest, user: User, form: ReauthForm | Disab
     return False
 
 
-def _recovery_left_message(request: HttpRequest, user: User) -> None:
+def recovery_left_message(request: HttpRequest, user: User) -> None:
     left = flows.recovery_codes_left(user)
     text = ngettext(
         "You have %(n)d recovery code left.", "You have %(n)d recovery codes left.", left
@@ -127,35 +126,6 @@ def _recovery_left_message(request: HttpRequest, user: User) -> None:
     if left <= 2:
         text += " " + _("Make a new set from Account → Security.")
     messages.warning(request, text)
-
-
-@require_http_methods(["GET", "POST"])
-def signin_code_view(request: HttpRequest) -> HttpResponse:
-    found = account_flows.pending(request, app_settings.pending_signin_seconds)
-    if found is None:
-        if request.method == "POST" or account_flows.PENDING_KEY in request.session:
-            messages.error(request, _("Your sign-in took too long. Please start again."))
-        return redirect("login")
-    user, next_url = found
-    recovery = request.GET.get("recovery") == "1"
-    form = SignInCodeForm(request.POST if request.method == "POST" else None, recovery=recovery)
-    if request.method == "POST" and form.is_valid():
-        context = Context.from_request(request)
-        if _check_second_factor(user, form, context, after_password=True):
-            account_flows.complete_signin(
-                request, user, second_factor="recovery" if recovery else "code"
-            )
-            if recovery:
-                _recovery_left_message(request, user)
-            response = redirect(safe_next(request, next_url))
-            if form.cleaned_data.get("trust"):
-                trust.set_cookie(request, response, flows.trust_browser(user, context))
-            return response
-    return render(
-        request,
-        "twofactor/signin_code.html",
-        {"form": form, "recovery": recovery, "support_email": app_settings.support_email},
-    )
 
 
 def _user(request: HttpRequest) -> User:
@@ -311,7 +281,7 @@ def disable_view(request: HttpRequest) -> HttpResponse:
     form = DisableForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         context = Context.from_request(request)
-        if _password_checked(request, user, form) and _check_second_factor(
+        if password_checked(request, user, form) and check_second_factor(
             user, form, context, after_password=False
         ):
             flows.disable(user, context)
@@ -333,29 +303,3 @@ def revoke_browser_view(request: HttpRequest, pk: int | None = None) -> HttpResp
         % {"n": count},
     )
     return redirect("account:security")
-
-
-@login_required
-@require_http_methods(["GET", "POST"])
-def reauth_view(request: HttpRequest) -> HttpResponse:
-    user = _user(request)
-    next_url = safe_next(request, request.POST.get("next") or request.GET.get("next"))
-    second_factor = flows.has_2fa(user)
-    recovery = second_factor and request.GET.get("recovery") == "1"
-    form = ReauthForm(
-        request.POST if request.method == "POST" else None,
-        second_factor=second_factor,
-        recovery=recovery,
-    )
-    if request.method == "POST" and form.is_valid():
-        context = Context.from_request(request)
-        if _password_checked(request, user, form) and (
-            not second_factor or _check_second_factor(user, form, context, after_password=False)
-        ):
-            account_flows.mark_recent_auth(request)
-            return redirect(next_url)
-    return render(
-        request,
-        "twofactor/reauth.html",
-        {"form": form, "next": next_url, "recovery": recovery, "second_factor": second_factor},
-    )
