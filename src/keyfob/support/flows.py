@@ -28,14 +28,13 @@ from importlib import import_module
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth import SESSION_KEY
 from django.core import signing
 from django.core.exceptions import ImproperlyConfigured
 from django.db import IntegrityError, transaction
 from django.db.models import F
 
 from keyfob import clock
-from keyfob.accounts.flows import PENDING_KEY
+from keyfob.accounts.flows import session_accounts
 from keyfob.accounts.models import User
 from keyfob.audit import notices
 from keyfob.audit.events import Context, record
@@ -534,10 +533,7 @@ def end_sessions(user: User) -> int:
     ended = 0
     for row in get_model().objects.iterator():
         data = store_class().decode(row.session_data)
-        pending = data.get(PENDING_KEY)
-        if data.get(SESSION_KEY) == str(user.pk) or (
-            isinstance(pending, dict) and pending.get("uid") == user.pk
-        ):
+        if user.pk in session_accounts(data):
             store_class(session_key=row.session_key).delete()
             ended += 1
     return ended
