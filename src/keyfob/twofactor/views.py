@@ -153,19 +153,28 @@ def security_view(request: HttpRequest) -> HttpResponse:
     return render(request, "twofactor/security.html", context)
 
 
+def _pending_setup(user: User) -> Authenticator | None:
+    """The account's authenticator waiting for its first code, unless it has expired."""
+    pending = Authenticator.objects.filter(user=user, confirmed_at__isnull=True).first()
+    return None if pending is None or flows.setup_expired(pending) else pending
+
+
 @login_required
 @require_http_methods(["GET", "POST"])
 def setup_view(request: HttpRequest) -> HttpResponse:
+    """Turning 2FA on. GET only shows: the key waiting to be scanned, or, with none, the
+    choice of the type of codes and a button that creates the key (a POST, like every
+    change: opening the page twice must not replace a key already scanned)."""
     user = _user(request)
     if flows.has_2fa(user):
         messages.info(request, _("Two-factor authentication is already on."))
         return redirect("account:security")
-    pending = Authenticator.objects.filter(user=user).first()
-    kind = pending.kind if pending is not None else Kind.TOTP
-    chosen = SetupKindForm(request.GET if "kind" in request.GET else None)
-    if chosen.is_valid():  # an unknown kind in the URL changes nothing
-        kind = chosen.cleaned_data["kind"]
-    kind_form = SetupKindForm(initial={"kind": kind})
+    if request.method == "POST" and "kind" in request.POST:
+        chosen = SetupKindForm(request.POST)
+        if chosen.is_valid():  # an unknown kind changes nothing
+            flows.start_setup(user, chosen.cleaned_data["kind"])
+        return redirect("account:setup")
+    pending = _pending_setup(user)
     form = CodeForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         try:
@@ -173,6 +182,8 @@ def setup_view(request: HttpRequest) -> HttpResponse:
                 user, form.cleaned_data["code"], Context.from_request(request)
             )
         except flows.SetupExpired:
+            stale = Authenticator.objects.filter(user=user).first()
+            flows.start_setup(user, stale.kind if stale is not None else Kind.TOTP)
             messages.error(
                 request,
                 _("That secret expired before it was confirmed. Scan this new one, please."),
@@ -185,18 +196,19 @@ def setup_view(request: HttpRequest) -> HttpResponse:
             _hold_fresh_codes(request, user, codes)
             messages.success(request, _("Two-factor authentication is on."))
             return redirect("account:recovery-codes")
-    auth = flows.start_setup(user, kind)
-    uri = flows.key_uri(user, auth).to_uri()
-    context = {
-        "form": form,
-        "kind_form": kind_form,
-        "kind": auth.kind,
-        "qr_svg": qr.svg(uri, title=_("QR code to scan with your authenticator app")),
-        "otpauth_uri": uri,
-        "secret_groups": otp.format_secret_groups(otp.b32encode_secret(auth.secret())),
-        "apps": KNOWN_APPS,
-        "issuer": app_settings.issuer,
-    }
+    kind_form = SetupKindForm(initial={"kind": pending.kind if pending else Kind.TOTP})
+    context: dict[str, object] = {"kind_form": kind_form, "pending": pending is not None}
+    if pending is not None:
+        uri = flows.key_uri(user, pending).to_uri()
+        context |= {
+            "form": form,
+            "kind": pending.kind,
+            "qr_svg": qr.svg(uri, title=_("QR code to scan with your authenticator app")),
+            "otpauth_uri": uri,
+            "secret_groups": otp.format_secret_groups(otp.b32encode_secret(pending.secret())),
+            "apps": KNOWN_APPS,
+            "issuer": app_settings.issuer,
+        }
     return render(request, "twofactor/setup.html", context)
 
 
