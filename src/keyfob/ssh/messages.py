@@ -75,37 +75,46 @@ class Console:
         return line.rstrip("\n") if line else None
 
 
-def file_failure(error: gafile.GAFileError) -> Failure:
-    path = str(error.path)
-    if isinstance(error, gafile.BadPermissions):
-        message = _(
+# What to tell about a secret file's problem, by its code (gafile.GAFileError.code): the
+# exit code and the message, formatted with the error's path, detail, mode, uid, expected.
+FILE_MESSAGES: dict[str, tuple[int, Callable[[], str]]] = {
+    "bad_permissions": (
+        EXIT_FILE,
+        lambda: _(
             "{path} has mode {mode:04o} and owner uid {uid}: pam_google_authenticator "
             "refuses it. It must belong to you (uid {expected}) and be readable by you only: "
             "chmod 400 {path}"
-        ).format(path=path, mode=error.mode, uid=error.uid, expected=error.expected_uid)
-    elif isinstance(error, gafile.BadSecret):
-        message = _(
-            "{path} does not start with a valid secret: run keyfob-ssh setup --force"
-        ).format(path=path)
-    elif isinstance(error, gafile.MalformedFile):
-        message = _("{path} is not a valid google_authenticator file ({detail})").format(
-            path=path, detail=error.detail
-        )
-    elif isinstance(error, gafile.FileExists):
-        return Failure(
-            _("{path} already exists: use --force to replace it").format(path=path),
-            EXIT_REFUSED,
-        )
-    elif isinstance(error, gafile.DiskFull):
-        message = _("no space left to write {path}: nothing was changed").format(path=path)
-    elif isinstance(error, gafile.ReadFailed) and error.errno == 2:
-        message = _(
+        ),
+    ),
+    "bad_secret": (
+        EXIT_FILE,
+        lambda: _("{path} does not start with a valid secret: run keyfob-ssh setup --force"),
+    ),
+    "malformed": (
+        EXIT_FILE,
+        lambda: _("{path} is not a valid google_authenticator file ({detail})"),
+    ),
+    "exists": (EXIT_REFUSED, lambda: _("{path} already exists: use --force to replace it")),
+    "disk_full": (EXIT_FILE, lambda: _("no space left to write {path}: nothing was changed")),
+    "missing": (
+        EXIT_FILE,
+        lambda: _(
             "{path} does not exist: two-factor authentication is not set up (keyfob-ssh setup)"
-        ).format(path=path)
-    elif isinstance(error, gafile.ReadFailed):
-        message = _("cannot read {path}: {detail}").format(path=path, detail=error.detail)
-    else:
-        message = _("cannot write {path}: {detail}: nothing was changed").format(
-            path=path, detail=error.detail
-        )
-    return Failure(message, EXIT_FILE)
+        ),
+    ),
+    "read_failed": (EXIT_FILE, lambda: _("cannot read {path}: {detail}")),
+    "write_failed": (EXIT_FILE, lambda: _("cannot write {path}: {detail}: nothing was changed")),
+}
+
+
+def file_failure(error: gafile.GAFileError) -> Failure:
+    """The :class:`Failure` to report for a secret file's problem."""
+    exit_code, message = FILE_MESSAGES.get(error.code, FILE_MESSAGES["write_failed"])
+    text = message().format(
+        path=str(error.path),
+        detail=error.detail,
+        mode=getattr(error, "mode", 0),
+        uid=getattr(error, "uid", -1),
+        expected=getattr(error, "expected_uid", -1),
+    )
+    return Failure(text, exit_code)

@@ -43,44 +43,67 @@ CODE_ERRORS = (InvalidCode, CodeReused, Throttled, flows.NotEnrolled)
 SECURITY_SECTIONS: list[Callable[[HttpRequest, User], str]] = []
 
 
-def code_error(exc: KeyfobError) -> str:
-    """What to tell a person whose code was refused, and what to do next."""
-    if isinstance(exc, Throttled):
-        return _("Too many failed attempts. Try again in %(wait)s.") % {
-            "wait": wait_text(exc.retry_after)
-        }
-    if isinstance(exc, CodeReused):
-        return _("This code has already been used. Wait for the next code in your app.")
-    if isinstance(exc, flows.ClockDrift):
-        minutes = max(1, round(abs(exc.seconds) / 60))
-        if exc.seconds < 0:
-            text = ngettext(
-                "Your phone's clock seems to be about %(n)d minute slow.",
-                "Your phone's clock seems to be about %(n)d minutes slow.",
-                minutes,
-            )
-        else:
-            text = ngettext(
-                "Your phone's clock seems to be about %(n)d minute fast.",
-                "Your phone's clock seems to be about %(n)d minutes fast.",
-                minutes,
-            )
-        return (
-            (text % {"n": minutes})
-            + " "
-            + _("Set its date and time to update automatically, then try a new code.")
+def _wait(exc: KeyfobError) -> str:
+    retry_after = exc.retry_after if isinstance(exc, Throttled) else 0
+    return _("Too many failed attempts. Try again in %(wait)s.") % {"wait": wait_text(retry_after)}
+
+
+def _clock_drift(exc: KeyfobError) -> str:
+    seconds = exc.seconds if isinstance(exc, flows.ClockDrift) else 0
+    minutes = max(1, round(abs(seconds) / 60))
+    if seconds < 0:
+        text = ngettext(
+            "Your phone's clock seems to be about %(n)d minute slow.",
+            "Your phone's clock seems to be about %(n)d minutes slow.",
+            minutes,
         )
-    if isinstance(exc, flows.NotEnrolled):
-        return _("Two-factor authentication is not on for this account.")
-    return _("This code is not right. Check the code for this account in your app.")
+    else:
+        text = ngettext(
+            "Your phone's clock seems to be about %(n)d minute fast.",
+            "Your phone's clock seems to be about %(n)d minutes fast.",
+            minutes,
+        )
+    return (
+        (text % {"n": minutes})
+        + " "
+        + _("Set its date and time to update automatically, then try a new code.")
+    )
 
 
-def recovery_error(exc: KeyfobError) -> str:
-    if isinstance(exc, CodeReused):
-        return _("This recovery code has already been used. Each one works once.")
-    if isinstance(exc, InvalidCode):
-        return _("This is not one of your recovery codes.")
-    return code_error(exc)
+# What to tell a person whose code was refused, and what to do next, by the error's code
+# (KeyfobError.code); a code not listed reads as a wrong code.
+CODE_MESSAGES: dict[str, Callable[[KeyfobError], str]] = {
+    "throttled": _wait,
+    "code_reused": lambda exc: _(
+        "This code has already been used. Wait for the next code in your app."
+    ),
+    "clock_drift": _clock_drift,
+    "not_enrolled": lambda exc: _("Two-factor authentication is not on for this account."),
+    "invalid_code": lambda exc: _(
+        "This code is not right. Check the code for this account in your app."
+    ),
+}
+
+
+def _not_a_recovery_code(exc: KeyfobError) -> str:
+    return _("This is not one of your recovery codes.")
+
+
+# The same for a recovery code typed instead.
+RECOVERY_MESSAGES: dict[str, Callable[[KeyfobError], str]] = {
+    **CODE_MESSAGES,
+    "code_reused": lambda exc: _("This recovery code has already been used. Each one works once."),
+    "clock_drift": _not_a_recovery_code,
+    "invalid_code": _not_a_recovery_code,
+}
+
+
+def code_error(
+    exc: KeyfobError, table: dict[str, Callable[[KeyfobError], str]] = CODE_MESSAGES
+) -> str:
+    """What to tell a person whose code (or, with RECOVERY_MESSAGES, recovery code) was
+    refused."""
+    return table.get(exc.code, table["invalid_code"])(exc)
 
 
 def check_second_factor(
@@ -100,7 +123,9 @@ def check_second_factor(
                 user, form.cleaned_data[field], context, after_password=after_password
             )
     except CODE_ERRORS as exc:
-        form.add_error(field, recovery_error(exc) if form.recovery else code_error(exc))
+        form.add_error(
+            field, code_error(exc, RECOVERY_MESSAGES if form.recovery else CODE_MESSAGES)
+        )
         return False
     return True
 
