@@ -410,3 +410,24 @@ def test_a_forged_or_old_link_is_refused(alice: Enrolled, client: Client) -> Non
     with clock.frozen(T0 + 31 * 86400):
         assert client.post(link).status_code == 400
     assert state(req) == State.OPEN
+
+
+# The transitions table ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("step", sorted(flows.TRANSITIONS))
+def test_a_step_moves_only_from_the_states_the_table_allows(alice: Enrolled, step: str) -> None:
+    allowed, targets = flows.TRANSITIONS[step]
+    req = open_for(alice)
+    for current in State.values:
+        Request.objects.filter(pk=req.pk).update(state=current)
+        req.refresh_from_db()
+        if current in allowed:
+            flows._move(req, step)
+            assert state(req) == targets[0]
+        else:
+            with pytest.raises(flows.WrongState):
+                flows._move(req, step)
+            assert state(req) == current
+    with pytest.raises(ValueError):
+        flows._move(req, step, to="no such state")

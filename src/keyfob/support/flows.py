@@ -22,7 +22,6 @@ browser: those are support's, not the customer's, and are kept on the timeline i
 from __future__ import annotations
 
 import hmac
-from collections.abc import Iterable
 from datetime import timedelta
 from importlib import import_module
 from typing import Any
@@ -190,12 +189,31 @@ def _not_own(req: Request, staff: User | None) -> None:
         raise OwnAccount("staff never act on their own account")
 
 
-def _move(req: Request, step: str, allowed: Iterable[str], to: str, **changes: Any) -> None:
-    """Compare-and-set the request from its current state to ``to``.
+# The support desk's state machine in one table: for each step, the states a request may
+# be in for it, and the state it moves to (the first; a call moves to one of three, by its
+# outcome). WrongState names the step, and the staff's page words the refusal by it.
+TRANSITIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "cancel": (ACTIVE_STATES, (State.CANCELLED,)),
+    "call": ((State.OPEN, State.WAITING), (State.APPROVED, State.WAITING, State.REJECTED)),
+    "approve": ((State.WAITING,), (State.APPROVED,)),
+    "verify a document": ((State.WAITING,), (State.WAITING,)),
+    "send a code": ((State.WAITING,), (State.WAITING,)),
+    "check a code": ((State.WAITING,), (State.WAITING,)),
+    "disable": ((State.APPROVED,), (State.COMPLETED,)),
+}
 
-    Raises :class:`WrongState` if the state read is not one of ``allowed``, or if another
-    transaction moved the request meanwhile (the UPDATE then matches no row).
+
+def _move(req: Request, step: str, to: str | None = None, **changes: Any) -> None:
+    """Compare-and-set the request from its current state along ``step`` of
+    :data:`TRANSITIONS` (to ``to``, one of the step's targets, if given).
+
+    Raises :class:`WrongState` if the state read is not one the step starts from, or if
+    another transaction moved the request meanwhile (the UPDATE then matches no row).
     """
+    allowed, targets = TRANSITIONS[step]
+    to = targets[0] if to is None else to
+    if to not in targets:
+        raise ValueError(f"{step} never leads to {to}")
     if req.state not in allowed:
         raise WrongState(req.state, step)
     now = clock.now()
@@ -341,7 +359,7 @@ def cancel(
     with transaction.atomic():
         req = _load(request_id)
         _not_own(req, staff)
-        _move(req, "cancel", ACTIVE_STATES, State.CANCELLED, reason=reason)
+        _move(req, "cancel", reason=reason)
         _log(
             req,
             Step.CANCELLED,
@@ -371,7 +389,7 @@ def record_call(request_id: int, staff: User, outcome: str, note: str, context: 
     with transaction.atomic():
         req = _load(request_id)
         _not_own(req, staff)
-        _move(req, "call", (State.OPEN, State.WAITING), to, call_outcome=outcome)
+        _move(req, "call", to, call_outcome=outcome)
         _log(
             req,
             Step.CALL,
@@ -396,7 +414,7 @@ def _approve_if_complete(req: Request, staff: User, context: Context) -> bool:
         return False
     if not EmailCheck.objects.filter(request=req, used_at__isnull=False).exists():
         return False
-    _move(req, "approve", (State.WAITING,), State.APPROVED)
+    _move(req, "approve")
     _log(req, Step.APPROVED, staff, context, EventKind.SUPPORT_APPROVED, by="documents")
     return True
 
@@ -414,7 +432,7 @@ def verify_document(
         _not_own(req, staff)
         if kind not in req.required_documents():
             raise DocumentNotRequired(kind)
-        _move(req, "verify a document", (State.WAITING,), State.WAITING)
+        _move(req, "verify a document")
         try:
             with transaction.atomic():
                 DocumentCheck.objects.create(
@@ -463,7 +481,7 @@ def send_code(request_id: int, staff: User, context: Context) -> EmailCheck:
     with transaction.atomic():
         req = _load(request_id)
         _not_own(req, staff)
-        _move(req, "send a code", (State.WAITING,), State.WAITING)
+        _move(req, "send a code")
         for old in EmailCheck.objects.filter(request=req, used_at__isnull=True, burnt_at=None):
             EmailCheck.objects.filter(pk=old.pk, used_at=None, burnt_at=None).update(burnt_at=now)
             _wipe_seal(old)
@@ -509,7 +527,7 @@ def check_code(request_id: int, staff: User, code: str, context: Context) -> boo
     with transaction.atomic():
         req = _load(request_id)
         _not_own(req, staff)
-        _move(req, "check a code", (State.WAITING,), State.WAITING)
+        _move(req, "check a code")
         check = EmailCheck.objects.filter(request=req).first()
         now = clock.now()
         if check is None:
@@ -581,7 +599,7 @@ def disable(request_id: int, staff: User, reason: str, context: Context) -> Requ
         _not_own(req, staff)
         if req.state == State.APPROVED and not may_disable(req, staff):
             raise FourEyes("another staff member must disable")
-        _move(req, "disable", (State.APPROVED,), State.COMPLETED, reason=reason)
+        _move(req, "disable", reason=reason)
         twofactor.disable(req.user, _customer_context(), by="support")
         sessions = end_sessions(req.user)
         _log(
