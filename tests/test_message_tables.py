@@ -6,7 +6,7 @@ import pytest
 
 from keyfob import otp
 from keyfob.otp import errors
-from keyfob.ssh import gafile, messages
+from keyfob.ssh import gafile, messages, serverconfig
 from keyfob.support import flows as support
 from keyfob.support import views as support_views
 from keyfob.twofactor import flows as twofactor
@@ -54,6 +54,27 @@ def test_the_support_desk_has_a_text_for_every_refusal_a_step_raises(cls: type) 
 
 @pytest.mark.parametrize("cls", _subclasses(gafile.GAFileError), ids=lambda c: c.__name__)
 def test_keyfob_ssh_has_a_text_for_every_file_problem(cls: type) -> None:
-    assert cls.code in messages.FILE_MESSAGES
+    assert cls.code in messages.MESSAGES
     missing = gafile.ReadFailed("/x", FileNotFoundError(2, "missing"))
     assert messages.file_failure(missing).message.startswith("/x does not exist")
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        serverconfig.BadMethods("x"),
+        serverconfig.BadCentral("x"),
+        serverconfig.SshdMissing("x"),
+        serverconfig.SshdRejected("bad line 3"),
+    ],
+    ids=lambda e: type(e).__name__,
+)
+def test_keyfob_ssh_has_a_text_for_every_server_config_problem(
+    error: serverconfig.ServerConfigError,
+) -> None:
+    file_codes = {cls.code for cls in _subclasses(gafile.GAFileError)}
+    assert error.code in messages.MESSAGES and error.code not in file_codes
+    failure = messages.server_failure(error, methods="m", url="u", sshd="/s")
+    assert (
+        failure.code in (messages.EXIT_USAGE, messages.EXIT_SYSTEM) and "{" not in failure.message
+    )

@@ -33,6 +33,7 @@ from keyfob.ssh.messages import (
     Failure,
     _,
     file_failure,
+    server_failure,
 )
 
 CONFIRM_TRIES = 3
@@ -211,25 +212,11 @@ def _server_config(args: argparse.Namespace) -> serverconfig.ServerConfig:
                 module_dir=args.module_dir,
             )
         return serverconfig.build(args.methods, nullok=args.nullok)
-    except serverconfig.BadMethods:
-        raise Failure(
-            _(
-                "--methods {methods!r} is not valid: methods separated by commas, "
-                "each list ending with keyboard-interactive"
-            ).format(methods=args.methods),
-            EXIT_USAGE,
-        ) from None
-    except serverconfig.BadCentral:
-        raise Failure(
-            _(
-                "--central {url!r} is not valid: https://host[:port][/path] without spaces, "
-                "and absolute paths without spaces for the files"
-            ).format(url=args.central),
-            EXIT_USAGE,
-        ) from None
+    except serverconfig.ServerConfigError as exc:
+        raise server_failure(exc, methods=args.methods, url=args.central) from None
 
 
-def _tokenfile_failure(args: argparse.Namespace) -> Failure | None:
+def _token_file_failure(args: argparse.Namespace) -> Failure | None:
     problem = serverconfig.token_file_problem(args.token_file)
     if problem == "missing":
         message = _(
@@ -269,20 +256,10 @@ def server_config(args: argparse.Namespace, console: Console) -> int:
         raise Failure(_("--write needs root"), EXIT_SYSTEM)
     try:
         serverconfig.check_with_sshd(config.drop_in, sshd=args.sshd, sshd_config=args.sshd_config)
-    except serverconfig.SshdMissing:
-        raise Failure(
-            _("{sshd} not found: apt-get install openssh-server").format(sshd=args.sshd),
-            EXIT_SYSTEM,
-        ) from None
-    except serverconfig.SshdRejected as exc:
-        raise Failure(
-            _("sshd -t rejects the configuration, nothing was written:\n{output}").format(
-                output=exc.output
-            ),
-            EXIT_SYSTEM,
-        ) from None
+    except serverconfig.ServerConfigError as exc:
+        raise server_failure(exc, sshd=args.sshd) from None
 
-    token_failure = _tokenfile_failure(args) if central else None
+    token_failure = _token_file_failure(args) if central else None
     if central and args.cafile is not None and not args.cafile.is_file():
         raise Failure(_("{path} does not exist").format(path=args.cafile), EXIT_FILE)
 

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
-from keyfob.ssh import gafile
+from keyfob.ssh import gafile, serverconfig
 
 EXIT_OK = 0
 EXIT_REFUSED = 1
@@ -75,9 +75,10 @@ class Console:
         return line.rstrip("\n") if line else None
 
 
-# What to tell about a secret file's problem, by its code (gafile.GAFileError.code): the
-# exit code and the message, formatted with the error's path, detail, mode, uid, expected.
-FILE_MESSAGES: dict[str, tuple[int, Callable[[], str]]] = {
+# What to tell about a problem, by its code (gafile.GAFileError.code for a secret file,
+# serverconfig.ServerConfigError.code for server-config): the exit code and the message,
+# formatted with the error's fields (path, detail, mode, uid, expected) or the options'.
+MESSAGES: dict[str, tuple[int, Callable[[], str]]] = {
     "bad_permissions": (
         EXIT_FILE,
         lambda: _(
@@ -104,12 +105,31 @@ FILE_MESSAGES: dict[str, tuple[int, Callable[[], str]]] = {
     ),
     "read_failed": (EXIT_FILE, lambda: _("cannot read {path}: {detail}")),
     "write_failed": (EXIT_FILE, lambda: _("cannot write {path}: {detail}: nothing was changed")),
+    "bad_methods": (
+        EXIT_USAGE,
+        lambda: _(
+            "--methods {methods!r} is not valid: methods separated by commas, "
+            "each list ending with keyboard-interactive"
+        ),
+    ),
+    "bad_central": (
+        EXIT_USAGE,
+        lambda: _(
+            "--central {url!r} is not valid: https://host[:port][/path] without spaces, "
+            "and absolute paths without spaces for the files"
+        ),
+    ),
+    "sshd_missing": (EXIT_SYSTEM, lambda: _("{sshd} not found: apt-get install openssh-server")),
+    "sshd_rejected": (
+        EXIT_SYSTEM,
+        lambda: _("sshd -t rejects the configuration, nothing was written:\n{output}"),
+    ),
 }
 
 
 def file_failure(error: gafile.GAFileError) -> Failure:
     """The :class:`Failure` to report for a secret file's problem."""
-    exit_code, message = FILE_MESSAGES.get(error.code, FILE_MESSAGES["write_failed"])
+    exit_code, message = MESSAGES.get(error.code, MESSAGES["write_failed"])
     text = message().format(
         path=str(error.path),
         detail=error.detail,
@@ -118,3 +138,10 @@ def file_failure(error: gafile.GAFileError) -> Failure:
         expected=getattr(error, "expected_uid", -1),
     )
     return Failure(text, exit_code)
+
+
+def server_failure(error: serverconfig.ServerConfigError, **options: object) -> Failure:
+    """The :class:`Failure` to report for a server-config problem; ``options`` are the
+    values the message names (methods, url, sshd)."""
+    exit_code, message = MESSAGES[error.code]
+    return Failure(message().format(output=getattr(error, "output", ""), **options), exit_code)
