@@ -42,6 +42,7 @@ lint: venv
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy src/keyfob
+	$(BIN)/lint-imports
 
 bench: venv
 	$(BIN)/python bench/otp_verify.py
@@ -53,4 +54,4 @@ run: venv
 	$(BIN)/keyfob serve --host 127.0.0.1 --port 8000
 
 clean:
-	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

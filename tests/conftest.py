@@ -153,6 +153,13 @@ def password_step(client: Client, email: str = "alice@example.com", password: st
     return client.post("/login/", {"email": email, "password": password})
 
 
+def setup_page(client: Client, kind: str = "totp") -> str:
+    """Press the setup page's button that creates the key (a POST); the page it shows."""
+    response = client.post("/account/security/setup/", {"kind": kind})
+    assert response.status_code == 302 and response["Location"] == "/account/security/setup/"
+    return client.get("/account/security/setup/").content.decode()
+
+
 @pytest.fixture
 def pending_client(client: Client, user_with_totp: Enrolled, frozen_time: float) -> Client:
     """A client past the password step of an account with 2FA."""

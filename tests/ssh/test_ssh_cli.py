@@ -423,9 +423,9 @@ def test_messages_in_french(tmp_path: Path, env: dict[str, str]) -> None:
 
 
 def _messages_in_source() -> set[str]:
-    tree = ast.parse((SSH_PACKAGE / "cli.py").read_text())
     found = set()
-    for node in ast.walk(tree):
+    trees = [ast.parse(path.read_text()) for path in sorted(SSH_PACKAGE.glob("*.py"))]
+    for node in (node for tree in trees for node in ast.walk(tree)):
         if (
             isinstance(node, ast.Call)
             and isinstance(node.func, ast.Name)

@@ -29,7 +29,7 @@ from keyfob.support.models import (
 )
 from keyfob.twofactor import flows as twofactor
 from keyfob.twofactor.models import Authenticator, RecoveryCode, TrustedBrowser
-from tests.support.conftest import SITE, STAFF_CONTEXT, T0, Enrolled, client_for, enrolled
+from tests.support.conftest import PASSWORD, SITE, STAFF_CONTEXT, T0, Enrolled, client_for, enrolled
 
 pytestmark = pytest.mark.django_db
 
@@ -106,6 +106,19 @@ def test_confirmed_call_approves_and_another_staff_member_disables(
     off = Outbox.objects.get(user=alice.user, kind=NoticeKind.TWOFACTOR_OFF)
     assert off.params == {"by": "support"}
     assert "after checking your identity" in notices.render(off).text
+
+
+def test_disabling_also_ends_a_sign_in_half_way_through(
+    alice: Enrolled, sam: Enrolled, tess: Enrolled
+) -> None:
+    half_way = Client()
+    answer = half_way.post("/login/", {"email": alice.user.email, "password": PASSWORD})
+    assert answer.status_code == 302 and answer["Location"] == "/login/code/"
+    req = open_for(alice, sam)
+    flows.record_call(req.pk, sam.user, "confirmed", "Alice answered", STAFF_CONTEXT)
+    flows.disable(req.pk, tess.user, "lost phone", STAFF_CONTEXT)
+    assert not Session.objects.filter(session_key=half_way.session.session_key).exists()
+    assert half_way.get("/login/code/")["Location"] == "/login/"
 
 
 def test_four_eyes_can_be_turned_off(alice: Enrolled, sam: Enrolled, settings: object) -> None:
@@ -398,3 +411,24 @@ def test_a_forged_or_old_link_is_refused(alice: Enrolled, client: Client) -> Non
     with clock.frozen(T0 + 31 * 86400):
         assert client.post(link).status_code == 400
     assert state(req) == State.OPEN
+
+
+# The transitions table ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("step", sorted(flows.TRANSITIONS))
+def test_a_step_moves_only_from_the_states_the_table_allows(alice: Enrolled, step: str) -> None:
+    allowed, targets = flows.TRANSITIONS[step]
+    req = open_for(alice)
+    for current in State.values:
+        Request.objects.filter(pk=req.pk).update(state=current)
+        req.refresh_from_db()
+        if current in allowed:
+            flows._move(req, step)
+            assert state(req) == targets[0]
+        else:
+            with pytest.raises(flows.WrongState):
+                flows._move(req, step)
+            assert state(req) == current
+    with pytest.raises(ValueError):
+        flows._move(req, step, to="no such state")

@@ -25,7 +25,7 @@ def enable(page: Any, base: str, tmp_path: Path, kind: str = "totp") -> str:
     page.get_by_role("link", name="Enable two-factor authentication").click()
     if kind == "hotp":
         page.get_by_label("Counter-based").check()
-        page.get_by_role("button", name="Use this type").click()
+    page.get_by_role("button", name="Create my key").click()
     png = tmp_path / f"qr-{kind}.png"
     page.locator(".qr svg").screenshot(path=str(png))
     uri = decode_qr(png)

@@ -16,7 +16,7 @@ from keyfob.audit.models import EventKind, SecurityEvent
 from keyfob.core import clock
 from keyfob.twofactor.decorators import staff_required
 from keyfob.twofactor.models import Authenticator, TrustedBrowser
-from tests.conftest import PASSWORD, Enrolled, emailed_code, password_step
+from tests.conftest import PASSWORD, Enrolled, emailed_code, password_step, setup_page
 
 pytestmark = pytest.mark.django_db
 
@@ -34,7 +34,7 @@ def test_hotp_setup_sign_in_look_ahead_and_counter(
     client: Client, user: User, frozen_time: float
 ) -> None:
     password_step(client)
-    html = client.get("/account/security/setup/?kind=hotp").content.decode()
+    html = setup_page(client, "hotp")
     link = re.search(r'href="(otpauth://hotp/[^"]+)"', html)
     assert link is not None
     uri = otp.KeyURI.parse(link.group(1).replace("&amp;", "&"))
@@ -60,13 +60,36 @@ def test_hotp_setup_sign_in_look_ahead_and_counter(
     assert auth.counter == 8
 
 
+def shown_key(html: str) -> str:
+    match = re.search(r'id="secret">([A-Z2-7 ]+)<', html)
+    assert match, "the setup page shows the key"
+    return match.group(1)
+
+
 def test_switching_setup_kind_makes_a_new_secret(client: Client, user: User) -> None:
     password_step(client)
-    totp_page = client.get("/account/security/setup/").content.decode()
-    hotp_page = client.get("/account/security/setup/?kind=hotp").content.decode()
+    totp_page = setup_page(client)
+    hotp_page = setup_page(client, "hotp")
     assert "otpauth://totp/" in totp_page and "otpauth://hotp/" in hotp_page
-    junk = client.get("/account/security/setup/?kind=sha1%00").content.decode()
-    assert "otpauth://hotp/" in junk  # an unknown kind changes nothing
+    assert shown_key(totp_page) != shown_key(hotp_page)
+    assert shown_key(setup_page(client, "hotp")) == shown_key(hotp_page)  # same kind, same key
+    junk = client.post("/account/security/setup/", {"kind": "sha1\x00"})
+    assert junk["Location"] == "/account/security/setup/"
+    # an unknown kind changes nothing
+    assert shown_key(client.get("/account/security/setup/").content.decode()) == shown_key(
+        hotp_page
+    )
+
+
+def test_opening_the_setup_page_changes_nothing(client: Client, user: User) -> None:
+    password_step(client)
+    key = shown_key(setup_page(client, "hotp"))
+    pk = Authenticator.objects.get(user=user).pk
+    # A GET, with or without ?kind= (the way it was once chosen), never replaces the key.
+    for url in ["/account/security/setup/", "/account/security/setup/?kind=totp"]:
+        html = client.get(url).content.decode()
+        assert shown_key(html) == key and "otpauth://hotp/" in html
+    assert Authenticator.objects.get(user=user).pk == pk
 
 
 # Trusted browsers --------------------------------------------------------------------

@@ -16,7 +16,7 @@ from keyfob.core import clock
 from keyfob.otp import KeyfobError
 from keyfob.twofactor import flows
 from keyfob.twofactor.models import RecoveryCode
-from tests.conftest import Enrolled, password_step
+from tests.conftest import Enrolled, password_step, setup_page
 
 pytestmark = pytest.mark.django_db
 
@@ -35,7 +35,7 @@ def test_activation_shows_ten_codes_once_with_download(
     client: Client, user, frozen_time: float
 ) -> None:  # type: ignore[no-untyped-def]
     password_step(client)
-    html = client.get("/account/security/setup/").content.decode()
+    html = setup_page(client)
     secret = otp.b32decode_secret(re.search(r'id="secret">([A-Z2-7 ]+)<', html).group(1))  # type: ignore[union-attr]
     response = client.post("/account/security/setup/", {"code": otp.totp(secret, clock.time())})
     assert response["Location"] == "/account/security/recovery-codes/"

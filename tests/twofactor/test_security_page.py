@@ -11,7 +11,7 @@ from keyfob import otp
 from keyfob.audit.models import EventKind, SecurityEvent
 from keyfob.core import clock
 from keyfob.twofactor.models import Authenticator
-from tests.conftest import PASSWORD, Enrolled, password_step
+from tests.conftest import PASSWORD, Enrolled, password_step, setup_page
 
 pytestmark = pytest.mark.django_db
 
@@ -33,7 +33,11 @@ def test_enable_shows_qr_secret_and_link_then_activates(signed_in: Client, user)
     assert (
         "Two-factor authentication is off." in signed_in.get("/account/security/").content.decode()
     )
-    html = signed_in.get("/account/security/setup/").content.decode()
+    # Opening the page only shows the choice; the key is made by the button (a POST).
+    first = signed_in.get("/account/security/setup/").content.decode()
+    assert ">Create my key</button>" in first and 'id="secret"' not in first
+    assert not Authenticator.objects.filter(user=user).exists()
+    html = setup_page(signed_in)
     secret = setup_secret(html)
     assert "<svg" in html and "http://www.w3.org/2000/svg" in html
     assert not re.search(r'<img[^>]+src="https?://', html), "no external image service"
@@ -61,8 +65,7 @@ def test_enable_shows_qr_secret_and_link_then_activates(signed_in: Client, user)
 
 
 def test_a_wrong_code_does_not_activate(signed_in: Client, user) -> None:  # type: ignore[no-untyped-def]
-    html = signed_in.get("/account/security/setup/").content.decode()
-    secret = setup_secret(html)
+    secret = setup_secret(setup_page(signed_in))
     wrong = "000000" if otp.totp(secret, clock.time()) != "000000" else "111111"
     response = signed_in.post("/account/security/setup/", {"code": wrong})
     assert response.status_code == 200 and "This code is not right" in response.content.decode()
@@ -70,7 +73,7 @@ def test_a_wrong_code_does_not_activate(signed_in: Client, user) -> None:  # typ
 
 
 def test_pending_secret_expires_after_ten_minutes(signed_in: Client, user) -> None:  # type: ignore[no-untyped-def]
-    secret = setup_secret(signed_in.get("/account/security/setup/").content.decode())
+    secret = setup_secret(setup_page(signed_in))
     with clock.frozen(clock.time() + 601):
         response = signed_in.post(
             "/account/security/setup/", {"code": otp.totp(secret, clock.time())}
@@ -81,8 +84,19 @@ def test_pending_secret_expires_after_ten_minutes(signed_in: Client, user) -> No
     assert not Authenticator.objects.filter(user=user, confirmed_at__isnull=False).exists()
 
 
+def test_an_expired_key_is_not_shown_and_opening_the_page_makes_none(
+    signed_in: Client, user
+) -> None:  # type: ignore[no-untyped-def]
+    secret = setup_secret(setup_page(signed_in))
+    with clock.frozen(clock.time() + 601):
+        html = signed_in.get("/account/security/setup/").content.decode()
+        assert 'id="secret"' not in html and ">Create my key</button>" in html
+    # The expired key stays until a button (a POST) replaces it.
+    assert Authenticator.objects.get(user=user).secret() == secret
+
+
 def test_a_clock_far_off_is_named(signed_in: Client) -> None:
-    secret = setup_secret(signed_in.get("/account/security/setup/").content.decode())
+    secret = setup_secret(setup_page(signed_in))
     slow = otp.totp(secret, clock.time() - 4 * 60)
     response = signed_in.post("/account/security/setup/", {"code": slow})
     assert "clock seems to be about 4 minutes slow" in response.content.decode()
@@ -93,7 +107,7 @@ def test_a_clock_far_off_is_named(signed_in: Client) -> None:
 
 @pytest.mark.parametrize("junk", ["", "abc", "12345", "1234567", "٤٥٦٧٨٩", "x" * 10_000])
 def test_junk_at_setup_changes_nothing(signed_in: Client, user, junk: str) -> None:  # type: ignore[no-untyped-def]
-    signed_in.get("/account/security/setup/")
+    setup_page(signed_in)
     response = signed_in.post("/account/security/setup/", {"code": junk})
     assert response.status_code == 200 and 'role="alert"' in response.content.decode()
     assert not Authenticator.objects.filter(user=user, confirmed_at__isnull=False).exists()

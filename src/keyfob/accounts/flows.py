@@ -12,7 +12,7 @@ import hmac
 from datetime import timedelta
 from typing import Any
 
-from django.contrib.auth import authenticate, login, update_session_auth_hash
+from django.contrib.auth import SESSION_KEY, authenticate, login, update_session_auth_hash
 from django.db import transaction
 from django.db.models import F, QuerySet
 from django.http import HttpRequest
@@ -94,6 +94,20 @@ def pending(request: HttpRequest, max_age: float) -> tuple[User, str] | None:
     if user is None:
         return None
     return user, str(marker.get("next", ""))
+
+
+def session_accounts(data: dict[str, Any]) -> set[int]:
+    """The ids of the accounts a decoded session holds: signed in, or half-way through the
+    sign-in (a pending marker)."""
+    found: set[int] = set()
+    signed_in = str(data.get(SESSION_KEY, ""))
+    if signed_in.isdecimal():
+        found.add(int(signed_in))
+    marker = data.get(PENDING_KEY)
+    uid = marker.get("uid") if isinstance(marker, dict) else None
+    if isinstance(uid, int):
+        found.add(uid)
+    return found
 
 
 def complete_signin(

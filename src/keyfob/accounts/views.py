@@ -1,82 +1,20 @@
-"""Sign-in (password step), sign-out, and Account → Profile."""
+"""Account → Profile: the profile, the password and the e-mail address."""
 
 from __future__ import annotations
 
 from django.contrib import messages
-from django.contrib.auth import logout
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import PasswordChangeForm
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.urls import reverse
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_http_methods
 
 from keyfob.accounts import flows
-from keyfob.accounts.forms import EmailChangeForm, EmailCodeForm, LoginForm, ProfileForm
+from keyfob.accounts.decorators import reauth_required
+from keyfob.accounts.forms import EmailChangeForm, EmailCodeForm, ProfileForm
 from keyfob.accounts.models import User
-from keyfob.accounts.text import wait_text
-from keyfob.otp import Throttled
-from keyfob.twofactor import trust
-from keyfob.twofactor.decorators import reauth_required
-from keyfob.twofactor.flows import has_2fa
-
-
-def safe_next(request: HttpRequest, value: str | None) -> str:
-    """``value`` if it is a path on this site, else the default page after sign-in."""
-    if (
-        value
-        and value.startswith("/")
-        and not value.startswith(("//", "/\\"))
-        and url_has_allowed_host_and_scheme(
-            value, allowed_hosts={request.get_host()}, require_https=request.is_secure()
-        )
-    ):
-        return value
-    return reverse("account:security")
-
-
-@require_http_methods(["GET", "POST"])
-def login_view(request: HttpRequest) -> HttpResponse:
-    next_url = safe_next(request, request.POST.get("next") or request.GET.get("next"))
-    if request.user.is_authenticated:
-        return redirect(next_url)
-    form = LoginForm(request.POST if request.method == "POST" else None)
-    if request.method == "POST" and form.is_valid():
-        try:
-            user = flows.check_password(
-                request, form.cleaned_data["email"], form.cleaned_data["password"]
-            )
-        except Throttled as exc:
-            form.add_error(
-                None,
-                _("Too many failed sign-ins. Try again in %(wait)s.")
-                % {"wait": wait_text(exc.retry_after)},
-            )
-        except flows.InvalidCredentials:
-            form.add_error(None, _("The e-mail address or the password is not right."))
-        else:
-            if not has_2fa(user):
-                flows.complete_signin(request, user, second_factor="none")
-                return redirect(next_url)
-            new_token = trust.skip_code_step(request, user)
-            if new_token is None:
-                flows.begin_pending(request, user, next_url)
-                return redirect("login-code")
-            flows.complete_signin(request, user, verified=False, second_factor="trusted")
-            response = redirect(next_url)
-            trust.set_cookie(request, response, new_token)
-            return response
-    return render(request, "accounts/login.html", {"form": form, "next": next_url})
-
-
-@require_POST
-def logout_view(request: HttpRequest) -> HttpResponse:
-    logout(request)
-    messages.info(request, _("You are signed out."))
-    return redirect("login")
 
 
 @login_required

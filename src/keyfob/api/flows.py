@@ -14,6 +14,7 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
+from enum import StrEnum
 
 from django.db import IntegrityError, transaction
 
@@ -210,13 +211,24 @@ def logins_of(user: User) -> list[SshLogin]:
 # Verification --------------------------------------------------------------------------
 
 
+class Result(StrEnum):
+    """What the API answers about a login's code (``result`` in its JSON)."""
+
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+    THROTTLED = "throttled"
+    NOT_ENROLLED = "not_enrolled"
+    UNKNOWN_LOGIN = "unknown_login"
+    CODE_REQUIRED = "code_required"  # ssh/check: the login would be asked for a code
+
+
 @dataclass(frozen=True)
 class Outcome:
-    result: str  # accepted | rejected | throttled | not_enrolled | unknown_login
+    result: Result
     retry_after: int | None = None
 
     def as_json(self) -> dict[str, object]:
-        data: dict[str, object] = {"result": self.result}
+        data: dict[str, object] = {"result": self.result.value}
         if self.retry_after is not None:
             data["retry_after"] = self.retry_after
         return data
@@ -243,25 +255,25 @@ def verify(
     the code; failures are recorded (and counted) by the twofactor flows.
     """
     if account is None:
-        return Outcome("unknown_login")
+        return Outcome(Result.UNKNOWN_LOGIN)
     user, auth = account
     compact = code.replace(" ", "")
     factor = twofactor.Factor.RECOVERY if is_recovery_code(compact) else twofactor.Factor.CODE
     signed_in = (EventKind.SIGNIN_OK, {"login": login, "server": server, "factor": factor})
     if factor == twofactor.Factor.CODE and auth is None:
-        return Outcome("not_enrolled")
+        return Outcome(Result.NOT_ENROLLED)
     try:
         if factor == twofactor.Factor.RECOVERY:
             twofactor.use_recovery_code(user, compact, context, event=signed_in)
         else:
             twofactor.verify_code(user, compact, context, event=signed_in, authenticator=auth)
     except Throttled as exc:
-        return Outcome("throttled", max(1, math.ceil(exc.retry_after)))
+        return Outcome(Result.THROTTLED, max(1, math.ceil(exc.retry_after)))
     except twofactor.NotEnrolled:
-        return Outcome("not_enrolled")
+        return Outcome(Result.NOT_ENROLLED)
     except (InvalidCode, CodeReused):
-        return Outcome("rejected")
-    return Outcome("accepted")
+        return Outcome(Result.REJECTED)
+    return Outcome(Result.ACCEPTED)
 
 
 def check(server: str, login: str) -> Outcome:
@@ -269,5 +281,5 @@ def check(server: str, login: str) -> Outcome:
     ``unknown_login``. Reads only (the PAM module's ``nullok`` asks before prompting)."""
     found = account_for(login, server)
     if found is None:
-        return Outcome("unknown_login")
-    return Outcome("not_enrolled" if found[1] is None else "code_required")
+        return Outcome(Result.UNKNOWN_LOGIN)
+    return Outcome(Result.NOT_ENROLLED if found[1] is None else Result.CODE_REQUIRED)

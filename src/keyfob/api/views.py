@@ -20,6 +20,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.template.loader import render_to_string
 from django.views.decorators.csrf import csrf_exempt
 
 from keyfob.accounts.models import User
@@ -27,7 +28,8 @@ from keyfob.api import flows
 from keyfob.api.app_settings import app_settings
 from keyfob.api.models import ServerToken, SshLogin
 from keyfob.audit.events import Context, client_address
-from keyfob.audit.models import Channel
+from keyfob.audit.models import Channel, EventKind, SecurityEvent
+from keyfob.twofactor.flows import has_2fa
 
 logger = logging.getLogger(__name__)
 OPENAPI = Path(__file__).resolve().parent / "openapi.json"
@@ -35,10 +37,41 @@ OPENAPI = Path(__file__).resolve().parent / "openapi.json"
 View = Callable[..., HttpResponse]
 
 
+# Every refusal the API answers, by reason: the error code clients act on, the HTTP status,
+# and the message for people (a template filled from the fields given with the reason).
+# A refusal from the flows (ApiError) is found by its code and keeps the flows' message.
+ERRORS: dict[str, tuple[str, int, str]] = {
+    "bad_length": ("malformed", 400, "bad Content-Length"),
+    "not_an_object": ("malformed", 400, "the body must be a JSON object"),
+    "too_large": ("too_large", 413, "the body is limited to {limit} bytes"),
+    "not_a_string": ("invalid_field", 400, "{name!r} must be a string"),
+    "not_an_address": ("invalid_field", 400, "'client_address' must be an IP address"),
+    "invalid_code": ("invalid_code", 400, "'code' is 1 to 64 printable ASCII characters"),
+    "invalid_login": (
+        "invalid_login",
+        400,
+        "a login is up to 32 letters, digits, '.', '_', '-'",
+    ),
+    "invalid_server": ("invalid_server", 400, "a server name is letters, digits, '.', '_', '-'"),
+    "invalid_email": ("invalid_email", 400, "'email' must be an e-mail address"),
+    "unknown_account": ("unknown_account", 404, "no account has this e-mail address"),
+    "not_found": ("not_found", 404, "no such login link"),
+    "login_taken": ("login_taken", 409, "this login is linked to another account"),
+    "unauthorized": ("unauthorized", 401, "send a valid server token: Authorization: Bearer …"),
+    "forbidden": ("forbidden", 403, "this server token cannot manage login links"),
+    "method_not_allowed": ("method_not_allowed", 405, "use {methods} on this URL"),
+    "unavailable": ("unavailable", 503, "the database is not available, try again"),
+}
+
+
 class BadRequest(Exception):
-    def __init__(self, code: str, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.code, self.message, self.status = code, message, status
+    """A refusal: ``reason`` is a key of :data:`ERRORS` (or an ApiError's code), ``params``
+    fill its message; ``message`` replaces it (an ApiError's own)."""
+
+    def __init__(self, reason: str, *, message: str | None = None, **params: object) -> None:
+        self.code, self.status, template = ERRORS.get(reason, (reason, 400, ""))
+        self.message = template.format(**params) if message is None else message
+        super().__init__(self.message)
 
 
 def _json(data: dict[str, Any], status: int = 200) -> JsonResponse:
@@ -47,12 +80,18 @@ def _json(data: dict[str, Any], status: int = 200) -> JsonResponse:
     return response
 
 
-def error(code: str, message: str, status: int) -> JsonResponse:
-    return _json({"error": {"code": code, "message": message}}, status=status)
+def error(reason: str, **params: object) -> JsonResponse:
+    """The JSON answer for a refusal of :data:`ERRORS`."""
+    code, status, template = ERRORS[reason]
+    return _json({"error": {"code": code, "message": template.format(**params)}}, status=status)
+
+
+def _refusal(exc: BadRequest) -> JsonResponse:
+    return _json({"error": {"code": exc.code, "message": exc.message}}, status=exc.status)
 
 
 def _unauthorized() -> JsonResponse:
-    response = error("unauthorized", "send a valid server token: Authorization: Bearer …", 401)
+    response = error("unauthorized")
     response["WWW-Authenticate"] = 'Bearer realm="keyfob"'
     return response
 
@@ -60,7 +99,7 @@ def _unauthorized() -> JsonResponse:
 def _method_refused(request: HttpRequest, methods: tuple[str, ...]) -> JsonResponse | None:
     if request.method in methods:
         return None
-    response = error("method_not_allowed", f"use {' or '.join(methods)} on this URL", 405)
+    response = error("method_not_allowed", methods=" or ".join(methods))
     response["Allow"] = ", ".join(methods)
     return response
 
@@ -70,10 +109,10 @@ def _answer(request: HttpRequest, view: Callable[[], HttpResponse]) -> HttpRespo
     try:
         return view()
     except BadRequest as exc:
-        return error(exc.code, exc.message, exc.status)
+        return _refusal(exc)
     except DatabaseError:
         logger.exception("database error in %s", request.path)
-        return error("unavailable", "the database is not available, try again", 503)
+        return error("unavailable")
 
 
 def endpoint(methods: tuple[str, ...], *, manage: bool = False) -> Callable[[View], View]:
@@ -91,7 +130,7 @@ def endpoint(methods: tuple[str, ...], *, manage: bool = False) -> Callable[[Vie
                 if token is None:
                     return _unauthorized()
                 if manage and not token.can_manage_links:
-                    return error("forbidden", "this server token cannot manage login links", 403)
+                    return error("forbidden")
                 return view(request, token, **kwargs)
 
             return _method_refused(request, methods) or _answer(request, authenticated)
@@ -106,15 +145,15 @@ def _body(request: HttpRequest) -> dict[str, Any]:
     limit = app_settings.max_body
     raw_length = request.META.get("CONTENT_LENGTH") or "0"
     if not raw_length.isascii() or not raw_length.isdigit():
-        raise BadRequest("malformed", "bad Content-Length")
+        raise BadRequest("bad_length")
     if int(raw_length) > limit:
-        raise BadRequest("too_large", f"the body is limited to {limit} bytes", 413)
+        raise BadRequest("too_large", limit=limit)
     try:
         data = json.loads(request.body)
     except (ValueError, RecursionError):
-        raise BadRequest("malformed", "the body must be a JSON object") from None
+        raise BadRequest("not_an_object") from None
     if not isinstance(data, dict):
-        raise BadRequest("malformed", "the body must be a JSON object")
+        raise BadRequest("not_an_object")
     return data
 
 
@@ -123,19 +162,19 @@ def _string(data: dict[str, Any], name: str, *, required: bool = True) -> str:
     if value is None and not required:
         return ""
     if not isinstance(value, str):
-        raise BadRequest("invalid_field", f"{name!r} must be a string")
+        raise BadRequest("not_a_string", name=name)
     return value
 
 
 def _login(value: str) -> str:
     if not flows.valid_login(value):
-        raise BadRequest("invalid_login", "a login is up to 32 letters, digits, '.', '_', '-'")
+        raise BadRequest("invalid_login")
     return value
 
 
 def _server(value: str) -> str:
     if value and not flows.valid_server(value):
-        raise BadRequest("invalid_server", "a server name is letters, digits, '.', '_', '-'")
+        raise BadRequest("invalid_server")
     return value
 
 
@@ -145,7 +184,7 @@ def _email(value: str) -> str:
             raise ValidationError("bad")
         validate_email(value)
     except ValidationError:
-        raise BadRequest("invalid_email", "'email' must be an e-mail address") from None
+        raise BadRequest("invalid_email") from None
     return value.lower()
 
 
@@ -171,7 +210,7 @@ def _api_context(request: HttpRequest, token: ServerToken) -> Context:
 def openapi(request: HttpRequest) -> HttpResponse:
     response: HttpResponse
     if request.method != "GET":
-        response = error("method_not_allowed", "use GET on this URL", 405)
+        response = error("method_not_allowed", methods="GET")
         response["Allow"] = "GET"
         return response
     response = HttpResponse(OPENAPI.read_bytes(), content_type="application/json")
@@ -186,13 +225,13 @@ def _verify_fields(request: HttpRequest) -> tuple[str, str, str | None]:
     login = _login(_string(data, "login"))
     code = _string(data, "code")
     if not 0 < len(code) <= flows.MAX_CODE or not code.isascii() or not code.isprintable():
-        raise BadRequest("invalid_code", "'code' is 1 to 64 printable ASCII characters")
+        raise BadRequest("invalid_code")
     client = None
     if data.get("client_address") is not None:
         try:
             client = str(ipaddress.ip_address(_string(data, "client_address")))
         except ValueError:
-            raise BadRequest("invalid_field", "'client_address' must be an IP address") from None
+            raise BadRequest("not_an_address") from None
     return login, code, client
 
 
@@ -246,13 +285,12 @@ def ssh_logins(request: HttpRequest, token: ServerToken) -> HttpResponse:
     server = _server(_string(data, "server", required=False))
     user = User.objects.filter(email=email).first()
     if user is None:
-        raise BadRequest("unknown_account", "no account has this e-mail address", 404)
+        raise BadRequest("unknown_account")
     existed = SshLogin.objects.filter(login=login, server=server, user=user).exists()
     try:
         row = flows.link(user, login, server, _api_context(request, token))
     except flows.ApiError as exc:
-        status = 409 if exc.code == "login_taken" else 400
-        raise BadRequest(exc.code, exc.message, status) from None
+        raise BadRequest(exc.code, message=exc.message) from None
     return _json(_link_json(row), status=200 if existed else 201)
 
 
@@ -261,5 +299,29 @@ def ssh_login_detail(request: HttpRequest, token: ServerToken, login: str) -> Ht
     login = _login(login)
     server = _server(request.GET.get("server", ""))
     if not flows.unlink(login, server, _api_context(request, token)):
-        raise BadRequest("not_found", "no such login link", 404)
+        raise BadRequest("not_found")
     return HttpResponse(status=204)
+
+
+def ssh_logins_section(request: HttpRequest, user: User) -> str:
+    """The Security page's SSH section: the account's linked Unix logins, each with its last
+    accepted SSH login (added to the page by ApiConfig.ready())."""
+    rows = flows.logins_of(user)
+    last: dict[tuple[str, str], SecurityEvent] = {}
+    if rows:
+        events = SecurityEvent.objects.filter(
+            user=user, channel=Channel.SSH, kind=EventKind.SIGNIN_OK
+        ).only("at", "detail", "address")[:200]
+        for seen in events:
+            key = (str(seen.detail.get("login", "")), str(seen.detail.get("server", "")))
+            last.setdefault(key, seen)
+    links = []
+    for row in rows:
+        event: SecurityEvent | None
+        if row.server:
+            event = last.get((row.login, row.server))
+        else:  # a link for every server: its latest login on any server
+            event = next((e for (login, _s), e in last.items() if login == row.login), None)
+        links.append({"login": row.login, "server": row.server, "last": event})
+    context = {"links": links, "twofactor_on": has_2fa(user)}
+    return render_to_string("api/ssh_logins.html", context, request=request)

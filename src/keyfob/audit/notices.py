@@ -151,8 +151,10 @@ def render(row: Outbox) -> Rendered:
             "show_where": row.params.get("by") != "support"
             and row.kind != NoticeKind.EMAIL_CONFIRM,
         }
-        text = render_to_string(f"audit/notices/{row.kind}.txt", context)
-        html = render_to_string(f"audit/notices/{row.kind}.html", context)
+        # notices/<kind>.txt and .html are the owning app's (extending audit/notices/base.*),
+        # so the template helpers a notice loads are that app's: audit loads no feature app.
+        text = render_to_string(f"notices/{row.kind}.txt", context)
+        html = render_to_string(f"notices/{row.kind}.html", context)
     return Rendered(subject=" ".join(subject.split()), text=_tidy(text), html=html)
 
 

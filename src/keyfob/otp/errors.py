@@ -30,20 +30,31 @@ __all__ = [
 
 
 class KeyfobError(Exception):
-    """Base class of every error Keyfob raises on purpose."""
+    """Base class of every error Keyfob raises on purpose.
+
+    ``code`` names the error for the surfaces (portal, API, SSH): each looks its text up
+    in its own message table by this code, instead of testing the class.
+    """
+
+    code: str = "error"
 
 
 class InvalidCode(KeyfobError):
     """A one-time or recovery code is malformed or does not match."""
 
+    code = "invalid_code"
+
 
 class CodeReused(KeyfobError):
     """A code matched, but its time step or counter was already consumed."""
+
+    code = "code_reused"
 
 
 class Throttled(KeyfobError):
     """Too many failed attempts; try again after `retry_after` seconds."""
 
+    code = "throttled"
     retry_after: float
 
     def __init__(self, retry_after: float, message: str | None = None) -> None:
@@ -60,10 +71,16 @@ class Throttled(KeyfobError):
 class InvalidSecret(KeyfobError, ValueError):
     """Text that should hold a base32 secret does not."""
 
+    code = "invalid_secret"
+
 
 class InvalidKeyURI(KeyfobError, ValueError):
     """An otpauth:// key URI is malformed; the message says what is wrong."""
 
+    code = "invalid_key_uri"
+
 
 class ParameterError(KeyfobError, ValueError):
     """A parameter (digits, algorithm, period, window, counter, secret…) is out of range."""
+
+    code = "invalid_parameter"

@@ -51,7 +51,12 @@ _SECRET = re.compile(r"^[A-Z2-7]+$")
 
 
 class GAFileError(Exception):
-    """Something is wrong with a secret file; ``str()`` is an English fallback message."""
+    """Something is wrong with a secret file; ``str()`` is an English fallback message.
+
+    ``code`` names the problem; keyfob-ssh's message table turns it into the user's text.
+    """
+
+    code = "file_error"
 
     def __init__(self, path: Path | str, detail: str = "") -> None:
         super().__init__(f"{path}: {detail}" if detail else str(path))
@@ -62,13 +67,19 @@ class GAFileError(Exception):
 class MalformedFile(GAFileError):
     """The content is not a valid google_authenticator file (``detail`` says why)."""
 
+    code = "malformed"
+
 
 class BadSecret(MalformedFile):
     """The first line is not a base32 secret."""
 
+    code = "bad_secret"
+
 
 class BadPermissions(GAFileError):
     """The PAM module would refuse this file: wrong owner or readable by others."""
+
+    code = "bad_permissions"
 
     def __init__(self, path: Path | str, mode: int, uid: int, expected_uid: int) -> None:
         super().__init__(path, f"mode {mode:04o}, owner uid {uid}")
@@ -80,13 +91,19 @@ class BadPermissions(GAFileError):
 class FileExists(GAFileError):
     """Refused to replace an existing file (no ``force``)."""
 
+    code = "exists"
+
 
 class DiskFull(GAFileError):
     """Writing failed for lack of space (or quota); nothing was changed."""
 
+    code = "disk_full"
+
 
 class WriteFailed(GAFileError):
     """Writing failed for another OS reason; nothing was changed. ``errno`` is kept."""
+
+    code = "write_failed"
 
     def __init__(self, path: Path | str, error: OSError) -> None:
         super().__init__(path, error.strerror or str(error))
@@ -96,9 +113,12 @@ class WriteFailed(GAFileError):
 class ReadFailed(GAFileError):
     """The file could not be read (missing, unreadable…)."""
 
+    code = "read_failed"
+
     def __init__(self, path: Path | str, error: OSError) -> None:
         super().__init__(path, error.strerror or str(error))
         self.errno = error.errno
+        self.code = "missing" if error.errno == errno.ENOENT else "read_failed"
 
 
 @dataclass(frozen=True)

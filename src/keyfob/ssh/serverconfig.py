@@ -58,17 +58,25 @@ SSHD_TIMEOUT = 20
 class ServerConfigError(Exception):
     """Base class; ``str()`` is an English fallback message."""
 
+    code = "server_config"
+
 
 class BadMethods(ServerConfigError):
     """The ``--methods`` value is not a valid AuthenticationMethods list."""
+
+    code = "bad_methods"
 
 
 class ModuleMissing(ServerConfigError):
     """pam_google_authenticator.so is not installed."""
 
+    code = "module_missing"
+
 
 class SshdRejected(ServerConfigError):
     """``sshd -t`` refused the configuration; ``output`` holds what it said."""
+
+    code = "sshd_rejected"
 
     def __init__(self, output: str) -> None:
         super().__init__(output)
@@ -78,9 +86,13 @@ class SshdRejected(ServerConfigError):
 class BadCentral(ServerConfigError):
     """The ``--central`` URL or a path for the PAM line is not usable."""
 
+    code = "bad_central"
+
 
 class SshdMissing(ServerConfigError):
     """No sshd binary to validate with."""
+
+    code = "sshd_missing"
 
 
 @dataclass(frozen=True)

@@ -22,19 +22,17 @@ browser: those are support's, not the customer's, and are kept on the timeline i
 from __future__ import annotations
 
 import hmac
-from collections.abc import Iterable
 from datetime import timedelta
 from importlib import import_module
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth import SESSION_KEY
 from django.core import signing
 from django.core.exceptions import ImproperlyConfigured
 from django.db import IntegrityError, transaction
 from django.db.models import F
 
-from keyfob.accounts.flows import PENDING_KEY
+from keyfob.accounts.flows import session_accounts
 from keyfob.accounts.models import User
 from keyfob.audit import notices
 from keyfob.audit.events import Context, record
@@ -71,9 +69,13 @@ _CANCEL_SALT = "keyfob.support.cancel-link"
 class SupportError(KeyfobError):
     """A support step that cannot be done; nothing was changed."""
 
+    code = "support_error"
+
 
 class WrongState(SupportError):
     """The request is not (or no longer) in a state where this step can be done."""
+
+    code = "wrong_state"
 
     def __init__(self, state: str, step: str) -> None:
         super().__init__(f"cannot {step} a request in state {state}")
@@ -84,21 +86,31 @@ class WrongState(SupportError):
 class NotFound(SupportError):
     """No such request (or account)."""
 
+    code = "not_found"
+
 
 class OwnAccount(SupportError):
     """A staff member tried to act on a request for their own account."""
+
+    code = "own_account"
 
 
 class FourEyes(SupportError):
     """The staff member recorded checks on this request, so someone else must disable."""
 
+    code = "four_eyes"
+
 
 class NotEnrolled(SupportError):
     """The account does not use 2FA: there is nothing for support to turn off."""
 
+    code = "not_enrolled"
+
 
 class AlreadyActive(SupportError):
     """The account already has a request in progress."""
+
+    code = "already_active"
 
     def __init__(self, request_id: int | None) -> None:
         super().__init__("the account already has a request in progress")
@@ -108,29 +120,43 @@ class AlreadyActive(SupportError):
 class DocumentNotRequired(SupportError):
     """That document is not one asked for this kind of account."""
 
+    code = "document_not_required"
+
 
 class DocumentAlreadyVerified(SupportError):
     """That document was already marked verified on this request."""
+
+    code = "document_already_verified"
 
 
 class NoCode(SupportError):
     """No code was e-mailed for this request yet."""
 
+    code = "no_code"
+
 
 class CodeExpired(SupportError):
     """The last code e-mailed is older than its lifetime: send a new one."""
+
+    code = "code_expired"
 
 
 class CodeBurnt(SupportError):
     """The last code e-mailed took too many wrong tries (or was replaced): send a new one."""
 
+    code = "code_burnt"
+
 
 class CodeAlreadyUsed(SupportError):
     """The last code e-mailed was already read back correctly."""
 
+    code = "code_already_used"
+
 
 class WrongCode(SupportError):
     """Not the code e-mailed; ``left`` tries remain before it burns."""
+
+    code = "wrong_code"
 
     def __init__(self, left: int) -> None:
         super().__init__("wrong code")
@@ -139,6 +165,8 @@ class WrongCode(SupportError):
 
 class BadCancelLink(SupportError):
     """The cancel link is not one of ours, or too old."""
+
+    code = "bad_cancel_link"
 
 
 # Helpers -----------------------------------------------------------------------------
@@ -161,12 +189,31 @@ def _not_own(req: Request, staff: User | None) -> None:
         raise OwnAccount("staff never act on their own account")
 
 
-def _move(req: Request, step: str, allowed: Iterable[str], to: str, **changes: Any) -> None:
-    """Compare-and-set the request from its current state to ``to``.
+# The support desk's state machine in one table: for each step, the states a request may
+# be in for it, and the state it moves to (the first; a call moves to one of three, by its
+# outcome). WrongState names the step, and the staff's page words the refusal by it.
+TRANSITIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "cancel": (ACTIVE_STATES, (State.CANCELLED,)),
+    "call": ((State.OPEN, State.WAITING), (State.APPROVED, State.WAITING, State.REJECTED)),
+    "approve": ((State.WAITING,), (State.APPROVED,)),
+    "verify a document": ((State.WAITING,), (State.WAITING,)),
+    "send a code": ((State.WAITING,), (State.WAITING,)),
+    "check a code": ((State.WAITING,), (State.WAITING,)),
+    "disable": ((State.APPROVED,), (State.COMPLETED,)),
+}
 
-    Raises :class:`WrongState` if the state read is not one of ``allowed``, or if another
-    transaction moved the request meanwhile (the UPDATE then matches no row).
+
+def _move(req: Request, step: str, to: str | None = None, **changes: Any) -> None:
+    """Compare-and-set the request from its current state along ``step`` of
+    :data:`TRANSITIONS` (to ``to``, one of the step's targets, if given).
+
+    Raises :class:`WrongState` if the state read is not one the step starts from, or if
+    another transaction moved the request meanwhile (the UPDATE then matches no row).
     """
+    allowed, targets = TRANSITIONS[step]
+    to = targets[0] if to is None else to
+    if to not in targets:
+        raise ValueError(f"{step} never leads to {to}")
     if req.state not in allowed:
         raise WrongState(req.state, step)
     now = clock.now()
@@ -312,7 +359,7 @@ def cancel(
     with transaction.atomic():
         req = _load(request_id)
         _not_own(req, staff)
-        _move(req, "cancel", ACTIVE_STATES, State.CANCELLED, reason=reason)
+        _move(req, "cancel", reason=reason)
         _log(
             req,
             Step.CANCELLED,
@@ -342,7 +389,7 @@ def record_call(request_id: int, staff: User, outcome: str, note: str, context: 
     with transaction.atomic():
         req = _load(request_id)
         _not_own(req, staff)
-        _move(req, "call", (State.OPEN, State.WAITING), to, call_outcome=outcome)
+        _move(req, "call", to, call_outcome=outcome)
         _log(
             req,
             Step.CALL,
@@ -367,7 +414,7 @@ def _approve_if_complete(req: Request, staff: User, context: Context) -> bool:
         return False
     if not EmailCheck.objects.filter(request=req, used_at__isnull=False).exists():
         return False
-    _move(req, "approve", (State.WAITING,), State.APPROVED)
+    _move(req, "approve")
     _log(req, Step.APPROVED, staff, context, EventKind.SUPPORT_APPROVED, by="documents")
     return True
 
@@ -385,7 +432,7 @@ def verify_document(
         _not_own(req, staff)
         if kind not in req.required_documents():
             raise DocumentNotRequired(kind)
-        _move(req, "verify a document", (State.WAITING,), State.WAITING)
+        _move(req, "verify a document")
         try:
             with transaction.atomic():
                 DocumentCheck.objects.create(
@@ -434,7 +481,7 @@ def send_code(request_id: int, staff: User, context: Context) -> EmailCheck:
     with transaction.atomic():
         req = _load(request_id)
         _not_own(req, staff)
-        _move(req, "send a code", (State.WAITING,), State.WAITING)
+        _move(req, "send a code")
         for old in EmailCheck.objects.filter(request=req, used_at__isnull=True, burnt_at=None):
             EmailCheck.objects.filter(pk=old.pk, used_at=None, burnt_at=None).update(burnt_at=now)
             _wipe_seal(old)
@@ -480,7 +527,7 @@ def check_code(request_id: int, staff: User, code: str, context: Context) -> boo
     with transaction.atomic():
         req = _load(request_id)
         _not_own(req, staff)
-        _move(req, "check a code", (State.WAITING,), State.WAITING)
+        _move(req, "check a code")
         check = EmailCheck.objects.filter(request=req).first()
         now = clock.now()
         if check is None:
@@ -534,10 +581,7 @@ def end_sessions(user: User) -> int:
     ended = 0
     for row in get_model().objects.iterator():
         data = store_class().decode(row.session_data)
-        pending = data.get(PENDING_KEY)
-        if data.get(SESSION_KEY) == str(user.pk) or (
-            isinstance(pending, dict) and pending.get("uid") == user.pk
-        ):
+        if user.pk in session_accounts(data):
             store_class(session_key=row.session_key).delete()
             ended += 1
     return ended
@@ -555,7 +599,7 @@ def disable(request_id: int, staff: User, reason: str, context: Context) -> Requ
         _not_own(req, staff)
         if req.state == State.APPROVED and not may_disable(req, staff):
             raise FourEyes("another staff member must disable")
-        _move(req, "disable", (State.APPROVED,), State.COMPLETED, reason=reason)
+        _move(req, "disable", reason=reason)
         twofactor.disable(req.user, _customer_context(), by=twofactor.By.SUPPORT)
         sessions = end_sessions(req.user)
         _log(

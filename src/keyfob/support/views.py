@@ -7,6 +7,7 @@ page and changes nothing.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib import messages
@@ -58,63 +59,73 @@ def _staff(request: HttpRequest) -> User:
     return user
 
 
+def _wrong_state(exc: flows.SupportError) -> str:
+    assert isinstance(exc, flows.WrongState)
+    state = State(exc.state).label
+    if exc.step == "disable" and exc.state == State.COMPLETED:
+        return _("Two-factor authentication was already disabled for this request.")
+    if exc.step == "disable":
+        text = _(
+            "Two-factor authentication can only be disabled once the identity check has passed."
+        )
+    elif exc.step == "call":
+        text = _(
+            "A call can only be recorded while the request is open or waiting for the customer."
+        )
+    elif exc.step == "cancel":
+        text = _("Only a request in progress can be cancelled.")
+    else:
+        text = _(
+            "Documents and the e-mailed code come after a call that did not reach the "
+            "account holder, while the request waits for the customer."
+        )
+    return text + " " + _("This request is: %(state)s.") % {"state": state}
+
+
+def _wrong_code(exc: flows.SupportError) -> str:
+    left = exc.left if isinstance(exc, flows.WrongCode) else 0
+    return ngettext(
+        "This is not the code that was sent. %(n)d try left before it stops working.",
+        "This is not the code that was sent. %(n)d tries left before it stops working.",
+        left,
+    ) % {"n": left}
+
+
+# What to tell the staff member whose step was refused, by the error's code.
+REFUSALS: dict[str, Callable[[flows.SupportError], str]] = {
+    "wrong_state": _wrong_state,
+    "own_account": lambda exc: _(
+        "You cannot act on a request for your own account: another staff member must."
+    ),
+    "four_eyes": lambda exc: _(
+        "You recorded checks on this request, so another staff member must disable "
+        "two-factor authentication."
+    ),
+    "not_enrolled": lambda exc: _(
+        "This account does not use two-factor authentication: there is nothing to turn off."
+    ),
+    "already_active": lambda exc: _("This account already has a request in progress."),
+    "document_not_required": lambda exc: _(
+        "This document is not one asked for this kind of account."
+    ),
+    "document_already_verified": lambda exc: _("This document is already marked verified."),
+    "no_code": lambda exc: _(
+        "No code has been sent yet. Send one to the profile's e-mail address first."
+    ),
+    "code_expired": lambda exc: _("This code has expired. Send a new one."),
+    "code_burnt": lambda exc: _(
+        "This code can no longer be used (too many wrong tries, or a newer code was "
+        "sent). Send a new one."
+    ),
+    "code_already_used": lambda exc: _("The code was already read back correctly."),
+    "wrong_code": _wrong_code,
+}
+
+
 def refusal(exc: flows.SupportError) -> str:
     """What to tell the staff member whose step was refused."""
-    if isinstance(exc, flows.WrongState):
-        state = State(exc.state).label
-        if exc.step == "disable" and exc.state == State.COMPLETED:
-            return _("Two-factor authentication was already disabled for this request.")
-        if exc.step == "disable":
-            text = _(
-                "Two-factor authentication can only be disabled once the identity check has passed."
-            )
-        elif exc.step == "call":
-            text = _(
-                "A call can only be recorded while the request is open or waiting for the customer."
-            )
-        elif exc.step == "cancel":
-            text = _("Only a request in progress can be cancelled.")
-        else:
-            text = _(
-                "Documents and the e-mailed code come after a call that did not reach the "
-                "account holder, while the request waits for the customer."
-            )
-        return text + " " + _("This request is: %(state)s.") % {"state": state}
-    if isinstance(exc, flows.OwnAccount):
-        return _("You cannot act on a request for your own account: another staff member must.")
-    if isinstance(exc, flows.FourEyes):
-        return _(
-            "You recorded checks on this request, so another staff member must disable "
-            "two-factor authentication."
-        )
-    if isinstance(exc, flows.NotEnrolled):
-        return _(
-            "This account does not use two-factor authentication: there is nothing to turn off."
-        )
-    if isinstance(exc, flows.AlreadyActive):
-        return _("This account already has a request in progress.")
-    if isinstance(exc, flows.DocumentNotRequired):
-        return _("This document is not one asked for this kind of account.")
-    if isinstance(exc, flows.DocumentAlreadyVerified):
-        return _("This document is already marked verified.")
-    if isinstance(exc, flows.NoCode):
-        return _("No code has been sent yet. Send one to the profile's e-mail address first.")
-    if isinstance(exc, flows.CodeExpired):
-        return _("This code has expired. Send a new one.")
-    if isinstance(exc, flows.CodeBurnt):
-        return _(
-            "This code can no longer be used (too many wrong tries, or a newer code was "
-            "sent). Send a new one."
-        )
-    if isinstance(exc, flows.CodeAlreadyUsed):
-        return _("The code was already read back correctly.")
-    if isinstance(exc, flows.WrongCode):
-        return ngettext(
-            "This is not the code that was sent. %(n)d try left before it stops working.",
-            "This is not the code that was sent. %(n)d tries left before it stops working.",
-            exc.left,
-        ) % {"n": exc.left}
-    return _("This step is not possible now.")
+    found = REFUSALS.get(exc.code)
+    return found(exc) if found is not None else _("This step is not possible now.")
 
 
 # The console ---------------------------------------------------------------------------

@@ -1,42 +1,18 @@
-"""Guards for views: a recent re-authentication, and staff with 2FA."""
+"""A guard for views: staff with 2FA (the re-authentication guard is accounts')."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from functools import wraps
-from urllib.parse import urlencode
 
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
-from django.urls import reverse
 
-from keyfob.accounts import flows as account_flows
 from keyfob.accounts.models import User
 from keyfob.twofactor import flows
-from keyfob.twofactor.app_settings import app_settings
 
 View = Callable[..., HttpResponse]
-
-
-def reauth_required(view: View) -> View:
-    """Ask for the password (and a code, with 2FA) again unless given in the last minutes.
-
-    The person comes back to the page they asked for once done.
-    """
-
-    @login_required
-    @wraps(view)
-    def wrapper(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
-        if account_flows.recent_auth(request, app_settings.reauth_seconds):
-            return view(request, *args, **kwargs)
-        # A POST cannot be replayed by a redirect: come back to the Security page, where
-        # the buttons that POST (revoking browsers) are, to press it again.
-        back = request.get_full_path() if request.method == "GET" else reverse("account:security")
-        query = urlencode({"next": back})
-        return redirect(f"{reverse('account:reauth')}?{query}")
-
-    return wrapper
 
 
 def staff_required(view: View) -> View:

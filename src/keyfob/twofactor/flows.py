@@ -56,13 +56,19 @@ class By(StrEnum):
 class NotEnrolled(KeyfobError):
     """The account has no confirmed authenticator."""
 
+    code = "not_enrolled"
+
 
 class SetupExpired(KeyfobError):
     """The pending secret was not confirmed in time; a new one must be made."""
 
+    code = "setup_expired"
+
 
 class ClockDrift(InvalidCode):
     """The code is right for a time far from now: the device's clock is off."""
+
+    code = "clock_drift"
 
     def __init__(self, steps: int, period: int) -> None:
         super().__init__("the device's clock is off")

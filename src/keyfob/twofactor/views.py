@@ -1,8 +1,9 @@
-"""Sign-in's code step and Account → Security. Views handle HTTP; flows do the work."""
+"""Account → Security and re-authentication. Views handle HTTP; flows do the work."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -14,17 +15,16 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from keyfob import otp, qr
 from keyfob.accounts import flows as account_flows
+from keyfob.accounts.decorators import reauth_required
 from keyfob.accounts.models import User
 from keyfob.accounts.text import wait_text
-from keyfob.accounts.views import safe_next
 from keyfob.audit.events import Context
 from keyfob.audit.models import SecurityEvent
 from keyfob.audit.useragent import describe
 from keyfob.core import keyring
 from keyfob.otp import CodeReused, InvalidCode, KeyfobError, Throttled
-from keyfob.twofactor import flows, trust
+from keyfob.twofactor import flows
 from keyfob.twofactor.app_settings import app_settings
-from keyfob.twofactor.decorators import reauth_required
 from keyfob.twofactor.forms import (
     CodeForm,
     DisableForm,
@@ -39,48 +39,75 @@ KNOWN_APPS = ["FreeOTP", "Google Authenticator", "Aegis", "2FAS", "Ente Auth"]
 FRESH_CODES_KEY = "keyfob.fresh_recovery_codes"
 CODE_ERRORS = (InvalidCode, CodeReused, Throttled, flows.NotEnrolled)
 
+# Sections that apps above twofactor add to the Security page from their AppConfig.ready()
+# (api: the SSH logins), so that twofactor imports none of them. Each returns its HTML.
+SECURITY_SECTIONS: list[Callable[[HttpRequest, User], str]] = []
 
-def code_error(exc: KeyfobError) -> str:
-    """What to tell a person whose code was refused, and what to do next."""
-    if isinstance(exc, Throttled):
-        return _("Too many failed attempts. Try again in %(wait)s.") % {
-            "wait": wait_text(exc.retry_after)
-        }
-    if isinstance(exc, CodeReused):
-        return _("This code has already been used. Wait for the next code in your app.")
-    if isinstance(exc, flows.ClockDrift):
-        minutes = max(1, round(abs(exc.seconds) / 60))
-        if exc.seconds < 0:
-            text = ngettext(
-                "Your phone's clock seems to be about %(n)d minute slow.",
-                "Your phone's clock seems to be about %(n)d minutes slow.",
-                minutes,
-            )
-        else:
-            text = ngettext(
-                "Your phone's clock seems to be about %(n)d minute fast.",
-                "Your phone's clock seems to be about %(n)d minutes fast.",
-                minutes,
-            )
-        return (
-            (text % {"n": minutes})
-            + " "
-            + _("Set its date and time to update automatically, then try a new code.")
+
+def _wait(exc: KeyfobError) -> str:
+    retry_after = exc.retry_after if isinstance(exc, Throttled) else 0
+    return _("Too many failed attempts. Try again in %(wait)s.") % {"wait": wait_text(retry_after)}
+
+
+def _clock_drift(exc: KeyfobError) -> str:
+    seconds = exc.seconds if isinstance(exc, flows.ClockDrift) else 0
+    minutes = max(1, round(abs(seconds) / 60))
+    if seconds < 0:
+        text = ngettext(
+            "Your phone's clock seems to be about %(n)d minute slow.",
+            "Your phone's clock seems to be about %(n)d minutes slow.",
+            minutes,
         )
-    if isinstance(exc, flows.NotEnrolled):
-        return _("Two-factor authentication is not on for this account.")
-    return _("This code is not right. Check the code for this account in your app.")
+    else:
+        text = ngettext(
+            "Your phone's clock seems to be about %(n)d minute fast.",
+            "Your phone's clock seems to be about %(n)d minutes fast.",
+            minutes,
+        )
+    return (
+        (text % {"n": minutes})
+        + " "
+        + _("Set its date and time to update automatically, then try a new code.")
+    )
 
 
-def recovery_error(exc: KeyfobError) -> str:
-    if isinstance(exc, CodeReused):
-        return _("This recovery code has already been used. Each one works once.")
-    if isinstance(exc, InvalidCode):
-        return _("This is not one of your recovery codes.")
-    return code_error(exc)
+# What to tell a person whose code was refused, and what to do next, by the error's code
+# (KeyfobError.code); a code not listed reads as a wrong code.
+CODE_MESSAGES: dict[str, Callable[[KeyfobError], str]] = {
+    "throttled": _wait,
+    "code_reused": lambda exc: _(
+        "This code has already been used. Wait for the next code in your app."
+    ),
+    "clock_drift": _clock_drift,
+    "not_enrolled": lambda exc: _("Two-factor authentication is not on for this account."),
+    "invalid_code": lambda exc: _(
+        "This code is not right. Check the code for this account in your app."
+    ),
+}
 
 
-def _check_second_factor(
+def _not_a_recovery_code(exc: KeyfobError) -> str:
+    return _("This is not one of your recovery codes.")
+
+
+# The same for a recovery code typed instead.
+RECOVERY_MESSAGES: dict[str, Callable[[KeyfobError], str]] = {
+    **CODE_MESSAGES,
+    "code_reused": lambda exc: _("This recovery code has already been used. Each one works once."),
+    "clock_drift": _not_a_recovery_code,
+    "invalid_code": _not_a_recovery_code,
+}
+
+
+def code_error(
+    exc: KeyfobError, table: dict[str, Callable[[KeyfobError], str]] = CODE_MESSAGES
+) -> str:
+    """What to tell a person whose code (or, with RECOVERY_MESSAGES, recovery code) was
+    refused."""
+    return table.get(exc.code, table["invalid_code"])(exc)
+
+
+def check_second_factor(
     user: User,
     form: SignInCodeForm | ReauthForm | DisableForm,
     context: Context,
@@ -97,12 +124,14 @@ def _check_second_factor(
                 user, form.cleaned_data[field], context, after_password=after_password
             )
     except CODE_ERRORS as exc:
-        form.add_error(field, recovery_error(exc) if form.recovery else code_error(exc))
+        form.add_error(
+            field, code_error(exc, RECOVERY_MESSAGES if form.recovery else CODE_MESSAGES)
+        )
         return False
     return True
 
 
-def _password_checked(request: HttpRequest, user: User, form: ReauthForm | DisableForm) -> bool:
+def password_checked(request: HttpRequest, user: User, form: ReauthForm | DisableForm) -> bool:
     """Check the form's password for ``user`` (throttled); put the error on the form."""
     try:
         account_flows.check_password(request, user.email, form.cleaned_data["password"])
@@ -115,7 +144,7 @@ def _password_checked(request: HttpRequest, user: User, form: ReauthForm | Disab
     return False
 
 
-def _recovery_left_message(request: HttpRequest, user: User) -> None:
+def recovery_left_message(request: HttpRequest, user: User) -> None:
     left = flows.recovery_codes_left(user)
     text = ngettext(
         "You have %(n)d recovery code left.", "You have %(n)d recovery codes left.", left
@@ -123,35 +152,6 @@ def _recovery_left_message(request: HttpRequest, user: User) -> None:
     if left <= 2:
         text += " " + _("Make a new set from Account → Security.")
     messages.warning(request, text)
-
-
-@require_http_methods(["GET", "POST"])
-def signin_code_view(request: HttpRequest) -> HttpResponse:
-    found = account_flows.pending(request, app_settings.pending_signin_seconds)
-    if found is None:
-        if request.method == "POST" or account_flows.PENDING_KEY in request.session:
-            messages.error(request, _("Your sign-in took too long. Please start again."))
-        return redirect("login")
-    user, next_url = found
-    recovery = request.GET.get("recovery") == "1"
-    form = SignInCodeForm(request.POST if request.method == "POST" else None, recovery=recovery)
-    if request.method == "POST" and form.is_valid():
-        context = Context.from_request(request)
-        if _check_second_factor(user, form, context, after_password=True):
-            account_flows.complete_signin(
-                request, user, second_factor="recovery" if recovery else "code"
-            )
-            if recovery:
-                _recovery_left_message(request, user)
-            response = redirect(safe_next(request, next_url))
-            if form.cleaned_data.get("trust"):
-                trust.set_cookie(request, response, flows.trust_browser(user, context))
-            return response
-    return render(
-        request,
-        "twofactor/signin_code.html",
-        {"form": form, "recovery": recovery, "support_email": app_settings.support_email},
-    )
 
 
 def _user(request: HttpRequest) -> User:
@@ -173,23 +173,34 @@ def security_view(request: HttpRequest) -> HttpResponse:
         "events": [
             (e, describe(e.user_agent)) for e in SecurityEvent.objects.filter(user=user)[:50]
         ],
+        # Each is its own template's output (a SafeString, so not escaped twice).
+        "sections": [section(request, user) for section in SECURITY_SECTIONS],
     }
     return render(request, "twofactor/security.html", context)
+
+
+def _pending_setup(user: User) -> Authenticator | None:
+    """The account's authenticator waiting for its first code, unless it has expired."""
+    pending = Authenticator.objects.filter(user=user, confirmed_at__isnull=True).first()
+    return None if pending is None or flows.setup_expired(pending) else pending
 
 
 @login_required
 @require_http_methods(["GET", "POST"])
 def setup_view(request: HttpRequest) -> HttpResponse:
+    """Turning 2FA on. GET only shows: the key waiting to be scanned, or, with none, the
+    choice of the type of codes and a button that creates the key (a POST, like every
+    change: opening the page twice must not replace a key already scanned)."""
     user = _user(request)
     if flows.has_2fa(user):
         messages.info(request, _("Two-factor authentication is already on."))
         return redirect("account:security")
-    pending = Authenticator.objects.filter(user=user).first()
-    kind = pending.kind if pending is not None else Kind.TOTP
-    chosen = SetupKindForm(request.GET if "kind" in request.GET else None)
-    if chosen.is_valid():  # an unknown kind in the URL changes nothing
-        kind = chosen.cleaned_data["kind"]
-    kind_form = SetupKindForm(initial={"kind": kind})
+    if request.method == "POST" and "kind" in request.POST:
+        chosen = SetupKindForm(request.POST)
+        if chosen.is_valid():  # an unknown kind changes nothing
+            flows.start_setup(user, chosen.cleaned_data["kind"])
+        return redirect("account:setup")
+    pending = _pending_setup(user)
     form = CodeForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         try:
@@ -197,6 +208,8 @@ def setup_view(request: HttpRequest) -> HttpResponse:
                 user, form.cleaned_data["code"], Context.from_request(request)
             )
         except flows.SetupExpired:
+            stale = Authenticator.objects.filter(user=user).first()
+            flows.start_setup(user, stale.kind if stale is not None else Kind.TOTP)
             messages.error(
                 request,
                 _("That secret expired before it was confirmed. Scan this new one, please."),
@@ -209,18 +222,19 @@ def setup_view(request: HttpRequest) -> HttpResponse:
             _hold_fresh_codes(request, user, codes)
             messages.success(request, _("Two-factor authentication is on."))
             return redirect("account:recovery-codes")
-    auth = flows.start_setup(user, kind)
-    uri = flows.key_uri(user, auth).to_uri()
-    context = {
-        "form": form,
-        "kind_form": kind_form,
-        "kind": auth.kind,
-        "qr_svg": qr.svg(uri, title=_("QR code to scan with your authenticator app")),
-        "otpauth_uri": uri,
-        "secret_groups": otp.format_secret_groups(otp.b32encode_secret(auth.secret())),
-        "apps": KNOWN_APPS,
-        "issuer": app_settings.issuer,
-    }
+    kind_form = SetupKindForm(initial={"kind": pending.kind if pending else Kind.TOTP})
+    context: dict[str, object] = {"kind_form": kind_form, "pending": pending is not None}
+    if pending is not None:
+        uri = flows.key_uri(user, pending).to_uri()
+        context |= {
+            "form": form,
+            "kind": pending.kind,
+            "qr_svg": qr.svg(uri, title=_("QR code to scan with your authenticator app")),
+            "otpauth_uri": uri,
+            "secret_groups": otp.format_secret_groups(otp.b32encode_secret(pending.secret())),
+            "apps": KNOWN_APPS,
+            "issuer": app_settings.issuer,
+        }
     return render(request, "twofactor/setup.html", context)
 
 
@@ -305,7 +319,7 @@ def disable_view(request: HttpRequest) -> HttpResponse:
     form = DisableForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         context = Context.from_request(request)
-        if _password_checked(request, user, form) and _check_second_factor(
+        if password_checked(request, user, form) and check_second_factor(
             user, form, context, after_password=False
         ):
             flows.disable(user, context)
@@ -327,29 +341,3 @@ def revoke_browser_view(request: HttpRequest, pk: int | None = None) -> HttpResp
         % {"n": count},
     )
     return redirect("account:security")
-
-
-@login_required
-@require_http_methods(["GET", "POST"])
-def reauth_view(request: HttpRequest) -> HttpResponse:
-    user = _user(request)
-    next_url = safe_next(request, request.POST.get("next") or request.GET.get("next"))
-    second_factor = flows.has_2fa(user)
-    recovery = second_factor and request.GET.get("recovery") == "1"
-    form = ReauthForm(
-        request.POST if request.method == "POST" else None,
-        second_factor=second_factor,
-        recovery=recovery,
-    )
-    if request.method == "POST" and form.is_valid():
-        context = Context.from_request(request)
-        if _password_checked(request, user, form) and (
-            not second_factor or _check_second_factor(user, form, context, after_password=False)
-        ):
-            account_flows.mark_recent_auth(request)
-            return redirect(next_url)
-    return render(
-        request,
-        "twofactor/reauth.html",
-        {"form": form, "next": next_url, "recovery": recovery, "second_factor": second_factor},
-    )

@@ -1,0 +1,12 @@
+"""Account pages of this app; site/urls.py mounts them at /account/ in the `account` namespace."""
+
+from django.urls import URLPattern, path
+
+from keyfob.accounts import views
+
+urlpatterns: list[URLPattern] = [
+    path("", views.profile_view, name="profile"),
+    path("password/", views.password_view, name="password"),
+    path("email/", views.email_view, name="email"),
+    path("email/confirm/", views.email_confirm_view, name="email-confirm"),
+]

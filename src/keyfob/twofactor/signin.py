@@ -1,0 +1,140 @@
+"""Sign-in, from the password step to the full session; sign-out; re-authentication.
+
+One owner for the sign-in state machine: the password step (accounts' check_password), then
+for an account with 2FA either a trusted browser or a pending marker and the code step; the
+full session (a new session id) only after the second factor.
+"""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth import logout
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_http_methods, require_POST
+
+from keyfob.accounts import flows as account_flows
+from keyfob.accounts.forms import LoginForm
+from keyfob.accounts.models import User
+from keyfob.accounts.text import wait_text
+from keyfob.audit.events import Context
+from keyfob.otp import Throttled
+from keyfob.twofactor import flows, trust
+from keyfob.twofactor.app_settings import app_settings
+from keyfob.twofactor.forms import ReauthForm, SignInCodeForm
+from keyfob.twofactor.views import check_second_factor, password_checked, recovery_left_message
+
+
+def safe_next(request: HttpRequest, value: str | None) -> str:
+    """``value`` if it is a path on this site, else the default page after sign-in."""
+    if (
+        value
+        and value.startswith("/")
+        and not value.startswith(("//", "/\\"))
+        and url_has_allowed_host_and_scheme(
+            value, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+        )
+    ):
+        return value
+    return reverse("account:security")
+
+
+@require_http_methods(["GET", "POST"])
+def login_view(request: HttpRequest) -> HttpResponse:
+    next_url = safe_next(request, request.POST.get("next") or request.GET.get("next"))
+    if request.user.is_authenticated:
+        return redirect(next_url)
+    form = LoginForm(request.POST if request.method == "POST" else None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            user = account_flows.check_password(
+                request, form.cleaned_data["email"], form.cleaned_data["password"]
+            )
+        except Throttled as exc:
+            form.add_error(
+                None,
+                _("Too many failed sign-ins. Try again in %(wait)s.")
+                % {"wait": wait_text(exc.retry_after)},
+            )
+        except account_flows.InvalidCredentials:
+            form.add_error(None, _("The e-mail address or the password is not right."))
+        else:
+            if not flows.has_2fa(user):
+                account_flows.complete_signin(request, user, second_factor="none")
+                return redirect(next_url)
+            new_token = trust.skip_code_step(request, user)
+            if new_token is None:
+                account_flows.begin_pending(request, user, next_url)
+                return redirect("login-code")
+            account_flows.complete_signin(request, user, verified=False, second_factor="trusted")
+            response = redirect(next_url)
+            trust.set_cookie(request, response, new_token)
+            return response
+    return render(request, "accounts/login.html", {"form": form, "next": next_url})
+
+
+@require_POST
+def logout_view(request: HttpRequest) -> HttpResponse:
+    logout(request)
+    messages.info(request, _("You are signed out."))
+    return redirect("login")
+
+
+@require_http_methods(["GET", "POST"])
+def signin_code_view(request: HttpRequest) -> HttpResponse:
+    found = account_flows.pending(request, app_settings.pending_signin_seconds)
+    if found is None:
+        if request.method == "POST" or account_flows.PENDING_KEY in request.session:
+            messages.error(request, _("Your sign-in took too long. Please start again."))
+        return redirect("login")
+    user, next_url = found
+    recovery = request.GET.get("recovery") == "1"
+    form = SignInCodeForm(request.POST if request.method == "POST" else None, recovery=recovery)
+    if request.method == "POST" and form.is_valid():
+        context = Context.from_request(request)
+        if check_second_factor(user, form, context, after_password=True):
+            account_flows.complete_signin(
+                request, user, second_factor="recovery" if recovery else "code"
+            )
+            if recovery:
+                recovery_left_message(request, user)
+            response = redirect(safe_next(request, next_url))
+            if form.cleaned_data.get("trust"):
+                trust.set_cookie(request, response, flows.trust_browser(user, context))
+            return response
+    return render(
+        request,
+        "twofactor/signin_code.html",
+        {"form": form, "recovery": recovery, "support_email": app_settings.support_email},
+    )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def reauth_view(request: HttpRequest) -> HttpResponse:
+    user = request.user
+    assert isinstance(user, User)
+    next_url = safe_next(request, request.POST.get("next") or request.GET.get("next"))
+    second_factor = flows.has_2fa(user)
+    recovery = second_factor and request.GET.get("recovery") == "1"
+    form = ReauthForm(
+        request.POST if request.method == "POST" else None,
+        second_factor=second_factor,
+        recovery=recovery,
+    )
+    if request.method == "POST" and form.is_valid():
+        context = Context.from_request(request)
+        if password_checked(request, user, form) and (
+            not second_factor or check_second_factor(user, form, context, after_password=False)
+        ):
+            account_flows.mark_recent_auth(request)
+            return redirect(next_url)
+    return render(
+        request,
+        "twofactor/reauth.html",
+        {"form": form, "next": next_url, "recovery": recovery, "second_factor": second_factor},
+    )

@@ -1,0 +1,29 @@
+"""Pages of this app. ``urlpatterns`` join accounts' pages under /account/ in the `account`
+namespace; ``signin_urlpatterns`` are the sign-in steps at the site's root (site/urls.py
+mounts both)."""
+
+from django.urls import URLPattern, path
+
+from keyfob.twofactor import signin, views
+
+signin_urlpatterns: list[URLPattern] = [
+    path("login/", signin.login_view, name="login"),
+    path("login/code/", signin.signin_code_view, name="login-code"),
+    path("logout/", signin.logout_view, name="logout"),
+]
+
+urlpatterns: list[URLPattern] = [
+    path("security/", views.security_view, name="security"),
+    path("security/setup/", views.setup_view, name="setup"),
+    path("security/disable/", views.disable_view, name="disable"),
+    path("security/recovery-codes/", views.recovery_codes_view, name="recovery-codes"),
+    path(
+        "security/recovery-codes/download/",
+        views.recovery_codes_download,
+        name="recovery-codes-download",
+    ),
+    path("security/recovery-codes/new/", views.regenerate_view, name="regenerate"),
+    path("security/browsers/revoke/", views.revoke_browser_view, name="revoke-all"),
+    path("security/browsers/<int:pk>/revoke/", views.revoke_browser_view, name="revoke-browser"),
+    path("confirm/", signin.reauth_view, name="reauth"),
+]

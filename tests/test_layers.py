@@ -1,0 +1,59 @@
+"""The layers of DESIGN.md reach templates too: import-linter (``make lint``) checks the
+Python imports, and this checks what it cannot see, the ``{% load %}`` tags."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+import keyfob
+
+SRC = Path(keyfob.__file__).resolve().parent
+# Higher number, lower layer: an app may load the template helpers of its own layer's app
+# or of a lower layer (support and api are siblings that do not use each other's).
+LAYER = {"site": 0, "support": 1, "api": 1, "twofactor": 2, "accounts": 3, "audit": 4}
+DJANGO_LIBRARIES = {"i18n", "l10n", "static", "tz", "cache"}
+LOAD = re.compile(r"{%\s*load\s+([^%]+?)\s*%}")
+
+
+def _owner(library: str) -> str | None:
+    found = [p.parent.parent.name for p in SRC.glob(f"*/templatetags/{library}.py")]
+    assert len(found) <= 1, f"{library} is defined by {found}"
+    return found[0] if found else None
+
+
+def _loads(app: str) -> list[tuple[Path, str]]:
+    return [
+        (path, library)
+        for path in sorted((SRC / app / "templates").rglob("*"))
+        if path.is_file()
+        for match in LOAD.finditer(path.read_text())
+        # `{% load x y %}` and `{% load a from x %}`: the libraries are the words after `from`
+        for library in match.group(1).split(" from ")[-1].split()
+    ]
+
+
+@pytest.mark.parametrize("app", sorted(LAYER))
+def test_templates_load_only_their_own_or_lower_layers_helpers(app: str) -> None:
+    for path, library in _loads(app):
+        if library in DJANGO_LIBRARIES:
+            continue
+        owner = _owner(library)
+        assert owner is not None, f"{path}: unknown template library {library}"
+        assert owner == app or LAYER[owner] > LAYER[app], (
+            f"{path.relative_to(SRC)} loads {library} of {owner}, a layer above {app}"
+        )
+
+
+def test_audit_templates_load_only_i18n() -> None:
+    # The notices' own templates are their app's (notices/<kind>.*); audit keeps the base.
+    loads = _loads("audit")
+    assert loads, "audit's notice base templates load i18n"
+    assert {library for _path, library in loads} == {"i18n"}
+
+
+def test_every_app_is_in_the_table() -> None:
+    apps = {p.parent.name for p in SRC.glob("*/apps.py")}
+    assert apps == set(LAYER)
