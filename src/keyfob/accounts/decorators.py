@@ -6,22 +6,15 @@ from collections.abc import Callable
 from functools import wraps
 from urllib.parse import urlencode
 
-from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
 
 from keyfob.accounts import flows
+from keyfob.accounts.app_settings import app_settings
 
 View = Callable[..., HttpResponse]
-
-
-def reauth_seconds() -> int:
-    """How long a password (+ code) entered stays good for a sensitive change."""
-    # Read here rather than through twofactor's settings, which this app sits below.
-    # TODO(merge): read it through accounts' typed settings accessor.
-    return int(getattr(settings, "KEYFOB_REAUTH_SECONDS", 600))
 
 
 def reauth_required(view: View) -> View:
@@ -34,7 +27,7 @@ def reauth_required(view: View) -> View:
     @login_required
     @wraps(view)
     def wrapper(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
-        if flows.recent_auth(request, reauth_seconds()):
+        if flows.recent_auth(request, app_settings.reauth_seconds):
             return view(request, *args, **kwargs)
         # A POST cannot be replayed by a redirect: come back to the Security page, where
         # the buttons that POST (revoking browsers) are, to press it again.

@@ -33,10 +33,5 @@ class TwoFactorSettings:
     def trust_days(self) -> int:
         return int(settings.KEYFOB_TRUST_DAYS)
 
-    @property
-    def reauth_seconds(self) -> int:
-        """How long a password + code entered stays good for a sensitive change."""
-        return int(settings.KEYFOB_REAUTH_SECONDS)
-
 
 app_settings = TwoFactorSettings()

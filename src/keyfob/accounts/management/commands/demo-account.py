@@ -5,9 +5,9 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from django.conf import settings
 from django.core.management.base import BaseCommand
 
+from keyfob.accounts.app_settings import app_settings
 from keyfob.accounts.models import User
 
 DEMO_EMAIL = "demo@example.com"
@@ -17,7 +17,7 @@ class Command(BaseCommand):
     help = "Create the demo account used by `make run`, once, and print its credentials."
 
     def handle(self, *args: Any, **opts: Any) -> None:
-        path = settings.KEYFOB_DATA_DIR / "demo-account.txt"
+        path = app_settings.data_dir / "demo-account.txt"
         if User.objects.filter(email=DEMO_EMAIL).exists() and path.exists():
             self.stdout.write(f"Demo account (created earlier): {path.read_text().strip()}")
             return
