@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from keyfob.audit.events import Context
+from keyfob.otp import InvalidCode
 from keyfob.twofactor import flows
 from tests.api.conftest import Api
 from tests.conftest import Enrolled
@@ -44,5 +45,5 @@ def test_a_wrong_code_goes_through_the_throttle_lock(
     user_with_totp: Enrolled, frozen_time: float, django_assert_max_num_queries: Any
 ) -> None:
     """Not pinned exactly, only bounded: the slow path is the rare one."""
-    with django_assert_max_num_queries(15), pytest.raises(flows.InvalidCode):
+    with django_assert_max_num_queries(15), pytest.raises(InvalidCode):
         flows.verify_code(user_with_totp.user, "000000", CTX)

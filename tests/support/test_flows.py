@@ -424,11 +424,11 @@ def test_a_step_moves_only_from_the_states_the_table_allows(alice: Enrolled, ste
         Request.objects.filter(pk=req.pk).update(state=current)
         req.refresh_from_db()
         if current in allowed:
-            flows._move(req, step)
+            flows.move(req, step)
             assert state(req) == targets[0]
         else:
             with pytest.raises(flows.WrongState):
-                flows._move(req, step)
+                flows.move(req, step)
             assert state(req) == current
     with pytest.raises(ValueError):
-        flows._move(req, step, to="no such state")
+        flows.move(req, step, to="no such state")

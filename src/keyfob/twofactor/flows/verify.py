@@ -1,4 +1,4 @@
-"""What happens when a code is entered: verify, consume once, throttle, record, notify.
+"""Checking a code: verify, consume once, throttle, record, notify.
 
 Every attempt runs under the account's code throttle row (shared by web, SSH and API), in
 one transaction; a failure is committed before the exception that reports it is raised,
@@ -7,12 +7,8 @@ so a refused attempt always counts.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
 from enum import StrEnum
 from typing import Any, TypeVar
 
@@ -25,18 +21,16 @@ from keyfob.audit import notices
 from keyfob.audit.events import Context, record
 from keyfob.audit.models import EventKind
 from keyfob.audit.notices import NoticeKind
-from keyfob.audit.useragent import describe
 from keyfob.core import clock, throttle
 from keyfob.core.consume import consume
 from keyfob.core.models import Throttle
 from keyfob.otp import CodeReused, InvalidCode, KeyfobError, Throttled
 from keyfob.twofactor.app_settings import app_settings
-from keyfob.twofactor.models import Authenticator, Kind, RecoveryCode, TrustedBrowser
+from keyfob.twofactor.models import Authenticator, Kind
 
 T = TypeVar("T")
 # A security event to record with a success: its kind and details.
 Event = tuple[EventKind, dict[str, Any]]
-RECOVERY_CODES = 10
 
 
 class Factor(StrEnum):
@@ -44,13 +38,6 @@ class Factor(StrEnum):
 
     CODE = "code"
     RECOVERY = "recovery"
-
-
-class By(StrEnum):
-    """Who turned 2FA off: the account holder, or support after an identity check."""
-
-    USER = "user"
-    SUPPORT = "support"
 
 
 class NotEnrolled(KeyfobError):
@@ -90,7 +77,7 @@ def _record_success(user: User, context: Context, event: Event | None) -> None:
         record(user, kind, context, **detail)
 
 
-def _attempt(
+def throttled_attempt(
     user: User,
     context: Context,
     factor: Factor,
@@ -209,7 +196,7 @@ def _consume_unthrottled(
     condition, that the account's code throttle has no failure (none in a row, no wait, none
     in the last day), and the success ``event`` is written in the same transaction. Returns
     False, having changed nothing, when the step is already used or the account has a
-    failure on record: :func:`_attempt` then decides under the lock and says which.
+    failure on record: :func:`throttled_attempt` then decides under the lock and says which.
 
     A failure committed meanwhile by a concurrent attempt does not undo this success: the
     success is ordered before it, and the failure still counts.
@@ -232,7 +219,7 @@ def _consume_unthrottled(
 class _CodeCheck:
     """A code read and matched before any lock; called, it is the attempt that consumes it.
 
-    The reading and the HMACs are done before :func:`_attempt` takes the throttle's lock
+    The reading and the HMACs are done before :func:`throttled_attempt` takes the throttle's lock
     (on SQLite, the database's one write lock), so the lock is held for the writes alone.
     A stale read is harmless: the compare-and-set decides, and a row changed meanwhile
     makes the attempt fail. The attempt raises what a check raises, under the lock.
@@ -254,7 +241,7 @@ class _CodeCheck:
         return self.auth
 
 
-def _code_attempt(
+def code_check(
     user: User, code: str, *, confirm: bool, auth: Authenticator | None = None
 ) -> _CodeCheck:
     at = clock.time()
@@ -288,7 +275,7 @@ def verify_code(
     Raises :class:`Throttled` (even for a right code while the account waits),
     :class:`CodeReused`, :class:`ClockDrift`, :class:`InvalidCode` or :class:`NotEnrolled`.
     """
-    check = _code_attempt(user, code, confirm=False, auth=authenticator)
+    check = code_check(user, code, confirm=False, auth=authenticator)
     if (
         check.auth is not None
         and check.matched is not None
@@ -296,224 +283,9 @@ def verify_code(
     ):
         return
     try:
-        _attempt(user, context, Factor.CODE, check, event)
+        throttled_attempt(user, context, Factor.CODE, check, event)
     except InvalidCode:
         if after_password and throttle.consecutive_failures(throttle.CODE, str(user.pk)) >= 3:
             with transaction.atomic():
                 notices.queue(user, NoticeKind.WRONG_CODES, context)
         raise
-
-
-# Setup -------------------------------------------------------------------------------
-
-
-def start_setup(user: User, kind: str = Kind.TOTP) -> Authenticator:
-    """Return the account's pending authenticator of ``kind``, making a new secret if needed.
-
-    Raises :class:`KeyfobError` if 2FA is already on: it must be turned off first.
-    """
-    with transaction.atomic():
-        existing = Authenticator.objects.filter(user=user).first()
-        if existing is not None and existing.is_confirmed:
-            raise KeyfobError("two-factor authentication is already on")
-        if existing is not None and existing.kind == kind and not setup_expired(existing):
-            return existing
-        if existing is not None:
-            existing.delete()
-        auth = Authenticator(user=user, kind=kind)
-        auth.set_secret(otp.random_secret(20))
-        auth.save()
-        return auth
-
-
-def setup_expired(auth: Authenticator) -> bool:
-    limit = timedelta(seconds=app_settings.pending_setup_seconds)
-    return not auth.is_confirmed and clock.now() - auth.created_at > limit
-
-
-def confirm_setup(user: User, code: str, context: Context) -> list[str]:
-    """Activate the pending authenticator with a code from the app.
-
-    Returns the new recovery codes, to be shown once. Raises :class:`SetupExpired` if the
-    pending secret is older than the limit, and what :func:`verify_code` raises.
-    """
-    pending = Authenticator.objects.filter(user=user, confirmed_at__isnull=True).first()
-    if pending is None or setup_expired(pending):
-        raise SetupExpired()
-    check = _code_attempt(user, code, confirm=True)
-
-    def attempt() -> list[str]:
-        auth = check()
-        codes = replace_recovery_codes(user)
-        record(user, EventKind.TWOFACTOR_ON, context, method=auth.kind)
-        notices.queue(user, NoticeKind.TWOFACTOR_ON, context)
-        return codes
-
-    return _attempt(user, context, Factor.CODE, attempt)
-
-
-def disable(user: User, context: Context, *, by: By = By.USER) -> None:
-    """Turn 2FA off: authenticator, recovery codes and trusted browsers all go."""
-    with transaction.atomic():
-        deleted, _ = Authenticator.objects.filter(user=user).delete()
-        RecoveryCode.objects.filter(user=user).delete()
-        TrustedBrowser.objects.filter(user=user, revoked_at__isnull=True).update(
-            revoked_at=clock.now()
-        )
-        if deleted:
-            record(user, EventKind.TWOFACTOR_OFF, context, by=by)
-            notices.queue(user, NoticeKind.TWOFACTOR_OFF, context, by=by)
-
-
-def key_uri(user: User, auth: Authenticator) -> otp.KeyURI:
-    return otp.KeyURI(
-        kind=auth.kind,
-        secret=auth.secret(),
-        account=user.email,
-        issuer=app_settings.issuer,
-        algorithm=auth.algorithm,
-        digits=auth.digits,
-        # Each kind carries only its own moving part in the URI.
-        **({"counter": auth.counter} if auth.kind == Kind.HOTP else {"period": auth.period}),
-    )
-
-
-# Recovery codes ----------------------------------------------------------------------
-
-
-def _recovery_digest(salt: str, canonical: str) -> str:
-    return hashlib.sha256(f"{salt}:{canonical}".encode()).hexdigest()
-
-
-def replace_recovery_codes(user: User) -> list[str]:
-    """Replace the account's whole set (inside the caller's transaction); return the codes."""
-    RecoveryCode.objects.filter(user=user).delete()
-    codes = [otp.new_recovery_code() for _ in range(RECOVERY_CODES)]
-    rows = []
-    for code in codes:
-        salt = secrets.token_hex(16)
-        rows.append(RecoveryCode(user=user, salt=salt, digest=_recovery_digest(salt, code)))
-    RecoveryCode.objects.bulk_create(rows)
-    return codes
-
-
-def recovery_codes_left(user: User) -> int:
-    return RecoveryCode.objects.filter(user=user, used_at__isnull=True).count()
-
-
-def regenerate_recovery_codes(user: User, code: str, context: Context) -> list[str]:
-    """Check a current code, then replace every recovery code; return the new ones."""
-    check = _code_attempt(user, code, confirm=False)
-
-    def attempt() -> list[str]:
-        check()
-        codes = replace_recovery_codes(user)
-        record(user, EventKind.RECOVERY_REGENERATED, context)
-        notices.queue(user, NoticeKind.RECOVERY_REGENERATED, context)
-        return codes
-
-    return _attempt(user, context, Factor.CODE, attempt)
-
-
-def use_recovery_code(
-    user: User, text: str, context: Context, *, event: Event | None = None
-) -> int:
-    """Consume one recovery code instead of an authentication code; return how many remain.
-
-    ``event`` is recorded in the transaction that consumed the code.
-
-    Raises :class:`InvalidCode` for a code that is not the account's (or is malformed),
-    :class:`CodeReused` for one already used, :class:`Throttled` while the account waits,
-    :class:`NotEnrolled` without 2FA.
-    """
-
-    def attempt() -> int:
-        if not has_2fa(user):
-            raise NotEnrolled()
-        canonical = otp.normalize_recovery_code(text)
-        for row in RecoveryCode.objects.filter(user=user):
-            if hmac.compare_digest(_recovery_digest(row.salt, canonical), row.digest):
-                unused = RecoveryCode.objects.filter(pk=row.pk, used_at__isnull=True)
-                if not consume(unused, used_at=clock.now()):
-                    raise CodeReused("this recovery code was already used")
-                remaining = recovery_codes_left(user)
-                record(user, EventKind.RECOVERY_USED, context, remaining=remaining)
-                notices.queue(user, NoticeKind.RECOVERY_USED, context, remaining=remaining)
-                return remaining
-        raise InvalidCode("not a recovery code of this account")
-
-    return _attempt(user, context, Factor.RECOVERY, attempt, event)
-
-
-# Trusted browsers --------------------------------------------------------------------
-
-
-def _token_digest(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
-def trust_browser(user: User, context: Context) -> str:
-    """Trust this browser for the configured days; return the cookie's token."""
-    token = secrets.token_urlsafe(32)
-    now = clock.now()
-    label = describe(context.user_agent)
-    with transaction.atomic():
-        TrustedBrowser.objects.create(
-            user=user,
-            digest=_token_digest(token),
-            label=label,
-            address=context.address,
-            created_at=now,
-            last_used_at=now,
-            expires_at=now + timedelta(days=app_settings.trust_days),
-        )
-        record(user, EventKind.TRUSTED_ADDED, context, browser=label)
-        notices.queue(user, NoticeKind.TRUSTED_BROWSER, context, browser=label)
-    return token
-
-
-def use_trusted_browser(user: User, token: str, context: Context) -> str | None:
-    """After a right password: if ``token`` trusts this browser for ``user``, replace it.
-
-    Returns the new token (the old one stops working at once), or None when the token is
-    unknown, revoked, expired, another account's, or was just used by someone else.
-    """
-    if not token or len(token) > 100:
-        return None
-    now = clock.now()
-    old = _token_digest(token)
-    row = TrustedBrowser.objects.filter(
-        user=user, digest=old, revoked_at__isnull=True, expires_at__gt=now
-    ).first()
-    if row is None:
-        return None
-    new = secrets.token_urlsafe(32)
-    unused = TrustedBrowser.objects.filter(pk=row.pk, digest=old, revoked_at__isnull=True)
-    swapped = consume(unused, digest=_token_digest(new), last_used_at=now, address=context.address)
-    return new if swapped else None
-
-
-def trusted_browsers(user: User) -> list[TrustedBrowser]:
-    return list(
-        TrustedBrowser.objects.filter(
-            user=user, revoked_at__isnull=True, expires_at__gt=clock.now()
-        )
-    )
-
-
-def revoke_on_credentials_change(user: User, **_kwargs: Any) -> None:
-    """A new password or address must not be skipped by a browser trusted under the old
-    one (receiver of accounts' ``credentials_changed``, in the change's transaction)."""
-    TrustedBrowser.objects.filter(user=user, revoked_at__isnull=True).update(revoked_at=clock.now())
-
-
-def revoke_trusted_browsers(user: User, context: Context, pk: int | None = None) -> int:
-    """Revoke one trusted browser (``pk``) or all of them; return how many."""
-    with transaction.atomic():
-        rows = TrustedBrowser.objects.filter(user=user, revoked_at__isnull=True)
-        if pk is not None:
-            rows = rows.filter(pk=pk)
-        count = rows.update(revoked_at=clock.now())
-        if count:
-            record(user, EventKind.TRUSTED_REVOKED, context, count=count)
-    return count

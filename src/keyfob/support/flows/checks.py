@@ -1,0 +1,238 @@
+"""The identity checks: a phone call, identity documents, a code e-mailed and read back."""
+
+from __future__ import annotations
+
+import hmac
+from datetime import timedelta
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import F
+
+from keyfob.accounts.models import User
+from keyfob.audit import notices
+from keyfob.audit.events import Context
+from keyfob.audit.models import EventKind
+from keyfob.audit.notices import NoticeKind
+from keyfob.core import clock, keyring, mailedcodes
+from keyfob.core.consume import consume
+from keyfob.support.app_settings import app_settings
+from keyfob.support.flows.errors import (
+    CodeAlreadyUsed,
+    CodeBurnt,
+    CodeExpired,
+    DocumentAlreadyVerified,
+    DocumentNotRequired,
+    NoCode,
+    SupportError,
+    WrongCode,
+)
+from keyfob.support.flows.state import (
+    customer_context,
+    load_request,
+    log_step,
+    move,
+    not_own,
+)
+from keyfob.support.models import (
+    CallOutcome,
+    DocumentCheck,
+    DocumentKind,
+    EmailCheck,
+    Request,
+    State,
+    Step,
+)
+
+CODE_DIGITS = 8
+
+
+def record_call(request_id: int, staff: User, outcome: str, note: str, context: Context) -> Request:
+    """Record the outcome of the call to the profile's phone number.
+
+    Confirmed: approved. No answer: on to documents and the e-mailed code. Denied: rejected,
+    and the customer is told. Raises :class:`WrongState`, :class:`OwnAccount`.
+    """
+    outcome = CallOutcome(outcome)
+    to = {
+        CallOutcome.CONFIRMED: State.APPROVED,
+        CallOutcome.NO_ANSWER: State.WAITING,
+        CallOutcome.DENIED: State.REJECTED,
+    }[outcome]
+    with transaction.atomic():
+        req = load_request(request_id)
+        not_own(req, staff)
+        move(req, "call", to, call_outcome=outcome)
+        log_step(
+            req,
+            Step.CALL,
+            staff,
+            context,
+            EventKind.SUPPORT_CALL,
+            staff_only={"note": note},
+            outcome=str(outcome),
+        )
+        if to == State.APPROVED:
+            log_step(req, Step.APPROVED, staff, context, EventKind.SUPPORT_APPROVED, by="call")
+        elif to == State.REJECTED:
+            log_step(req, Step.REJECTED, staff, context, EventKind.SUPPORT_REJECTED)
+            notices.queue(req.user, NoticeKind.SUPPORT_REJECTED, customer_context(), by="support")
+    return req
+
+
+def _approve_if_complete(req: Request, staff: User, context: Context) -> bool:
+    """In a step's transaction: approve a waiting request whose documents and code are done."""
+    verified = set(DocumentCheck.objects.filter(request=req).values_list("kind", flat=True))
+    if not set(req.required_documents()) <= verified:
+        return False
+    if not EmailCheck.objects.filter(request=req, used_at__isnull=False).exists():
+        return False
+    move(req, "approve")
+    log_step(req, Step.APPROVED, staff, context, EventKind.SUPPORT_APPROVED, by="documents")
+    return True
+
+
+def verify_document(
+    request_id: int, staff: User, kind: str, note: str, context: Context
+) -> Request:
+    """Mark a document received from the profile's address and verified.
+
+    Raises :class:`WrongState` (only while waiting for the customer),
+    :class:`DocumentNotRequired`, :class:`DocumentAlreadyVerified`, :class:`OwnAccount`.
+    """
+    with transaction.atomic():
+        req = load_request(request_id)
+        not_own(req, staff)
+        if kind not in req.required_documents():
+            raise DocumentNotRequired(kind)
+        move(req, "verify a document")
+        try:
+            with transaction.atomic():
+                DocumentCheck.objects.create(
+                    request=req,
+                    kind=DocumentKind(kind),
+                    verified_by=staff,
+                    received_from=req.user.email,
+                    note=note,
+                )
+        except IntegrityError:
+            raise DocumentAlreadyVerified(kind) from None
+        log_step(
+            req,
+            Step.DOCUMENT,
+            staff,
+            context,
+            EventKind.SUPPORT_DOCUMENT,
+            staff_only={"note": note},
+            document=kind,
+        )
+        _approve_if_complete(req, staff, context)
+    return req
+
+
+def _digest(salt: str, code: str) -> str:
+    return mailedcodes.digest("keyfob.support.email-check", salt, code)
+
+
+def _seal_context(check_id: int) -> str:
+    return f"support-code:{check_id}"
+
+
+def _wipe_seal(check: EmailCheck) -> None:
+    """Remove the sealed code from its notice once the code is spent (used, burnt, replaced)."""
+    notices.drop_seal(check.outbox_id)
+
+
+def send_code(request_id: int, staff: User, context: Context) -> EmailCheck:
+    """E-mail a new random code to the profile's address; any earlier code stops working.
+
+    The code exists in clear only in the e-mail: the row keeps its keyed hash, and the
+    outbox keeps it encrypted under the key ring until it is sent and spent.
+    Raises :class:`WrongState` (only while waiting for the customer), :class:`OwnAccount`.
+    """
+    now = clock.now()
+    with transaction.atomic():
+        req = load_request(request_id)
+        not_own(req, staff)
+        move(req, "send a code")
+        for old in EmailCheck.objects.filter(request=req, used_at__isnull=True, burnt_at=None):
+            EmailCheck.objects.filter(pk=old.pk, used_at=None, burnt_at=None).update(burnt_at=now)
+            _wipe_seal(old)
+        code, salt = mailedcodes.new_code(CODE_DIGITS)
+        check = EmailCheck.objects.create(
+            request=req,
+            salt=salt,
+            digest=_digest(salt, code),
+            sent_by=staff,
+            sent_to=req.user.email,
+            created_at=now,
+            expires_at=now + timedelta(hours=app_settings.code_hours),
+        )
+        sealed = keyring.encrypt(code.encode(), context=_seal_context(check.pk))
+        check.outbox = notices.queue(
+            req.user,
+            NoticeKind.SUPPORT_CODE,
+            customer_context(),
+            request=req.pk,
+            check=check.pk,
+            sealed=sealed,
+            hours=app_settings.code_hours,
+            by="support",
+        )
+        check.save(update_fields=["outbox"])
+        log_step(req, Step.CODE_SENT, staff, context, EventKind.SUPPORT_CODE_SENT)
+    return check
+
+
+def unseal_code(params: dict[str, Any]) -> str:
+    """The code a SUPPORT_CODE notice carries, for its e-mail; '' once it is spent."""
+    return notices.unseal(params, _seal_context(int(params["check"])))
+
+
+def check_code(request_id: int, staff: User, code: str, context: Context) -> bool:
+    """Check the code the customer read back; return whether the request is now approved.
+
+    A wrong code counts (committed before the error is raised); the last allowed wrong try
+    burns the code. Raises :class:`WrongCode`, :class:`CodeBurnt`, :class:`CodeExpired`,
+    :class:`CodeAlreadyUsed`, :class:`NoCode`, :class:`WrongState`, :class:`OwnAccount`.
+    """
+    failure: SupportError
+    with transaction.atomic():
+        req = load_request(request_id)
+        not_own(req, staff)
+        move(req, "check a code")
+        check = EmailCheck.objects.filter(request=req).first()
+        now = clock.now()
+        if check is None:
+            raise NoCode("no code sent")
+        if check.used_at is not None:
+            raise CodeAlreadyUsed("already read back")
+        if check.burnt_at is not None:
+            raise CodeBurnt("burnt")
+        if check.expires_at <= now:
+            raise CodeExpired("expired")
+        live = EmailCheck.objects.filter(
+            pk=check.pk,
+            used_at=None,
+            burnt_at=None,
+            tries__lt=app_settings.code_tries,
+            expires_at__gt=now,
+        )
+        if hmac.compare_digest(_digest(check.salt, code), check.digest):
+            if not consume(live, used_at=now):
+                raise CodeBurnt("spent meanwhile")
+            _wipe_seal(check)
+            log_step(req, Step.CODE_OK, staff, context, EventKind.SUPPORT_CODE_OK)
+            return _approve_if_complete(req, staff, context)
+        live.update(tries=F("tries") + 1)
+        check.refresh_from_db(fields=["tries"])
+        left = max(0, app_settings.code_tries - check.tries)
+        log_step(req, Step.CODE_WRONG, staff, context, EventKind.SUPPORT_CODE_WRONG, left=left)
+        if left == 0:
+            EmailCheck.objects.filter(pk=check.pk, burnt_at=None).update(burnt_at=now)
+            _wipe_seal(check)
+            log_step(req, Step.CODE_BURNT, staff, context, None)
+            failure = CodeBurnt("too many wrong tries")
+        else:
+            failure = WrongCode(left)
+    raise failure

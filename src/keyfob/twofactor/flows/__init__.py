@@ -1,0 +1,65 @@
+"""What the two-factor app does, by what it does: checking a code (``verify``), turning 2FA
+on and off (``setup``), recovery codes (``recovery``) and trusted browsers (``browsers``).
+
+Callers use ``flows.<name>``; the names below are the app's whole public surface.
+"""
+
+from keyfob.twofactor.flows.browsers import (
+    revoke_on_credentials_change,
+    revoke_trusted_browsers,
+    trust_browser,
+    trusted_browsers,
+    use_trusted_browser,
+)
+from keyfob.twofactor.flows.recovery import (
+    RECOVERY_CODES,
+    recovery_codes_left,
+    regenerate_recovery_codes,
+    replace_recovery_codes,
+    use_recovery_code,
+)
+from keyfob.twofactor.flows.setup import (
+    By,
+    confirm_setup,
+    disable,
+    key_uri,
+    setup_expired,
+    start_setup,
+)
+from keyfob.twofactor.flows.verify import (
+    ClockDrift,
+    Event,
+    Factor,
+    NotEnrolled,
+    SetupExpired,
+    confirmed_authenticator,
+    has_2fa,
+    verify_code,
+)
+
+__all__ = [
+    "RECOVERY_CODES",
+    "By",
+    "ClockDrift",
+    "Event",
+    "Factor",
+    "NotEnrolled",
+    "SetupExpired",
+    "confirm_setup",
+    "confirmed_authenticator",
+    "disable",
+    "has_2fa",
+    "key_uri",
+    "recovery_codes_left",
+    "regenerate_recovery_codes",
+    "replace_recovery_codes",
+    "revoke_on_credentials_change",
+    "revoke_trusted_browsers",
+    "setup_expired",
+    "start_setup",
+    "trust_browser",
+    "trusted_browsers",
+    "use_recovery_code",
+    "use_trusted_browser",
+    "verify_code",
+]

@@ -1,0 +1,99 @@
+"""Turning 2FA on (a pending secret confirmed by a code) and off."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from enum import StrEnum
+
+from django.db import transaction
+
+from keyfob import otp
+from keyfob.accounts.models import User
+from keyfob.audit import notices
+from keyfob.audit.events import Context, record
+from keyfob.audit.models import EventKind
+from keyfob.audit.notices import NoticeKind
+from keyfob.core import clock
+from keyfob.otp import KeyfobError
+from keyfob.twofactor.app_settings import app_settings
+from keyfob.twofactor.flows.recovery import replace_recovery_codes
+from keyfob.twofactor.flows.verify import Factor, SetupExpired, code_check, throttled_attempt
+from keyfob.twofactor.models import Authenticator, Kind, RecoveryCode, TrustedBrowser
+
+
+class By(StrEnum):
+    """Who turned 2FA off: the account holder, or support after an identity check."""
+
+    USER = "user"
+    SUPPORT = "support"
+
+
+def start_setup(user: User, kind: str = Kind.TOTP) -> Authenticator:
+    """Return the account's pending authenticator of ``kind``, making a new secret if needed.
+
+    Raises :class:`KeyfobError` if 2FA is already on: it must be turned off first.
+    """
+    with transaction.atomic():
+        existing = Authenticator.objects.filter(user=user).first()
+        if existing is not None and existing.is_confirmed:
+            raise KeyfobError("two-factor authentication is already on")
+        if existing is not None and existing.kind == kind and not setup_expired(existing):
+            return existing
+        if existing is not None:
+            existing.delete()
+        auth = Authenticator(user=user, kind=kind)
+        auth.set_secret(otp.random_secret(20))
+        auth.save()
+        return auth
+
+
+def setup_expired(auth: Authenticator) -> bool:
+    limit = timedelta(seconds=app_settings.pending_setup_seconds)
+    return not auth.is_confirmed and clock.now() - auth.created_at > limit
+
+
+def confirm_setup(user: User, code: str, context: Context) -> list[str]:
+    """Activate the pending authenticator with a code from the app.
+
+    Returns the new recovery codes, to be shown once. Raises :class:`SetupExpired` if the
+    pending secret is older than the limit, and what :func:`verify_code` raises.
+    """
+    pending = Authenticator.objects.filter(user=user, confirmed_at__isnull=True).first()
+    if pending is None or setup_expired(pending):
+        raise SetupExpired()
+    check = code_check(user, code, confirm=True)
+
+    def attempt() -> list[str]:
+        auth = check()
+        codes = replace_recovery_codes(user)
+        record(user, EventKind.TWOFACTOR_ON, context, method=auth.kind)
+        notices.queue(user, NoticeKind.TWOFACTOR_ON, context)
+        return codes
+
+    return throttled_attempt(user, context, Factor.CODE, attempt)
+
+
+def disable(user: User, context: Context, *, by: By = By.USER) -> None:
+    """Turn 2FA off: authenticator, recovery codes and trusted browsers all go."""
+    with transaction.atomic():
+        deleted, _ = Authenticator.objects.filter(user=user).delete()
+        RecoveryCode.objects.filter(user=user).delete()
+        TrustedBrowser.objects.filter(user=user, revoked_at__isnull=True).update(
+            revoked_at=clock.now()
+        )
+        if deleted:
+            record(user, EventKind.TWOFACTOR_OFF, context, by=by)
+            notices.queue(user, NoticeKind.TWOFACTOR_OFF, context, by=by)
+
+
+def key_uri(user: User, auth: Authenticator) -> otp.KeyURI:
+    return otp.KeyURI(
+        kind=auth.kind,
+        secret=auth.secret(),
+        account=user.email,
+        issuer=app_settings.issuer,
+        algorithm=auth.algorithm,
+        digits=auth.digits,
+        # Each kind carries only its own moving part in the URI.
+        **({"counter": auth.counter} if auth.kind == Kind.HOTP else {"period": auth.period}),
+    )
