@@ -128,7 +128,7 @@ def test_trusted_browser_and_activity(page: Any, live_server: Any, tmp_path: Pat
         sign_in(page, base, "gail@example.com")
         page.wait_for_url(re.compile(r"/account/security/$"))
         activity = page.locator("#activity").inner_text()
-        for text in ["Signed in from a trusted browser", "Browser trusted for 30 days",
+        for text in ["Signed in from a trusted browser", "Browser trusted",
                      "Two-factor authentication turned on", "Chrome"]:  # fmt: skip
             assert text in activity
     with clock.frozen(T0 + 60):

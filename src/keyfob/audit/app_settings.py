@@ -20,6 +20,12 @@ class AuditSettings:
     wrong_codes_notice_seconds = 3600
 
     @property
+    def trusted_proxies(self) -> list[str]:
+        """Reverse proxies (addresses or CIDRs, checked at start-up) whose X-Forwarded-For
+        gives the client address."""
+        return list(settings.KEYFOB_TRUSTED_PROXIES)
+
+    @property
     def smtp_url(self) -> str:
         """``smtp://``, ``smtps://`` or ``smtp+starttls://user:pass@host:port``; '' prints mail."""
         return str(settings.KEYFOB_SMTP_URL or "").strip()

@@ -8,6 +8,7 @@ from typing import Any
 
 from django.http import HttpRequest
 
+from keyfob.audit.app_settings import app_settings
 from keyfob.audit.models import Channel, EventKind, SecurityEvent
 from keyfob.core import clock
 
@@ -37,7 +38,6 @@ def client_address(request: HttpRequest) -> str | None:
     that is not itself a trusted proxy (further left, a client could have written
     anything). A malformed header is ignored, and the peer's address is used.
     """
-    from django.conf import settings
 
     def parse(raw: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
         try:
@@ -48,12 +48,8 @@ def client_address(request: HttpRequest) -> str | None:
     peer = parse(request.META.get("REMOTE_ADDR", ""))
     if peer is None:
         return None
-    proxies = []
-    for item in getattr(settings, "KEYFOB_TRUSTED_PROXIES", []):
-        try:
-            proxies.append(ipaddress.ip_network(item, strict=False))
-        except ValueError:
-            continue  # the deploy checks do not vouch for this list; skip a bad entry
+    # site/settings.py refused a bad entry at start-up.
+    proxies = [ipaddress.ip_network(item, strict=False) for item in app_settings.trusted_proxies]
 
     def trusted(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
         return any(address.version == net.version and address in net for net in proxies)

@@ -21,7 +21,7 @@ class EventKind(models.TextChoices):
     RECOVERY_REGENERATED = "recovery_regenerated", _("Recovery codes regenerated")
     TWOFACTOR_ON = "2fa_on", _("Two-factor authentication turned on")
     TWOFACTOR_OFF = "2fa_off", _("Two-factor authentication turned off")
-    TRUSTED_ADDED = "trusted_added", _("Browser trusted for 30 days")
+    TRUSTED_ADDED = "trusted_added", _("Browser trusted")
     TRUSTED_REVOKED = "trusted_revoked", _("Trusted browser revoked")
     PASSWORD_CHANGED = "password_changed", _("Password changed")
     EMAIL_CHANGED = "email_changed", _("E-mail address changed")

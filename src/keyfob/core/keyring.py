@@ -19,8 +19,8 @@ from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from django.conf import settings
 
+from keyfob.core.app_settings import app_settings
 from keyfob.otp import KeyfobError
 
 
@@ -77,9 +77,7 @@ def _generated_ring(path: Path) -> str:
 @functools.cache
 def ring() -> tuple[bytes, ...]:
     """The keys, newest first. Cached per process; tests call ``ring.cache_clear()``."""
-    text = settings.KEYFOB_SECRET_KEYS or _generated_ring(
-        Path(settings.KEYFOB_DATA_DIR) / "keyring"
-    )
+    text = app_settings.secret_keys or _generated_ring(app_settings.data_dir / "keyring")
     return tuple(parse(text))
 
 
