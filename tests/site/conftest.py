@@ -102,10 +102,13 @@ class Server:
     process: subprocess.Popen[bytes]
     log: Path
 
+    def connection(self) -> http.client.HTTPConnection:
+        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+
     def request(  # type: ignore[no-untyped-def]
         self, method: str, path: str, body: bytes | None = None, headers=None
     ) -> tuple[int, dict[str, list[str]], bytes]:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+        conn = self.connection()
         try:
             conn.request(method, path, body=body, headers=headers or {})
             response = conn.getresponse()

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import http.client
 import os
-import signal
 import ssl
 import subprocess
 import sys
@@ -23,7 +22,7 @@ import pytest
 
 from keyfob.ssh import serverconfig
 from tests.conftest import PASSWORD, free_port, require_tool, wait_until_serving
-from tests.site.conftest import base_env, django_eval, keyfob
+from tests.site.conftest import Server, base_env, django_eval, keyfob
 from tests.ssh.harness import Sshd, SshUser, running_sshd, ssh_user, workdir
 from tests.tls import Tls, write_tls
 
@@ -46,18 +45,19 @@ def tls(workdir: Path) -> Tls:
 
 
 @dataclass
-class HttpsServer:
-    """`keyfob serve` behind gunicorn's own TLS; speaks like tests.site.conftest.Server."""
+class HttpsServer(Server):
+    """`keyfob serve` behind gunicorn's own TLS."""
 
-    port: int
-    process: subprocess.Popen[bytes]
-    log: Path
     ca: Path
     env: dict[str, str]
 
     @property
     def url(self) -> str:
         return f"https://127.0.0.1:{self.port}"
+
+    def connection(self) -> http.client.HTTPConnection:
+        context = ssl.create_default_context(cafile=str(self.ca))
+        return http.client.HTTPSConnection("127.0.0.1", self.port, timeout=30, context=context)
 
     def request(  # type: ignore[no-untyped-def]
         self, method: str, path: str, body: bytes | None = None, headers=None
@@ -66,26 +66,7 @@ class HttpsServer:
         if method == "POST":  # Django's CSRF check wants the origin on HTTPS
             headers.setdefault("Origin", self.url)
             headers.setdefault("Referer", self.url + path)
-        context = ssl.create_default_context(cafile=str(self.ca))
-        conn = http.client.HTTPSConnection("127.0.0.1", self.port, timeout=30, context=context)
-        try:
-            conn.request(method, path, body=body, headers=headers)
-            response = conn.getresponse()
-            found: dict[str, list[str]] = {}
-            for name, value in response.getheaders():
-                found.setdefault(name.lower(), []).append(value)
-            return response.status, found, response.read()
-        finally:
-            conn.close()
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=15)
+        return super().request(method, path, body, headers)
 
 
 def start_https_server(env: dict[str, str], tls: Tls, workers: int = 2) -> HttpsServer:
