@@ -114,16 +114,6 @@ def test_not_enrolled_unknown_login_and_inactive(api: Api, linked: Enrolled) -> 
     assert api.verify("alice", "123456") == {"result": "unknown_login"}
 
 
-def test_a_servers_own_link_wins_over_a_link_for_every_server(
-    api: Api, linked: Enrolled, frozen_time: float
-) -> None:
-    bob = User.objects.create_user("bob@example.com", "x" * 12)
-    flows.link(bob, "alice", "web1", Context(channel=Channel.CLI))
-    assert api.verify("alice", linked.code()) == {"result": "not_enrolled"}  # bob's, no 2FA
-    flows.link(bob, "deploy", "web2", Context(channel=Channel.CLI))
-    assert api.verify("deploy", "123456") == {"result": "unknown_login"}  # not on web1
-
-
 @pytest.mark.parametrize(
     "header",
     [
