@@ -242,10 +242,15 @@ class Outcome:
         return data
 
 
-def ssh_context(server: str, address: str | None) -> Context:
-    """An SSH attempt on ``server`` from ``address`` (the SSH client's if the server sent
-    it, else the server's own)."""
-    return Context(channel=Channel.SSH, address=address, user_agent=f"ssh:{server}"[:300])
+def ssh_context(server: str, address: str | None, reported: str | None = None) -> Context:
+    """An SSH attempt on ``server``: ``address`` is the server's own (the request's peer),
+    ``reported`` the SSH client's as the server says (recorded as such, beside it)."""
+    return Context(
+        channel=Channel.SSH,
+        address=address,
+        user_agent=f"ssh:{server}"[:300],
+        reported_address=reported,
+    )
 
 
 def is_recovery_code(code: str) -> bool:

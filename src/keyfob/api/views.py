@@ -259,8 +259,9 @@ def ssh_verify(request: HttpRequest) -> HttpResponse:
         if found is None:
             return _unauthorized()
         token, account = found
-        # Where the attempt came from: the SSH client if the server says, else the server.
-        context = flows.ssh_context(token.name, client or client_address(request))
+        # The address Keyfob saw is the server's; the SSH client's is only what the server
+        # says (it could say anything), so it is kept apart, as reported.
+        context = flows.ssh_context(token.name, client_address(request), client)
         return _json(flows.verify(account, login, token.name, code, context).as_json())
 
     return _method_refused(request, ("POST",)) or _answer(request, verified)
