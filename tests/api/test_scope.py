@@ -53,13 +53,17 @@ def test_another_servers_token_cannot_verify_check_or_lock_a_login(
 
 
 def test_an_old_link_for_every_server_reaches_no_token(
-    api: Api, user_with_totp: Enrolled, frozen_time: float
+    client: Client, api: Api, user_with_totp: Enrolled, frozen_time: float
 ) -> None:
     # A row as releases before issue 15 wrote it: no flow makes one any more.
     SshLogin.objects.create(login="alice", server="", user=user_with_totp.user)
     assert api.verify("alice", user_with_totp.code()) == {"result": "unknown_login"}
     assert api.post("ssh/check", {"login": "alice"}).json() == {"result": "unknown_login"}
     assert not SecurityEvent.objects.filter(kind=EventKind.SIGNIN_OK).exists()
+    # Its owner sees it is no longer in force.
+    client.force_login(user_with_totp.user)
+    section = client.get("/account/security/").content.decode().split('id="ssh"')[1]
+    assert "Every server — no longer in force" in section.split("</section>")[0]
 
 
 def test_a_link_names_its_server_in_the_command_and_the_api(

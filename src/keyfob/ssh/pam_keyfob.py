@@ -205,6 +205,8 @@ class _Connection(http.client.HTTPSConnection):
         self.deadline = deadline
 
     def connect(self) -> None:
+        # Each address tried gets what is left (the name lookup itself is bounded by the
+        # resolver's own settings: give url= an address or a name in /etc/hosts to avoid it).
         raw = socket.create_connection((self.host, self.port), _left(self.deadline))
         raw.settimeout(_left(self.deadline))  # the TLS handshake, as a whole
         try:
