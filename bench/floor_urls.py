@@ -33,8 +33,7 @@ def floor(request: HttpRequest) -> HttpResponse:
     assert token is not None, "the bench's token exists"
     link = (
         SshLogin.objects.select_related("user__authenticator")
-        .filter(login=login, server__in=[token.name, ""])
-        .order_by("-server")
+        .filter(login=login, server=token.name)
         .first()
     )
     assert link is not None, "the bench's accounts exist"

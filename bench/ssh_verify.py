@@ -72,7 +72,7 @@ with transaction.atomic():
         auth = Authenticator(user=user, confirmed_at=clock.now())
         auth.set_secret(secret)
         auths.append(auth)
-        links.append(SshLogin(login=f"u{i}", server="", user=user))
+        links.append(SshLogin(login=f"u{i}", server="bench", user=user))
         secrets_b32.append(otp.b32encode_secret(secret))
     Authenticator.objects.bulk_create(auths)
     SshLogin.objects.bulk_create(links)

@@ -54,6 +54,6 @@ def manager(db: None, client: Client) -> Api:
 
 @pytest.fixture
 def linked(user_with_totp: Enrolled) -> Enrolled:
-    """alice@example.com with TOTP, owning the Unix login "alice" on every server."""
-    flows.link(user_with_totp.user, "alice", "", Context(channel=Channel.CLI))
+    """alice@example.com with TOTP, owning the Unix login "alice" on server web1."""
+    flows.link(user_with_totp.user, "alice", "web1", Context(channel=Channel.CLI))
     return user_with_totp

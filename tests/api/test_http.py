@@ -125,7 +125,7 @@ def test_link_list_and_unlink(manager: Api, linked: Enrolled) -> None:
 
     listed = manager.client.get("/api/v1/ssh/logins?email=alice@example.com", headers=auth)
     assert {(x["login"], x["server"]) for x in listed.json()["logins"]} == {
-        ("alice", None),
+        ("alice", "web1"),
         ("deploy", "web1"),
     }
     assert manager.client.get("/api/v1/ssh/logins?login=a b", headers=auth).status_code == 400
@@ -162,16 +162,16 @@ def test_server_token_commands(db: None) -> None:
 
 
 def test_ssh_link_commands(user_with_totp: Enrolled) -> None:
-    call_command("ssh-link", "ALICE@example.com", "alice", stdout=StringIO())
+    call_command("ssh-link", "ALICE@example.com", "alice", "--server", "web1", stdout=StringIO())
     call_command("ssh-link", "alice@example.com", "root2", "--server", "web1", stdout=StringIO())
     assert {(r.login, r.server) for r in SshLogin.objects.all()} == {
-        ("alice", ""),
+        ("alice", "web1"),
         ("root2", "web1"),
     }
     with pytest.raises(CommandError, match="no account"):
-        call_command("ssh-link", "nobody@example.com", "x", stdout=StringIO())
+        call_command("ssh-link", "nobody@example.com", "x", "--server", "web1", stdout=StringIO())
     with pytest.raises(CommandError):
-        call_command("ssh-link", "alice@example.com", "bad/login", stdout=StringIO())
+        call_command("ssh-link", "alice@example.com", "bad/login", "--server", "web1")
     call_command("ssh-unlink", "root2", "--server", "web1", stdout=StringIO())
     with pytest.raises(CommandError, match="no link"):
         call_command("ssh-unlink", "root2", stdout=StringIO())

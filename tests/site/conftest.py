@@ -32,6 +32,8 @@ PRODUCTION = {
     "KEYFOB_ALLOWED_HOSTS": "portal.example.com",
     "KEYFOB_HTTPS": "1",
     "KEYFOB_SECRET_KEYS": "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+    # Nothing listens there: a notice queued in a test is retried, never delivered.
+    "KEYFOB_SMTP_URL": "smtp://127.0.0.1:9",
 }
 
 

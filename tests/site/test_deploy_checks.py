@@ -51,7 +51,7 @@ def test_each_unsafe_setting_fails_and_is_named(tmp_path: Path) -> None:
     def run(case: str):  # type: ignore[no-untyped-def]
         overrides, _ = UNSAFE[case]
         directory = tmp_path / case.replace(" ", "-")
-        directory.mkdir()
+        directory.mkdir(mode=0o700)  # private, so each case fails for its own setting only
         return case, check(directory, **overrides)
 
     with ThreadPoolExecutor(max_workers=5) as pool:

@@ -529,6 +529,26 @@ def test_server_config_bad_methods(methods: str) -> None:
     assert "is not valid" in err
 
 
+@pytest.mark.parametrize(
+    "methods",
+    [
+        "keyboard-interactive,publickey",
+        "publickey,keyboard-interactive,password",
+        "keyboard-interactive:pam,publickey",
+        "publickey,keyboard-interactive keyboard-interactive,publickey",
+    ],
+)
+def test_server_config_refuses_the_code_before_the_key(methods: str) -> None:
+    """Issue 15: the code would be asked before the key, so anyone who reaches sshd could
+    spend a customer's tries. Seen failing before the fix: exit 0, the list written."""
+    code, out, err = run(["server-config", "--methods", methods])
+    assert (code, out) == (2, "")
+    assert "keyboard-interactive must come last in each list" in err
+    french = run_process(["server-config", "--methods", methods], env={"LANG": "fr_FR.UTF-8"})
+    assert french.returncode == 2
+    assert "keyboard-interactive doit venir en dernier" in french.stderr
+
+
 def test_server_config_module_missing(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(serverconfig, "find_module", lambda: None)
     code, _out, err = run(["server-config"])

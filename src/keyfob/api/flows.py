@@ -132,20 +132,33 @@ def authenticate(header: str) -> ServerToken | None:
 
 
 def link(user: User, login: str, server: str, context: Context) -> SshLogin:
-    """Link Unix ``login`` on ``server`` ("" = every server) to ``user``.
+    """Link Unix ``login`` on ``server`` (a server token's name) to ``user``.
+
+    Only that server's token reaches the login: a link is the account's grant of one
+    server. There is no link for every server any more (issue 15: any server's token, a
+    customer's own included, could verify, probe and throttle-lock such a login).
 
     Idempotent for the same account. Raises :class:`ApiError` ("invalid_login",
-    "invalid_server", "login_taken" when the login is another account's).
+    "server_required", "invalid_server", "login_taken" when the login is another
+    account's on that server, or another account's old link for every server).
     """
     if not valid_login(login):
         raise ApiError("invalid_login", "a login is up to 32 letters, digits, '.', '_', '-'")
-    if server and not valid_server(server):
+    if not server:
+        raise ApiError(
+            "server_required",
+            "name the server: a link holds only for the server token of that name",
+        )
+    if not valid_server(server):
         raise ApiError("invalid_server", "a server name is letters, digits, '.', '_' and '-'")
     with transaction.atomic():
         existing = SshLogin.objects.filter(login=login, server=server).first()
+        # A link of another account for every server (made before issue 15, no longer in
+        # force) still claims the login: a new link must not quietly take it over.
+        claimed = SshLogin.objects.filter(login=login, server="").exclude(user=user).exists()
+        if (existing is not None and existing.user_id != user.pk) or claimed:
+            raise ApiError("login_taken", "this login is linked to another account")
         if existing is not None:
-            if existing.user_id != user.pk:
-                raise ApiError("login_taken", "this login is linked to another account")
             return existing
         row = SshLogin.objects.create(login=login, server=server, user=user)
         record(user, EventKind.SSH_LINKED, context, login=login, server=server)
@@ -168,13 +181,14 @@ def unlink(login: str, server: str, context: Context) -> bool:
 Account = tuple[User, Authenticator | None]
 
 
-def _account_of(login: str, servers: list[str]) -> Account | None:
-    """The active account ``login`` belongs to on the first of ``servers`` that links it
-    ("" = every server, which sorts last), with its authenticator: one query."""
+def account_for(login: str, server: str) -> Account | None:
+    """The active account ``login`` belongs to on ``server`` (a token's name), with its
+    authenticator, or None: one query. Only a link on that very server counts, so a token
+    reaches no other server's logins; an old link for every server (``server`` "", which
+    no token is named) reaches none."""
     link = (
         SshLogin.objects.select_related("user__authenticator")
-        .filter(login=login, server__in=servers)
-        .order_by("-server")
+        .filter(login=login, server=server)
         .first()
     )
     if link is None or not link.user.is_active:
@@ -187,12 +201,6 @@ def _account_of(login: str, servers: list[str]) -> Account | None:
     return user, auth if auth is not None and auth.is_confirmed else None
 
 
-def account_for(login: str, server: str) -> Account | None:
-    """The active account ``login`` on ``server`` belongs to (a server's own link first);
-    None when no active account has this login."""
-    return _account_of(login, [server, ""])
-
-
 def authenticate_for(header: str, login: str) -> tuple[ServerToken, Account | None] | None:
     """:func:`authenticate`, then :func:`account_for` on the token's server.
 
@@ -201,7 +209,7 @@ def authenticate_for(header: str, login: str) -> tuple[ServerToken, Account | No
     row = authenticate(header)
     if row is None:
         return None
-    return row, _account_of(login, [row.name, ""])
+    return row, account_for(login, row.name)
 
 
 def logins_of(user: User) -> list[SshLogin]:
@@ -234,10 +242,15 @@ class Outcome:
         return data
 
 
-def ssh_context(server: str, address: str | None) -> Context:
-    """An SSH attempt on ``server`` from ``address`` (the SSH client's if the server sent
-    it, else the server's own)."""
-    return Context(channel=Channel.SSH, address=address, user_agent=f"ssh:{server}"[:300])
+def ssh_context(server: str, address: str | None, reported: str | None = None) -> Context:
+    """An SSH attempt on ``server``: ``address`` is the server's own (the request's peer),
+    ``reported`` the SSH client's as the server says (recorded as such, beside it)."""
+    return Context(
+        channel=Channel.SSH,
+        address=address,
+        user_agent=f"ssh:{server}"[:300],
+        reported_address=reported,
+    )
 
 
 def is_recovery_code(code: str) -> bool:

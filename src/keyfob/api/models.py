@@ -36,10 +36,13 @@ class ServerToken(models.Model):
 
 
 class SshLogin(models.Model):
-    """A Unix login on one server (``server`` = a token's name), or on every server
-    (``server`` = ""), that belongs to an account: its logins ask for the account's code.
+    """A Unix login on one server (``server`` = a token's name) that belongs to an account:
+    its logins on that server ask for the account's code, and only that server's token
+    reaches it.
 
-    A link for the server itself wins over a link for every server.
+    ``server`` = "" is a link for every server made before issue 15: kept for the
+    provider to see and replace, but in force nowhere (migration 0002 turned those used on
+    a server into links for that server).
     """
 
     login = models.CharField(max_length=32)

@@ -53,6 +53,11 @@ ERRORS: dict[str, tuple[str, int, str]] = {
         "a login is up to 32 letters, digits, '.', '_', '-'",
     ),
     "invalid_server": ("invalid_server", 400, "a server name is letters, digits, '.', '_', '-'"),
+    "server_required": (
+        "server_required",
+        400,
+        "name the server: a link holds only for the server token of that name",
+    ),
     "invalid_email": ("invalid_email", 400, "'email' must be an e-mail address"),
     "unknown_account": ("unknown_account", 404, "no account has this e-mail address"),
     "not_found": ("not_found", 404, "no such login link"),
@@ -254,8 +259,9 @@ def ssh_verify(request: HttpRequest) -> HttpResponse:
         if found is None:
             return _unauthorized()
         token, account = found
-        # Where the attempt came from: the SSH client if the server says, else the server.
-        context = flows.ssh_context(token.name, client or client_address(request))
+        # The address Keyfob saw is the server's; the SSH client's is only what the server
+        # says (it could say anything), so it is kept apart, as reported.
+        context = flows.ssh_context(token.name, client_address(request), client)
         return _json(flows.verify(account, login, token.name, code, context).as_json())
 
     return _method_refused(request, ("POST",)) or _answer(request, verified)
@@ -318,10 +324,8 @@ def ssh_logins_section(request: HttpRequest, user: User) -> str:
     links = []
     for row in rows:
         event: SecurityEvent | None
-        if row.server:
-            event = last.get((row.login, row.server))
-        else:  # a link for every server: its latest login on any server
-            event = next((e for (login, _s), e in last.items() if login == row.login), None)
+        # A link for every server ("") is in force nowhere: no last login to show.
+        event = last.get((row.login, row.server)) if row.server else None
         links.append({"login": row.login, "server": row.server, "last": event})
     context = {"links": links, "twofactor_on": has_2fa(user)}
     return render_to_string("api/ssh_logins.html", context, request=request)

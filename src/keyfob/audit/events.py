@@ -15,11 +15,17 @@ from keyfob.core import clock
 
 @dataclass(frozen=True)
 class Context:
-    """Where an action came from: the channel, the client address and the browser."""
+    """Where an action came from: the channel, the client address and the browser.
+
+    ``reported_address`` is an address someone else vouches for, not one Keyfob saw: the
+    SSH client's, as the SSH server says. It is recorded beside ``address`` (the server's
+    own), never instead of it, since a server can write anything there.
+    """
 
     channel: str = Channel.WEB
     address: str | None = None
     user_agent: str = ""
+    reported_address: str | None = None
 
     @classmethod
     def from_request(cls, request: HttpRequest) -> Context:
@@ -71,6 +77,8 @@ def client_address(request: HttpRequest) -> str | None:
 def record(user: Any, kind: EventKind, context: Context, **detail: Any) -> None:
     """Write one event; call inside the transaction of the change it records. Every
     security event is written here."""
+    if context.reported_address is not None:
+        detail = {**detail, "reported_address": context.reported_address}
     SecurityEvent.objects.create(
         user_id=user.pk,
         # str(): a choices member is an Enum, which a driver may write by its name.

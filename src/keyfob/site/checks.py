@@ -7,6 +7,8 @@ command exits non-zero.
 
 from __future__ import annotations
 
+import stat
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -15,6 +17,8 @@ from django.core.checks import CheckMessage, Error, Tags, Warning, register
 WEAK_PREFIXES = ("django-insecure-",)
 MIN_SECRET_LENGTH = 50
 MIN_SECRET_CHARACTERS = 5
+# What Keyfob writes in its data directory (the database with its -wal and -shm files).
+KEYFOB_FILES = ("keyfob.sqlite3", "keyring", "django-secret-key", "demo-account.txt")
 
 
 def _weak(secret: str) -> bool:
@@ -104,7 +108,62 @@ def check_production_settings(app_configs: Any = None, **kwargs: Any) -> list[Ch
                 id="keyfob.W003",
             )
         )
+    if not settings.KEYFOB_SMTP_URL:
+        errors.append(
+            Warning(
+                "KEYFOB_SMTP_URL is not set: notices and e-mailed codes (a new address's "
+                "confirmation, support's identity check) are written to the log, not sent.",
+                hint="Set KEYFOB_SMTP_URL to the mail server, e.g. "
+                "smtp+starttls://user:pass@mail.example.com:587.",
+                id="keyfob.W004",
+            )
+        )
     return errors
+
+
+@register(Tags.security)
+def check_data_dir(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """The data directory holds the SQLite database (sessions, password hashes) and the
+    generated keys: other users must not reach it. Checked at every command, so `keyfob
+    serve` and `keyfob migrate` refuse to start on a directory others can read; Keyfob
+    does not change its mode itself (it may be the operator's, e.g. systemd's
+    StateDirectory=, 0755 unless StateDirectoryMode= says otherwise)."""
+    directory = Path(settings.KEYFOB_DATA_DIR)
+    try:
+        mode = stat.S_IMODE(directory.stat().st_mode)
+    except FileNotFoundError:
+        return []  # not used (PostgreSQL and keys from the environment)
+    found: list[CheckMessage] = []
+    if mode & 0o077:
+        found.append(
+            Error(
+                f"KEYFOB_DATA_DIR {directory} can be reached by other users (mode {mode:04o}): "
+                "its database holds sessions and password hashes, and it may hold keys.",
+                hint=f"chmod 700 {directory} (with systemd: StateDirectoryMode=0700).",
+                id="keyfob.E007",
+            )
+        )
+    try:
+        loose = sorted(
+            entry.name
+            for entry in directory.iterdir()
+            if entry.name.startswith(KEYFOB_FILES)
+            and entry.is_file()
+            and stat.S_IMODE(entry.stat().st_mode) & 0o077
+        )
+    except OSError:  # not listable by this user: Keyfob will say so when it needs a file
+        loose = []
+    if loose:
+        found.append(
+            Warning(
+                f"Files in KEYFOB_DATA_DIR {directory} can be read by other users once the "
+                f"directory lets them in: {', '.join(loose)}.",
+                hint=f"chmod 600 each of them in {directory}; Keyfob now creates its files "
+                "mode 0600.",
+                id="keyfob.W005",
+            )
+        )
+    return found
 
 
 @register(Tags.security)

@@ -6,8 +6,17 @@ import os
 import sys
 
 
+def private_umask() -> None:
+    """Files and directories this process creates are its user's alone (umask 077 added
+    to the one inherited). SQLite creates the database, its -wal and -shm files with the
+    umask, and they hold sessions and password hashes; gunicorn, exec'd by ``keyfob
+    serve``, keeps it."""
+    os.umask(os.umask(0o077) | 0o077)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run a management command; 2 when a ``KEYFOB_*`` variable holds a bad value."""
+    private_umask()
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "keyfob.site.settings")
     from django.conf import settings
     from django.core.exceptions import ImproperlyConfigured

@@ -337,6 +337,10 @@ TIME_ZONE = "UTC"
 
 STATIC_URL = "/static/"
 STATIC_ROOT = env.text("KEYFOB_STATIC_ROOT", "") or None
+# `keyfob collectstatic` runs under a umask of 077 (keyfob.site.cli): the proxy that serves
+# the stylesheet is another user, so the copies are made readable on purpose.
+FILE_UPLOAD_PERMISSIONS = 0o644
+FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o755
 # Serve from the app directories directly so `make run` needs no collectstatic.
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG

@@ -6,6 +6,9 @@ import sys
 from django.core.exceptions import ImproperlyConfigured
 from django.core.wsgi import get_wsgi_application
 
+from keyfob.site.cli import private_umask
+
+private_umask()  # also when gunicorn is started without `keyfob serve`
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "keyfob.site.settings")
 try:
     application = get_wsgi_application()

@@ -112,6 +112,13 @@ MESSAGES: dict[str, tuple[int, Callable[[], str]]] = {
             "each list ending with keyboard-interactive"
         ),
     ),
+    "methods_order": (
+        EXIT_USAGE,
+        lambda: _(
+            "--methods {methods!r}: keyboard-interactive must come last in each list, after "
+            "the key: first, the code would be asked of anyone who reaches sshd"
+        ),
+    ),
     "bad_central": (
         EXIT_USAGE,
         lambda: _(

@@ -12,7 +12,8 @@ Options (``name=value``, no spaces):
 ``url``          Keyfob's base URL, https:// only (required)
 ``token_file``   file holding this server's token (required; root only, mode 0600 or 0400)
 ``cafile``       CA certificates to trust for Keyfob (default: the system's)
-``timeout``      seconds for each network step, 0.5 to 30 (default 5)
+``timeout``      seconds for each call to Keyfob, 0.5 to 30 (default 5): one deadline for
+                 the connection, the TLS handshake, the request and the whole answer
 ``nullok``       an account without 2FA logs in with the key alone (roll-out only)
 ``lang``         ``en`` or ``fr``: the language of the messages (default ``en``)
 
@@ -29,10 +30,12 @@ import ipaddress
 import json
 import math
 import os
+import socket
 import ssl
 import stat
 import syslog
-from typing import Any
+import time
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 VERIFY_PATH = "/api/v1/ssh/verify"
@@ -164,13 +167,62 @@ def read_token(path: str) -> str:
     return token
 
 
+def _left(deadline: float) -> float:
+    """Seconds left before ``deadline``; raise TimeoutError (an OSError) when none."""
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise TimeoutError("no complete answer within timeout=")
+    return left
+
+
+class _DeadlineSocket(ssl.SSLSocket):
+    """A TLS socket whose every read and write waits only for what is left of the call's
+    deadline. A socket's own timeout applies to each operation: a peer trickling a byte
+    at a time would hold the login for as long as it likes."""
+
+    deadline = math.inf
+
+    def recv(self, buflen: int = 1024, flags: int = 0) -> bytes:
+        self.settimeout(_left(self.deadline))
+        return super().recv(buflen, flags)
+
+    def recv_into(self, buffer: Any, nbytes: int | None = None, flags: int = 0) -> int:
+        self.settimeout(_left(self.deadline))
+        return super().recv_into(buffer, nbytes, flags)
+
+    def send(self, data: Any, flags: int = 0) -> int:
+        self.settimeout(_left(self.deadline))
+        return super().send(data, flags)
+
+
+class _Connection(http.client.HTTPSConnection):
+    """HTTPS to Keyfob under one deadline, from the connection to the answer's last byte."""
+
+    def __init__(self, options: Options, deadline: float) -> None:
+        self.tls = ssl.create_default_context(cafile=options.cafile)
+        self.tls.sslsocket_class = _DeadlineSocket
+        super().__init__(options.host, options.port, timeout=options.timeout, context=self.tls)
+        self.deadline = deadline
+
+    def connect(self) -> None:
+        # Each address tried gets what is left (the name lookup itself is bounded by the
+        # resolver's own settings: give url= an address or a name in /etc/hosts to avoid it).
+        raw = socket.create_connection((self.host, self.port), _left(self.deadline))
+        raw.settimeout(_left(self.deadline))  # the TLS handshake, as a whole
+        try:
+            sock = self.tls.wrap_socket(raw, server_hostname=self.host)
+        except BaseException:
+            raw.close()
+            raise
+        cast(_DeadlineSocket, sock).deadline = self.deadline  # its class, set above
+        self.sock = sock
+
+
 def call(options: Options, path: str, body: dict[str, Any]) -> dict[str, Any]:
-    """POST ``body`` to Keyfob; return the JSON answer of a 200. Raise Unavailable."""
+    """POST ``body`` to Keyfob; return the JSON answer of a 200, all within
+    ``options.timeout``. Raise Unavailable."""
     token = read_token(options.token_file)
-    context = ssl.create_default_context(cafile=options.cafile)
-    connection = http.client.HTTPSConnection(
-        options.host, options.port, timeout=options.timeout, context=context
-    )
+    connection = _Connection(options, time.monotonic() + options.timeout)
     try:
         connection.request(
             "POST",
@@ -199,9 +251,16 @@ def call(options: Options, path: str, body: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
+def _printable(text: str) -> str:
+    """``text`` with control characters, backslashes and anything not ASCII escaped."""
+    return text.encode("unicode_escape").decode("ascii")
+
+
 def _log(priority: int, text: str) -> None:
+    """One syslog line. Escaped as a whole: a login is whatever the SSH client typed, and
+    ``"frank\\nFAKE: root accepted"`` must not write a line of its own."""
     syslog.openlog("pam_keyfob", syslog.LOG_PID, syslog.LOG_AUTHPRIV)
-    syslog.syslog(priority, text)
+    syslog.syslog(priority, _printable(text))
 
 
 def _say(pamh: Any, text: str) -> None:

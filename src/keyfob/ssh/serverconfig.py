@@ -67,6 +67,13 @@ class BadMethods(ServerConfigError):
     code = "bad_methods"
 
 
+class MethodsOrder(BadMethods):
+    """keyboard-interactive comes before another method in a list: the code would be asked
+    before the key, so anyone who reaches sshd could spend the account's tries."""
+
+    code = "methods_order"
+
+
 class ModuleMissing(ServerConfigError):
     """pam_google_authenticator.so is not installed."""
 
@@ -103,10 +110,13 @@ class ServerConfig:
 
 
 def validate_methods(methods: str) -> str:
-    """Return ``methods`` normalised; raise :class:`BadMethods`.
+    """Return ``methods`` normalised; raise :class:`BadMethods` (:class:`MethodsOrder`
+    when keyboard-interactive is not last).
 
     sshd syntax: lists separated by spaces, methods in a list by commas; each list must end
-    with keyboard-interactive for the code to be asked (else the module is never used).
+    with keyboard-interactive for the code to be asked (else the module is never used), and
+    only there: sshd runs a list in order, and the code must be asked once the key (or
+    whatever comes first) has passed, never of anyone who reaches sshd.
     """
     lists = methods.replace(";", " ").split()
     if not lists:
@@ -118,6 +128,8 @@ def validate_methods(methods: str) -> str:
             raise BadMethods(methods)
         if "keyboard-interactive" not in names:
             raise BadMethods(methods)
+        if names.index("keyboard-interactive") != len(names) - 1:
+            raise MethodsOrder(methods)
     return " ".join(lists)
 
 

@@ -30,9 +30,14 @@ def test_right_code_logs_in_and_is_recorded(central: Central, account: Account) 
     assert result.prompts == ["Verification code: "]
     (event,) = events(central)
     assert event["kind"] == "signin_ok" and event["channel"] == "ssh"
-    assert event["address"] == "127.0.0.1"  # the SSH client's, sent by the module
+    assert event["address"] == "127.0.0.1"  # the SSH server's, as Keyfob saw it
     assert event["user_agent"] == f"ssh:{SERVER_NAME}"
-    assert event["detail"] == {"login": central.user.name, "server": SERVER_NAME, "factor": "code"}
+    assert event["detail"] == {
+        "login": central.user.name,
+        "server": SERVER_NAME,
+        "factor": "code",
+        "reported_address": "127.0.0.1",  # the SSH client's, sent by the module
+    }
 
 
 def test_wrong_code_is_refused_with_a_message_and_never_logged(

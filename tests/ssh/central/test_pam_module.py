@@ -3,13 +3,22 @@ failing closed. (The real pam_python and sshd are in test_central_login.py.)"""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
+import ssl
+import syslog
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from keyfob.ssh import pam_keyfob
+from tests.tls import Tls, write_tls
+
+LOG = pam_keyfob._log  # the real one, before any test replaces it
 
 
 class PamError(Exception):
@@ -188,3 +197,77 @@ def test_an_unexpected_error_fails_closed(
     monkeypatch.setattr(pam_keyfob, "authenticate", boom)
     monkeypatch.setattr(pam_keyfob, "_log", lambda priority, text: None)
     assert pam_keyfob.pam_sm_authenticate(FakePamh(), 0, argv(token_file)) == 7
+
+
+# -- issue 15: one deadline per call; the login escaped in syslog ----------------------------
+
+
+class TrickleServer:
+    """A real TLS server on 127.0.0.1 that reads the request, then answers one byte every
+    ``pause`` seconds: a peer slow enough to hold a login, never silent long enough for a
+    per-operation timeout. It stops when the client goes away, or after ``limit`` seconds."""
+
+    ANSWER = (
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 22\r\n"
+        b'Connection: close\r\n\r\n{"result": "accepted"}'
+    )
+
+    def __init__(self, tls: Tls, pause: float = 0.2, limit: float = 30) -> None:
+        self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.context.load_cert_chain(tls.cert, tls.key)
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.pause, self.limit = pause, limit
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self) -> None:
+        self.listener.settimeout(self.limit)
+        with self.listener, contextlib.suppress(OSError):
+            raw, _ = self.listener.accept()
+            raw.settimeout(self.limit)
+            with self.context.wrap_socket(raw, server_side=True) as conn:
+                request = b""
+                while b"\r\n\r\n" not in request:
+                    request += conn.recv(4096)
+                stop = time.monotonic() + self.limit
+                for byte in self.ANSWER:
+                    if time.monotonic() > stop:
+                        break
+                    conn.sendall(bytes([byte]))
+                    time.sleep(self.pause)
+
+
+@pytest.fixture
+def tls(tmp_path: Path) -> Tls:
+    return write_tls(tmp_path / "tls")
+
+
+def test_a_trickling_peer_gets_one_deadline_for_the_whole_call(token_file: Path, tls: Tls) -> None:
+    """Seen failing before the fix: the call lasted the whole trickle (about 24 s here, for
+    a 1 s timeout) and returned the answer."""
+    server = TrickleServer(tls)
+    options = pam_keyfob.parse_options(
+        [f"url=https://127.0.0.1:{server.port}", f"token_file={token_file}",
+         f"cafile={tls.ca}", "timeout=1"]
+    )  # fmt: skip
+    started = time.monotonic()
+    with pytest.raises(pam_keyfob.Unavailable, match="TimeoutError"):
+        pam_keyfob.call(options, pam_keyfob.VERIFY_PATH, {"login": "alice", "code": "1"})
+    assert time.monotonic() - started < 2.5
+    server.thread.join(timeout=10)
+
+
+def test_a_login_name_is_escaped_in_syslog(
+    token_file: Path, answers: Keyfob, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Seen failing before the fix: the name reached syslog with its newline."""
+    lines: list[str] = []
+    monkeypatch.setattr(pam_keyfob, "_log", LOG)  # undo the fixture's: the real one
+    monkeypatch.setattr(syslog, "openlog", lambda *args: None)
+    monkeypatch.setattr(syslog, "syslog", lambda priority, text: lines.append(text))
+    answers.append({"result": "rejected"})
+    pamh = FakePamh(user="frank\nFAKE: root accepted")
+    assert pam_keyfob.pam_sm_authenticate(pamh, 0, argv(token_file)) == 7
+    assert lines == ["frank\\nFAKE: root accepted: rejected from 203.0.113.9"]
+    assert answers.sent[0][1]["login"] == "frank\nFAKE: root accepted"  # Keyfob gets it as is

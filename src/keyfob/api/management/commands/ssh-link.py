@@ -1,7 +1,8 @@
-"""keyfob ssh-link EMAIL LOGIN [--server NAME]: the Unix LOGIN belongs to the account EMAIL.
+"""keyfob ssh-link EMAIL LOGIN --server NAME: the Unix LOGIN on server NAME belongs to the
+account EMAIL.
 
-Without --server the link holds on every server; with it, only on the server whose token
-is named NAME (and it wins there over a link for every server).
+Only the token named NAME reaches the login. There is no link for every server any more:
+any server's token could act on such a login (issue 15).
 """
 
 from __future__ import annotations
@@ -22,7 +23,10 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("email")
         parser.add_argument("login")
-        parser.add_argument("--server", default="", metavar="NAME", help="only on this server")
+        # Not required by argparse, so that its absence gets the flows' own explanation.
+        parser.add_argument(
+            "--server", default="", metavar="NAME", help="the server token's name (required)"
+        )
 
     def handle(self, *args: Any, **opts: Any) -> None:
         email = str(opts["email"]).strip().lower()
@@ -33,5 +37,4 @@ class Command(BaseCommand):
             flows.link(user, opts["login"], opts["server"], Context(channel=Channel.CLI))
         except flows.ApiError as exc:
             raise CommandError(exc.message) from None
-        where = f"on {opts['server']}" if opts["server"] else "on every server"
-        self.stdout.write(f"{opts['login']} {where} now belongs to {email}.")
+        self.stdout.write(f"{opts['login']} on {opts['server']} now belongs to {email}.")

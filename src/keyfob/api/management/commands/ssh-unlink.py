@@ -1,4 +1,5 @@
-"""keyfob ssh-unlink LOGIN [--server NAME]: remove a link made by ssh-link."""
+"""keyfob ssh-unlink LOGIN [--server NAME]: remove a link made by ssh-link (without --server:
+an old link for every server, no longer in force)."""
 
 from __future__ import annotations
 
