@@ -7,10 +7,13 @@ from collections.abc import Iterator
 
 import pytest
 from django.core.signals import request_finished, request_started
+from django.core.wsgi import get_wsgi_application
 from django.db import close_old_connections
 from hypothesis import HealthCheck, settings
 
-from keyfob.site.wsgi import application
+# Django's own WSGI handler, not keyfob.site.wsgi: importing that one sets the process's
+# umask to 077 (for gunicorn), which would leak into every later test of this run.
+application = get_wsgi_application()
 
 schemathesis = pytest.importorskip("schemathesis")
 
