@@ -49,7 +49,8 @@ def refused(response: Any) -> bool:
     return response.status_code == 302 and response["Location"].startswith("/account/confirm/")
 
 
-NEW_PASSWORD = {"new_password1": "another long passphrase 9", "new_password2": "another long passphrase 9"}  # fmt: skip
+NEW = "another long passphrase 9"
+NEW_PASSWORD = {"new_password1": NEW, "new_password2": NEW}
 PROFILE = {"display_name": "Alice", "language": "", "time_zone": "UTC"}
 
 # Every view of /account/ that changes a security-relevant field, with a POST that would
@@ -189,7 +190,8 @@ def client_is_anonymous(client: Client) -> bool:
 def test_a_code_for_a_later_step_is_spent_by_the_drift_answer(
     pending_client: Client, user_with_totp: Enrolled, frozen_time: float
 ) -> None:
-    """"Your phone is 3 minutes fast" must not tell a guesser a code to type later."""
+    """The answer "your phone is 3 minutes fast" must not tell a guesser a code to type
+    later."""
     later = user_with_totp.code(frozen_time + 180)
     response = pending_client.post("/login/code/", {"code": later})
     text = response.content.decode()
