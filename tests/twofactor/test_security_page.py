@@ -121,7 +121,7 @@ def test_junk_at_setup_changes_nothing(signed_in: Client, user, junk: str) -> No
 
 
 def test_disable_asks_once(client: Client, user_with_totp: Enrolled, frozen_time: float) -> None:
-    """ "Confirm it is you" (password + code) is the proof turning 2FA off needs: no second
+    """The password and code of "Confirm it is you" are the proof turning 2FA off needs: no second
     code within the same minutes (issue 16, "Ask once": before, the page asked for the
     password and a code again, and the code just typed was refused as already used)."""
     password_step(client)
