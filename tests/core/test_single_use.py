@@ -12,6 +12,7 @@ from datetime import timedelta
 from typing import Any, ClassVar
 
 import pytest
+from django.contrib.sessions.backends.db import SessionStore
 from django.http import HttpRequest
 from django.test import RequestFactory
 
@@ -231,6 +232,9 @@ class TestEmailChangeCode(SingleUseContract):
     def request(self) -> HttpRequest:
         request = RequestFactory().post("/account/email/confirm/", REMOTE_ADDR="192.0.2.1")
         request.user = self.user
+        # Starting a change needs the password confirmed in the last minutes.
+        request.session = SessionStore()
+        accounts.mark_recent_auth(request)
         return request
 
     def make(self) -> str:

@@ -87,9 +87,9 @@ def test_enable_sign_in_with_codes_and_disable(page: Any, live_server: Any, tmp_
         page.wait_for_url(re.compile(r"/account/security/$"))
 
     with clock.frozen(T0 + 90):
+        # Signed in with a code 30 s ago: that is the proof, no second code is asked.
         page.get_by_role("link", name="Disable two-factor authentication").click()
-        page.get_by_label("Password").fill(PASSWORD)
-        page.get_by_label("Authentication code").fill(oathtool_totp(secret, T0 + 90))
+        assert page.get_by_label("Authentication code").count() == 0
         page.get_by_role("button", name="Disable").click()
         page.wait_for_url(re.compile(r"/account/security/$"))
         assert page.locator(".status").inner_text() == "Two-factor authentication is off."

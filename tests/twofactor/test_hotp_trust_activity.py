@@ -147,7 +147,7 @@ def test_revoke_one_and_all_and_on_password_change(
         signed_in_with_code(other, user_with_totp, trust="on")
         response = other.post(
             "/account/password/",
-            {"old_password": PASSWORD, "new_password1": "a new long passphrase 7",
+            {"new_password1": "a new long passphrase 7",
              "new_password2": "a new long passphrase 7"},
         )  # fmt: skip
         assert response["Location"] == "/account/"

@@ -17,11 +17,12 @@ from django.db import transaction
 from django.db.models import F, QuerySet
 from django.http import HttpRequest
 
+from keyfob.accounts.app_settings import app_settings
 from keyfob.accounts.models import EmailChange, User
 from keyfob.accounts.signals import credentials_changed
 from keyfob.audit import notices
 from keyfob.audit.events import Context, record
-from keyfob.audit.models import EventKind
+from keyfob.audit.models import EventKind, SecurityEvent
 from keyfob.audit.notices import NoticeKind
 from keyfob.core import clock, keyring, mailedcodes, throttle
 from keyfob.core.consume import consume
@@ -34,6 +35,12 @@ BACKEND = "django.contrib.auth.backends.ModelBackend"
 
 class InvalidCredentials(KeyfobError):
     """The e-mail and password do not match an active account (which one is not said)."""
+
+
+class ReauthRequired(KeyfobError):
+    """A sensitive change was asked for without a recent re-authentication."""
+
+    code = "reauth_required"
 
 
 def _account_key(email: str) -> str:
@@ -50,11 +57,17 @@ def check_password(request: HttpRequest, email: str, password: str) -> User:
     context = Context.from_request(request)
     failure: KeyfobError
     with transaction.atomic():
-        rows = [
-            (throttle.PASSWORD, throttle.acquire(throttle.PASSWORD, _account_key(email))),
-            (throttle.ADDRESS, throttle.acquire(throttle.ADDRESS, context.address or "unknown")),
-        ]
-        wait = max(throttle.retry_after(policy, row) for policy, row in rows)
+        # The address first: its row is the client's own, and only an attempt it lets
+        # through makes a row for the e-mail typed. So one client cannot fill the table
+        # with rows for made-up addresses faster than its own throttle allows (and
+        # throttle.prune_idle deletes them after a quiet day).
+        address = throttle.acquire(throttle.ADDRESS, context.address or "unknown")
+        rows = [(throttle.ADDRESS, address)]
+        wait = throttle.retry_after(throttle.ADDRESS, address)
+        if wait <= 0:
+            account = throttle.acquire(throttle.PASSWORD, _account_key(email))
+            rows.append((throttle.PASSWORD, account))
+            wait = throttle.retry_after(throttle.PASSWORD, account)
         if wait > 0:
             known = User.objects.filter(email__iexact=email.strip()).first()
             if known is not None:
@@ -64,8 +77,9 @@ def check_password(request: HttpRequest, email: str, password: str) -> User:
             # ModelBackend hashes the password even for an unknown e-mail: same time taken.
             user = authenticate(request, username=email.strip().lower(), password=password)
             if isinstance(user, User):
-                for _policy, row in rows:
-                    throttle.reset(row)
+                # Only the account's count: the address's only decays, or one account of
+                # one's own would clear a spraying counter every few guesses.
+                throttle.reset(account)
                 return user
             for policy, row in rows:
                 throttle.record_failure(policy, row)
@@ -77,9 +91,18 @@ def check_password(request: HttpRequest, email: str, password: str) -> User:
 
 
 def begin_pending(request: HttpRequest, user: User, next_url: str) -> None:
-    """Remember, and only remember, that ``user`` passed the password step just now."""
+    """Remember, and only remember, that ``user`` passed the password step just now.
+
+    The marker is bound to the password in force (Django's session hash of it), so a
+    password change ends every half-signed-in session too (DESIGN.md invariant 6).
+    """
     request.session.cycle_key()
-    request.session[PENDING_KEY] = {"uid": user.pk, "at": clock.time(), "next": next_url}
+    request.session[PENDING_KEY] = {
+        "uid": user.pk,
+        "at": clock.time(),
+        "next": next_url,
+        "auth": user.get_session_auth_hash(),
+    }
 
 
 def pending(request: HttpRequest, max_age: float) -> tuple[User, str] | None:
@@ -91,7 +114,10 @@ def pending(request: HttpRequest, max_age: float) -> tuple[User, str] | None:
         request.session.pop(PENDING_KEY, None)
         return None
     user = User.objects.filter(pk=marker.get("uid"), is_active=True).first()
-    if user is None:
+    if user is None or not hmac.compare_digest(
+        str(marker.get("auth", "")), user.get_session_auth_hash()
+    ):
+        request.session.pop(PENDING_KEY, None)
         return None
     return user, str(marker.get("next", ""))
 
@@ -128,7 +154,14 @@ def complete_signin(
 
 
 def mark_recent_auth(request: HttpRequest) -> None:
+    """Every factor the account has was just entered (sign-in or "Confirm it is you")."""
     request.session[REAUTH_KEY] = clock.time()
+
+
+def forget_recent_auth(request: HttpRequest) -> None:
+    """End the re-authentication window: after 2FA is turned on, a confirmation made
+    without the new factor no longer counts."""
+    request.session.pop(REAUTH_KEY, None)
 
 
 def recent_auth(request: HttpRequest, max_age: float) -> bool:
@@ -137,7 +170,17 @@ def recent_auth(request: HttpRequest, max_age: float) -> bool:
     return isinstance(at, int | float) and 0 <= clock.time() - at <= max_age
 
 
+def require_recent_auth(request: HttpRequest) -> None:
+    """Raise :class:`ReauthRequired` unless the password (and code, with 2FA) were entered
+    within ``KEYFOB_REAUTH_SECONDS``: the flows of sensitive changes call it themselves,
+    whatever guard their view has (DESIGN.md invariant 7)."""
+    if not recent_auth(request, app_settings.reauth_seconds):
+        raise ReauthRequired()
+
+
 def change_password(request: HttpRequest, user: User, new_password: str) -> None:
+    """Set a new password; raises :class:`ReauthRequired` without a recent confirmation."""
+    require_recent_auth(request)
     context = Context.from_request(request)
     with transaction.atomic():
         user.set_password(new_password)
@@ -154,6 +197,8 @@ def change_password(request: HttpRequest, user: User, new_password: str) -> None
 EMAIL_CODE_DIGITS = 8
 EMAIL_CODE_MINUTES = 30
 EMAIL_CODE_TRIES = 5
+# Confirmation mails an account may send in a day: each goes to an address of its choosing.
+EMAIL_CODES_PER_DAY = 5
 
 
 class EmailChangeLost(KeyfobError):
@@ -167,7 +212,13 @@ class WrongEmailCode(KeyfobError):
 
 
 class EmailTaken(KeyfobError):
-    """Another account took the address meanwhile."""
+    """Another account has the address (said only to whoever typed the code sent to it)."""
+
+
+class EmailChangeLimit(KeyfobError):
+    """The account sent ``EMAIL_CODES_PER_DAY`` confirmation mails in the last day."""
+
+    code = "email_limit"
 
 
 def _email_code_digest(salt: str, code: str) -> str:
@@ -192,10 +243,22 @@ def _live_email_change(user: User) -> QuerySet[EmailChange]:
 
 def start_email_change(request: HttpRequest, user: User, new_email: str) -> None:
     """E-mail a code to ``new_email``; the address changes once it is typed back
-    (:func:`confirm_email_change`). An earlier change waiting for its code is replaced."""
+    (:func:`confirm_email_change`). An earlier change waiting for its code is replaced.
+
+    Whether another account has the address is not looked at here: the answer is the same
+    either way, and only whoever reads that mailbox learns it, at the confirmation. Raises
+    :class:`ReauthRequired` and :class:`EmailChangeLimit`, having sent nothing."""
+    require_recent_auth(request)
     code, salt = mailedcodes.new_code(EMAIL_CODE_DIGITS)
     context = Context.from_request(request)
     with transaction.atomic():
+        # The account's row lock: two requests at once cannot both pass the daily limit.
+        User.objects.select_for_update().filter(pk=user.pk).first()
+        sent = SecurityEvent.objects.filter(
+            user=user, kind=EventKind.EMAIL_CODE_SENT, at__gt=clock.now() - timedelta(days=1)
+        )
+        if sent.count() >= EMAIL_CODES_PER_DAY:
+            raise EmailChangeLimit()
         earlier = EmailChange.objects.select_for_update().filter(user=user).first()
         if earlier is not None:
             notices.drop_seal(earlier.outbox_id)
@@ -277,8 +340,42 @@ def change_email(request: HttpRequest, user: User, new_email: str) -> None:
         notices.queue(user, NoticeKind.EMAIL_CHANGED, context, old=old, new=new_email)
 
 
+# What support relies on to check who is calling: changed only after a recent
+# confirmation, recorded with both values and told to the account holder.
+GUARDED_PROFILE_FIELDS = ("phone", "kind")
+
+
+def mask_phone(number: str) -> str:
+    """A phone number as a notice shows it: "+33 6 •• •• •• 42" (enough to recognise it,
+    not enough to call it). '' for no number."""
+    if len(number) < 6:
+        return "•" * len(number)
+    hidden = len(number) - 6
+    middle = " ".join("••" for _ in range(hidden // 2)) + (" •" if hidden % 2 else "")
+    return f"{number[:3]} {number[3]} {middle.strip()} {number[-2:]}".replace("  ", " ")
+
+
 def update_profile(request: HttpRequest, user: User, changed: list[str]) -> None:
+    """Save the profile form's ``user``. A change of the phone number or the account kind
+    raises :class:`ReauthRequired` (nothing saved) without a recent confirmation; with one,
+    it is recorded (old and new number masked) and e-mailed to the account holder."""
+    guarded = [name for name in changed if name in GUARDED_PROFILE_FIELDS]
+    if guarded:
+        require_recent_auth(request)
+    context = Context.from_request(request)
     with transaction.atomic():
+        before = User.objects.select_for_update().filter(pk=user.pk).values(*GUARDED_PROFILE_FIELDS)
+        old = before.get()
         user.save()
-        if changed:
-            record(user, EventKind.PROFILE_CHANGED, Context.from_request(request), fields=changed)
+        if not changed:
+            return
+        detail: dict[str, Any] = {"fields": changed}
+        if guarded:
+            detail |= {
+                "old_phone": mask_phone(old["phone"]),
+                "new_phone": mask_phone(user.phone),
+                "old_kind": old["kind"],
+                "new_kind": user.kind,
+            }
+            notices.queue(user, NoticeKind.PROFILE_CHANGED, context, **detail)
+        record(user, EventKind.PROFILE_CHANGED, context, **detail)

@@ -143,9 +143,9 @@ class EmailChangeForm(forms.Form):
         email = str(self.cleaned_data["email"]).strip().lower()
         if email == self.user.email:
             raise forms.ValidationError(_("This is already your address."), code="same")
-        if User.objects.filter(email__iexact=email).exists():
-            # Says no more than that this address cannot be used here.
-            raise forms.ValidationError(_("This address cannot be used."), code="taken")
+        # Whether another account has it is not said here (that would tell anyone with a
+        # session which addresses have accounts): only the code sent to it tells, at the
+        # confirmation, whoever reads that mailbox.
         return email
 
 

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.contrib.auth.forms import PasswordChangeForm
+from django.contrib.auth.forms import SetPasswordForm
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_http_methods
 
 from keyfob.accounts import flows
-from keyfob.accounts.decorators import reauth_required
+from keyfob.accounts.decorators import reauth_redirect, reauth_required
 from keyfob.accounts.forms import EmailChangeForm, EmailCodeForm, ProfileForm
 from keyfob.accounts.models import User
 
@@ -24,7 +25,15 @@ def profile_view(request: HttpRequest) -> HttpResponse:
     assert isinstance(user, User)
     form = ProfileForm(request.POST if request.method == "POST" else None, instance=user)
     if request.method == "POST" and form.is_valid():
-        flows.update_profile(request, form.save(commit=False), list(form.changed_data))
+        try:
+            flows.update_profile(request, form.save(commit=False), list(form.changed_data))
+        except flows.ReauthRequired:
+            # Nothing was saved; the person comes back here to save it again.
+            messages.info(
+                request,
+                _("Confirm it is you to change the phone number or the account kind."),
+            )
+            return reauth_redirect(reverse("account:profile"))
         messages.success(request, _("Your profile is saved."))
         response = redirect("account:profile")
         if user.language:
@@ -40,7 +49,9 @@ def profile_view(request: HttpRequest) -> HttpResponse:
 def password_view(request: HttpRequest) -> HttpResponse:
     user = request.user
     assert isinstance(user, User)
-    form = PasswordChangeForm(user, request.POST if request.method == "POST" else None)
+    # No "current password" field: reauth_required has just asked for it (and the code),
+    # through the throttled check, and a second unthrottled check would be an oracle.
+    form = SetPasswordForm(user, request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         flows.change_password(request, user, form.cleaned_data["new_password1"])
         messages.success(request, _("Your password is changed."))
@@ -55,8 +66,15 @@ def email_view(request: HttpRequest) -> HttpResponse:
     assert isinstance(user, User)
     form = EmailChangeForm(request.POST if request.method == "POST" else None, user=user)
     if request.method == "POST" and form.is_valid():
-        flows.start_email_change(request, user, form.cleaned_data["email"])
-        return redirect("account:email-confirm")
+        try:
+            flows.start_email_change(request, user, form.cleaned_data["email"])
+        except flows.EmailChangeLimit:
+            form.add_error(
+                "email",
+                _("You have asked for too many confirmation e-mails today. Try again tomorrow."),
+            )
+        else:
+            return redirect("account:email-confirm")
     return render(request, "accounts/email.html", {"form": form})
 
 

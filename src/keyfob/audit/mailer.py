@@ -39,7 +39,7 @@ from django.db.models import F, Q
 from keyfob.audit.app_settings import app_settings
 from keyfob.audit.models import Outbox, OutboxState
 from keyfob.audit.notices import SEALED, render
-from keyfob.core import clock
+from keyfob.core import clock, throttle
 from keyfob.core.consume import consume
 
 logger = logging.getLogger(__name__)
@@ -376,7 +376,8 @@ def run_loop(
 ) -> None:
     """Send due notices every ``interval`` seconds until ``stop_event`` is set.
 
-    Old notices are pruned (:func:`prune_outbox`) at the first pass and hourly after.
+    Old notices are pruned (:func:`prune_outbox`), and throttle rows quiet for a day
+    (:func:`keyfob.core.throttle.prune_idle`), at the first pass and hourly after.
     Never raises: a failed pass (database away, bad settings) is logged and tried again.
     """
     wait = app_settings.mail_interval_seconds if interval is None else interval
@@ -388,6 +389,7 @@ def run_loop(
                 close_old_connections()
                 if pruned_at is None or clock.time() - pruned_at >= PRUNE_EVERY_SECONDS:
                     prune_outbox()
+                    throttle.prune_idle()
                     pruned_at = clock.time()
                 report = send_pending(limit, stream=stream)
                 full = report.due == limit and report.retrying == report.failed == 0

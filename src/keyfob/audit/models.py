@@ -83,6 +83,7 @@ class NoticeKind(models.TextChoices):
     PASSWORD_CHANGED = "password_changed", _("Password changed")
     EMAIL_CHANGED = "email_changed", _("E-mail address changed")
     EMAIL_CONFIRM = "email_confirm", _("Confirm your new e-mail address")
+    PROFILE_CHANGED = "profile_changed", _("Phone number or account kind changed")
     # The support desk (keyfob.support).
     SUPPORT_OPENED = "support_opened", _("Request to turn off two-factor authentication")
     SUPPORT_REJECTED = (

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Q
 
 from keyfob.core import clock
 from keyfob.core.models import Throttle, ThrottleFailure
@@ -25,7 +25,9 @@ DAY = timedelta(hours=24)
 class Policy:
     """``free`` consecutive failures pass; then a delay of ``base`` doubling up to ``cap``.
 
-    ``daily`` bounds the failures of any 24-hour span, whatever their timing.
+    ``daily`` bounds the failures of any 24-hour span, whatever their timing. ``decay``:
+    after that long without a failure the consecutive count starts again (for a count that
+    no success resets, see ADDRESS).
     """
 
     scope: str
@@ -33,6 +35,7 @@ class Policy:
     base: timedelta
     cap: timedelta
     daily: int
+    decay: timedelta | None = None
 
     def delay(self, consecutive: int) -> timedelta:
         if consecutive < self.free:
@@ -45,8 +48,15 @@ CODE = Policy("code", free=5, base=timedelta(seconds=30), cap=timedelta(minutes=
 PASSWORD = Policy(
     "password", free=5, base=timedelta(seconds=30), cap=timedelta(minutes=15), daily=100
 )
+# A client address is never reset by a success (one account of one's own would clear a
+# spraying counter): its consecutive count only decays, after an hour without a failure.
 ADDRESS = Policy(
-    "address", free=20, base=timedelta(seconds=30), cap=timedelta(minutes=15), daily=1000
+    "address",
+    free=20,
+    base=timedelta(seconds=30),
+    cap=timedelta(minutes=15),
+    daily=1000,
+    decay=timedelta(hours=1),
 )
 
 
@@ -96,7 +106,14 @@ def check(policy: Policy, row: Throttle) -> None:
 def record_failure(policy: Policy, row: Throttle) -> float:
     """Count one failure on a locked row; return the delay it imposes (seconds)."""
     now = clock.now()
-    Throttle.objects.filter(pk=row.pk).update(consecutive=F("consecutive") + 1, last_failure_at=now)
+    quiet = (
+        policy.decay is not None
+        and row.last_failure_at is not None
+        and row.last_failure_at <= now - policy.decay
+    )
+    Throttle.objects.filter(pk=row.pk).update(
+        consecutive=1 if quiet else F("consecutive") + 1, last_failure_at=now
+    )
     row.refresh_from_db(fields=["consecutive", "last_failure_at"])
     delay = policy.delay(row.consecutive)
     if delay:
@@ -115,3 +132,21 @@ def reset(row: Throttle) -> None:
     """A success of the factor clears the consecutive count (not the daily record)."""
     if row.consecutive or row.locked_until is not None:
         Throttle.objects.filter(pk=row.pk).update(consecutive=0, locked_until=None)
+
+
+def prune_idle() -> int:
+    """Delete the rows that have been quiet for a day: no failure, no wait, not made in the
+    last day (so a row an attempt is using right now stays). Return how many went.
+
+    A pruned row holds nothing a check needs: its daily failures have aged out and its
+    count would restart anyway. Run by the mail sender's hourly pass and by
+    ``keyfob prune-activity``.
+    """
+    now = clock.now()
+    idle = Throttle.objects.filter(
+        Q(last_failure_at__isnull=True) | Q(last_failure_at__lte=now - DAY),
+        Q(locked_until__isnull=True) | Q(locked_until__lte=now),
+        updated__lte=now - DAY,
+    )
+    _total, by_model = idle.delete()  # the total counts their failures too
+    return by_model.get(Throttle._meta.label, 0)

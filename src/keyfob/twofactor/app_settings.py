@@ -10,10 +10,14 @@ from django.conf import settings
 
 
 class TwoFactorSettings:
-    # Fixed by design, not settings: how long a half-done setup or sign-in waits, and how
-    # far a counter-based (HOTP) authenticator may have run ahead.
+    # Fixed by design, not settings: how long a half-done setup or sign-in waits, how long
+    # new recovery codes are shown, and how far a counter-based (HOTP) authenticator may
+    # have run ahead.
     pending_setup_seconds = 600
     pending_signin_seconds = 300
+    # How long new recovery codes stay viewable and downloadable from the session that
+    # made them (a session copied later must not read them).
+    fresh_codes_seconds = 600
     drift_max_steps = 20
 
     @property

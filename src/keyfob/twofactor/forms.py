@@ -16,11 +16,6 @@ class CodeForm(forms.Form):
     code = CodeField()
 
 
-class DisableForm(PasswordCheckForm):
-    code = CodeField()
-    recovery = False  # a current code from the app, not a recovery code
-
-
 class RecoveryCodeField(forms.CharField):
     """A recovery code as typed: case, spaces and hyphens forgiven; the alphabet checked."""
 

@@ -21,13 +21,12 @@ from keyfob.accounts.text import wait_text
 from keyfob.audit.events import Context
 from keyfob.audit.models import SecurityEvent
 from keyfob.audit.useragent import describe
-from keyfob.core import keyring
+from keyfob.core import clock, keyring
 from keyfob.otp import CodeReused, InvalidCode, KeyfobError, Throttled
 from keyfob.twofactor import flows
 from keyfob.twofactor.app_settings import app_settings
 from keyfob.twofactor.forms import (
     CodeForm,
-    DisableForm,
     ReauthForm,
     SavedCodesForm,
     SetupKindForm,
@@ -58,17 +57,23 @@ def _clock_drift(exc: KeyfobError) -> str:
             "Your phone's clock seems to be about %(n)d minutes slow.",
             minutes,
         )
+        advice = _("Set its date and time to update automatically, then try a new code.")
     else:
         text = ngettext(
             "Your phone's clock seems to be about %(n)d minute fast.",
             "Your phone's clock seems to be about %(n)d minutes fast.",
             minutes,
         )
-    return (
-        (text % {"n": minutes})
-        + " "
-        + _("Set its date and time to update automatically, then try a new code.")
-    )
+        # The code it showed is spent, with every code before it (else this answer would
+        # tell a guesser which code to type later): say how long until one works again.
+        advice = ngettext(
+            "Set its date and time to update automatically; its codes work again in about "
+            "%(n)d minute.",
+            "Set its date and time to update automatically; its codes work again in about "
+            "%(n)d minutes.",
+            minutes,
+        ) % {"n": minutes}
+    return (text % {"n": minutes}) + " " + advice
 
 
 # What to tell a person whose code was refused, and what to do next, by the error's code
@@ -109,7 +114,7 @@ def code_error(
 
 def check_second_factor(
     user: User,
-    form: SignInCodeForm | ReauthForm | DisableForm,
+    form: SignInCodeForm | ReauthForm,
     context: Context,
     *,
     after_password: bool,
@@ -131,7 +136,7 @@ def check_second_factor(
     return True
 
 
-def password_checked(request: HttpRequest, user: User, form: ReauthForm | DisableForm) -> bool:
+def password_checked(request: HttpRequest, user: User, form: ReauthForm) -> bool:
     """Check the form's password for ``user`` (throttled); put the error on the form."""
     try:
         account_flows.check_password(request, user.email, form.cleaned_data["password"])
@@ -185,12 +190,16 @@ def _pending_setup(user: User) -> Authenticator | None:
     return None if pending is None or flows.setup_expired(pending) else pending
 
 
-@login_required
+@reauth_required
 @require_http_methods(["GET", "POST"])
 def setup_view(request: HttpRequest) -> HttpResponse:
     """Turning 2FA on. GET only shows: the key waiting to be scanned, or, with none, the
     choice of the type of codes and a button that creates the key (a POST, like every
-    change: opening the page twice must not replace a key already scanned)."""
+    change: opening the page twice must not replace a key already scanned).
+
+    Like every sensitive change it needs a recent password (a copied session must not
+    enrol its own authenticator), and the code it takes proves the new authenticator only:
+    it grants no re-authentication."""
     user = _user(request)
     if flows.has_2fa(user):
         messages.info(request, _("Two-factor authentication is already on."))
@@ -218,7 +227,8 @@ def setup_view(request: HttpRequest) -> HttpResponse:
         except (InvalidCode, CodeReused, Throttled) as exc:
             form.add_error("code", code_error(exc))
         else:
-            account_flows.mark_recent_auth(request)
+            # The confirmation before was made without the factor the account now has.
+            account_flows.forget_recent_auth(request)
             _hold_fresh_codes(request, user, codes)
             messages.success(request, _("Two-factor authentication is on."))
             return redirect("account:recovery-codes")
@@ -238,19 +248,24 @@ def setup_view(request: HttpRequest) -> HttpResponse:
     return render(request, "twofactor/setup.html", context)
 
 
-# Recovery codes are shown until the person says they saved them. Meanwhile they sit in
-# the session encrypted like any secret, so neither the sessions table nor a dump shows them.
+# Recovery codes are shown until the person says they saved them, for a few minutes at
+# most (a session copied later must not read them). Meanwhile they sit in the session
+# encrypted like any secret, so neither the sessions table nor a dump shows them.
 def _hold_fresh_codes(request: HttpRequest, user: User, codes: list[str]) -> None:
     sealed = keyring.encrypt(json.dumps(codes).encode(), context=f"fresh-codes:{user.pk}")
-    request.session[FRESH_CODES_KEY] = sealed
+    request.session[FRESH_CODES_KEY] = {"sealed": sealed, "at": clock.time()}
 
 
 def _fresh_codes(request: HttpRequest, user: User) -> list[str] | None:
-    sealed = request.session.get(FRESH_CODES_KEY)
-    if not isinstance(sealed, str):
+    held = request.session.get(FRESH_CODES_KEY)
+    if not isinstance(held, dict) or not isinstance(held.get("sealed"), str):
+        return None
+    age = clock.time() - float(held.get("at", 0))
+    if not 0 <= age <= app_settings.fresh_codes_seconds:
+        request.session.pop(FRESH_CODES_KEY, None)
         return None
     try:
-        codes = json.loads(keyring.decrypt(sealed, context=f"fresh-codes:{user.pk}"))
+        codes = json.loads(keyring.decrypt(held["sealed"], context=f"fresh-codes:{user.pk}"))
     except (KeyfobError, ValueError):
         return None
     return [str(c) for c in codes] if isinstance(codes, list) else None
@@ -289,25 +304,21 @@ def recovery_codes_download(request: HttpRequest) -> HttpResponse:
     return response
 
 
+# "Ask once": the password and code that "Confirm it is you" (reauth_required) has just
+# taken are the proof these changes need; asking for a code again would only be refused,
+# its step being spent.
 @reauth_required
 @require_http_methods(["GET", "POST"])
 def regenerate_view(request: HttpRequest) -> HttpResponse:
     user = _user(request)
     if not flows.has_2fa(user):
         return redirect("account:security")
-    form = CodeForm(request.POST if request.method == "POST" else None)
-    if request.method == "POST" and form.is_valid():
-        try:
-            codes = flows.regenerate_recovery_codes(
-                user, form.cleaned_data["code"], Context.from_request(request)
-            )
-        except CODE_ERRORS as exc:
-            form.add_error("code", code_error(exc))
-        else:
-            _hold_fresh_codes(request, user, codes)
-            messages.success(request, _("Your new recovery codes replace the old ones."))
-            return redirect("account:recovery-codes")
-    return render(request, "twofactor/regenerate.html", {"form": form})
+    if request.method == "POST":
+        codes = flows.regenerate_recovery_codes(user, Context.from_request(request))
+        _hold_fresh_codes(request, user, codes)
+        messages.success(request, _("Your new recovery codes replace the old ones."))
+        return redirect("account:recovery-codes")
+    return render(request, "twofactor/regenerate.html")
 
 
 @reauth_required
@@ -316,16 +327,11 @@ def disable_view(request: HttpRequest) -> HttpResponse:
     user = _user(request)
     if not flows.has_2fa(user):
         return redirect("account:security")
-    form = DisableForm(request.POST if request.method == "POST" else None)
-    if request.method == "POST" and form.is_valid():
-        context = Context.from_request(request)
-        if password_checked(request, user, form) and check_second_factor(
-            user, form, context, after_password=False
-        ):
-            flows.disable(user, context)
-            messages.success(request, _("Two-factor authentication is off."))
-            return redirect("account:security")
-    return render(request, "twofactor/disable.html", {"form": form})
+    if request.method == "POST":
+        flows.disable(user, Context.from_request(request))
+        messages.success(request, _("Two-factor authentication is off."))
+        return redirect("account:security")
+    return render(request, "twofactor/disable.html")
 
 
 @require_POST

@@ -8,6 +8,7 @@ from typing import Any
 from django import template
 
 from keyfob.accounts import flows
+from keyfob.accounts.models import AccountKind
 from keyfob.core import mailedcodes
 
 register = template.Library()
@@ -17,3 +18,9 @@ register = template.Library()
 def email_confirm_code(params: dict[str, Any]) -> str:
     """The code, grouped by four for reading; '' once it is spent."""
     return mailedcodes.spaced(flows.unseal_email_code(params))
+
+
+@register.filter
+def account_kind(value: str) -> str:
+    """An account kind's label in the notice's language (the outbox keeps the value)."""
+    return str(dict(AccountKind.choices).get(value, value))

@@ -6,6 +6,8 @@ import hashlib
 import hmac
 import secrets
 
+from django.db import transaction
+
 from keyfob import otp
 from keyfob.accounts.models import User
 from keyfob.audit import notices
@@ -19,7 +21,6 @@ from keyfob.twofactor.flows.verify import (
     Event,
     Factor,
     NotEnrolled,
-    code_check,
     has_2fa,
     throttled_attempt,
 )
@@ -48,18 +49,17 @@ def recovery_codes_left(user: User) -> int:
     return RecoveryCode.objects.filter(user=user, used_at__isnull=True).count()
 
 
-def regenerate_recovery_codes(user: User, code: str, context: Context) -> list[str]:
-    """Check a current code, then replace every recovery code; return the new ones."""
-    check = code_check(user, code, confirm=False)
-
-    def attempt() -> list[str]:
-        check()
+def regenerate_recovery_codes(user: User, context: Context) -> list[str]:
+    """Replace every recovery code; return the new ones. The caller has just had the
+    password and a code confirmed (the portal's reauth_required): no code is asked again.
+    Raises :class:`NotEnrolled` without 2FA."""
+    with transaction.atomic():
+        if not has_2fa(user):
+            raise NotEnrolled()
         codes = replace_recovery_codes(user)
         record(user, EventKind.RECOVERY_REGENERATED, context)
         notices.queue(user, NoticeKind.RECOVERY_REGENERATED, context)
-        return codes
-
-    return throttled_attempt(user, context, Factor.CODE, attempt)
+    return codes
 
 
 def use_recovery_code(

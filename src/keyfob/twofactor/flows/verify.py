@@ -59,6 +59,7 @@ class ClockDrift(InvalidCode):
 
     def __init__(self, steps: int, period: int) -> None:
         super().__init__("the device's clock is off")
+        self.steps = steps
         self.seconds = steps * period
 
 
@@ -235,7 +236,17 @@ class _CodeCheck:
         if self.auth is None:
             raise SetupExpired() if self.confirm else NotEnrolled()
         if self.matched is None:
-            raise _wrong_code(self.auth, self.code, self.at)
+            wrong = _wrong_code(self.auth, self.code, self.at)
+            if isinstance(wrong, ClockDrift) and wrong.steps > 0:
+                # A code for a later step must not become usable then: the "fast clock"
+                # answer would tell a guesser a code to type later. So that step, and every
+                # one before it, is spent (its write is committed with the failure).
+                ahead = int(self.at // self.auth.period) + wrong.steps
+                consume(
+                    Authenticator.objects.filter(pk=self.auth.pk, last_step__lt=ahead),
+                    last_step=ahead,
+                )
+            raise wrong
         if not _consume(self.auth, self.matched, confirm=self.confirm):
             raise CodeReused("this code was already used")
         return self.auth

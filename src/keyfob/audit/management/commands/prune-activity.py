@@ -1,4 +1,5 @@
-"""keyfob prune-activity: delete security events older than the retention (default 365 days)."""
+"""keyfob prune-activity: delete security events older than the retention (default 365 days)
+and throttle rows quiet for a day."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from django.core.management.base import BaseCommand, CommandParser
 
 from keyfob.audit.app_settings import app_settings
 from keyfob.audit.models import SecurityEvent
-from keyfob.core import clock
+from keyfob.core import clock, throttle
 
 
 class Command(BaseCommand):
@@ -28,3 +29,5 @@ class Command(BaseCommand):
         cutoff = clock.now() - timedelta(days=days)
         deleted, _ = SecurityEvent.objects.filter(at__lt=cutoff).delete()
         self.stdout.write(f"deleted {deleted} events older than {days} days")
+        idle = throttle.prune_idle()
+        self.stdout.write(f"deleted {idle} throttle rows quiet for a day")

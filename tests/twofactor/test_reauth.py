@@ -1,0 +1,207 @@
+"""A stale session (signed in longer ago than KEYFOB_REAUTH_SECONDS) changes nothing that
+matters (issue 15, "a stale session takes the account over"): every view that changes a
+security-relevant field sends it to "Confirm it is you" first, and turning 2FA on needs a
+recent password but grants no re-authentication. Also: "Ask once" (issue 16), the clock-
+drift oracle, the pending marker bound to the password, recovery codes bounded in time.
+
+Each test here failed before the fix (seen: the setup page let a stale session enrol and
+then change the e-mail; the profile saved a new phone with no confirmation and no notice;
+a fast-clock code was accepted at its time; a pending sign-in outlived a password change;
+fresh recovery codes were shown an hour later).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from django.conf import settings
+from django.test import Client
+from django.urls import get_resolver
+
+from keyfob import otp
+from keyfob.accounts.models import EmailChange, User
+from keyfob.audit.models import Outbox
+from keyfob.core import clock
+from keyfob.twofactor.models import Authenticator, RecoveryCode, TrustedBrowser
+from tests.conftest import PASSWORD, Enrolled, enrol, make_user, password_step, setup_page
+
+pytestmark = pytest.mark.django_db
+
+STALE = settings.KEYFOB_REAUTH_SECONDS + 60
+
+
+def state(user: User) -> dict[str, Any]:
+    """Everything a sensitive change could touch, read fresh from the database."""
+    user.refresh_from_db()
+    return {
+        "account": (user.email, user.password, user.phone, user.kind),
+        "authenticators": list(Authenticator.objects.filter(user=user).values()),
+        "recovery": sorted(RecoveryCode.objects.filter(user=user).values_list("digest", flat=True)),
+        "browsers": list(TrustedBrowser.objects.filter(user=user).values("pk", "revoked_at")),
+        "email_changes": EmailChange.objects.filter(user=user).count(),
+        "outbox": Outbox.objects.filter(user=user).count(),
+    }
+
+
+def refused(response: Any) -> bool:
+    return response.status_code == 302 and response["Location"].startswith("/account/confirm/")
+
+
+NEW = "another long passphrase 9"
+NEW_PASSWORD = {"new_password1": NEW, "new_password2": NEW}
+PROFILE = {"display_name": "Alice", "language": "", "time_zone": "UTC"}
+
+# Every view of /account/ that changes a security-relevant field, with a POST that would
+# change it. SSH links change only through the API (a server token), never the portal.
+WITHOUT_2FA = [
+    ("/account/", {**PROFILE, "phone": "+33699999999", "kind": "individual"}),
+    ("/account/", {**PROFILE, "phone": "+33123456789", "kind": "company"}),
+    ("/account/password/", NEW_PASSWORD),
+    ("/account/email/", {"email": "thief@example.net"}),
+    ("/account/security/setup/", {"kind": "totp"}),
+]
+WITH_2FA = [
+    *WITHOUT_2FA[:4],
+    ("/account/security/disable/", {}),
+    ("/account/security/recovery-codes/new/", {}),
+    ("/account/security/browsers/revoke/", {}),
+    ("/account/security/browsers/{browser}/revoke/", {}),
+]
+# The rest of /account/ changes nothing security-relevant, or only finishes what a fresh
+# confirmation started: reading one's fresh recovery codes (bounded in time, below),
+# typing back the e-mailed code of an address change, the Security page, the confirmation.
+NOT_SENSITIVE = {"security", "recovery-codes", "recovery-codes-download", "email-confirm", "reauth"}
+
+
+def account_views() -> set[str]:
+    return {
+        name
+        for name in get_resolver().namespace_dict["account"][1].reverse_dict
+        if isinstance(name, str)
+    }
+
+
+def test_the_walk_covers_every_account_view() -> None:
+    """A new view under /account/ must join the walk below, or say why it need not."""
+    walked = {"profile", "password", "email", "setup", "disable", "regenerate"}
+    walked |= {"revoke-all", "revoke-browser"}
+    assert account_views() == walked | NOT_SENSITIVE
+
+
+def test_a_stale_session_changes_nothing(client: Client, frozen_time: float) -> None:
+    alice = make_user("alice@example.com", phone="+33123456789")
+    assert password_step(client).status_code == 302
+    with clock.frozen(frozen_time + STALE):
+        for path, data in WITHOUT_2FA:
+            before = state(alice)
+            assert refused(client.post(path, data)), path
+            assert state(alice) == before, path
+        # Opening the setup page shows no key either.
+        assert refused(client.get("/account/security/setup/"))
+        assert not Authenticator.objects.filter(user=alice).exists()
+
+
+def test_a_stale_session_with_2fa_changes_nothing(client: Client, frozen_time: float) -> None:
+    bob = enrol(make_user("bob@example.com", phone="+33123456789"))
+    password_step(client, "bob@example.com")
+    response = client.post("/login/code/", {"code": bob.code(), "trust": "on"})
+    assert response.status_code == 302
+    browser = TrustedBrowser.objects.get(user=bob.user).pk
+    with clock.frozen(frozen_time + STALE):
+        for path, data in WITH_2FA:
+            before = state(bob.user)
+            assert refused(client.post(path.format(browser=browser), data)), path
+            assert state(bob.user) == before, path
+
+
+def test_setup_needs_a_recent_password_and_grants_no_reauthentication(
+    client: Client, frozen_time: float
+) -> None:
+    """The attack: a copied stale session enrols its own authenticator, then, the setup's
+    code having marked the session fresh, changes the e-mail address."""
+    alice = make_user("alice@example.com")
+    password_step(client)
+    with clock.frozen(frozen_time + STALE):
+        response = client.get("/account/security/setup/")
+        assert response["Location"] == "/account/confirm/?next=%2Faccount%2Fsecurity%2Fsetup%2F"
+        # The owner (who has the password) confirms; enrolling then works.
+        response = client.post(
+            "/account/confirm/", {"password": PASSWORD, "next": "/account/security/setup/"}
+        )
+        assert response["Location"] == "/account/security/setup/"
+        html = setup_page(client)
+        secret = otp.b32decode_secret(re.search(r'id="secret">([A-Z2-7 ]+)<', html).group(1))  # type: ignore[union-attr]
+        response = client.post("/account/security/setup/", {"code": otp.totp(secret, clock.time())})
+        assert response["Location"] == "/account/security/recovery-codes/"
+        # The setup code proved the new authenticator, not the person: the next change
+        # asks for the password and a code.
+        assert refused(client.post("/account/email/", {"email": "thief@example.net"}))
+    assert not EmailChange.objects.filter(user=alice).exists()
+
+
+def test_fresh_recovery_codes_are_readable_for_ten_minutes_only(
+    client: Client, user: User, frozen_time: float
+) -> None:
+    password_step(client)
+    html = setup_page(client)
+    secret = otp.b32decode_secret(re.search(r'id="secret">([A-Z2-7 ]+)<', html).group(1))  # type: ignore[union-attr]
+    response = client.post("/account/security/setup/", {"code": otp.totp(secret, clock.time())})
+    assert response["Location"] == "/account/security/recovery-codes/"
+    with clock.frozen(frozen_time + 9 * 60):
+        assert client.get("/account/security/recovery-codes/").status_code == 200
+    with clock.frozen(frozen_time + 11 * 60):
+        assert client.get("/account/security/recovery-codes/download/").status_code == 404
+        assert client.get("/account/security/recovery-codes/")["Location"] == "/account/security/"
+
+
+def test_password_and_code_once_are_enough_for_a_new_password(
+    client: Client, user_with_totp: Enrolled, frozen_time: float
+) -> None:
+    """Ask once: after "Confirm it is you" the password page asks neither the old password
+    (an unthrottled password check, before) nor a code."""
+    password_step(client)
+    client.post("/login/code/", {"code": user_with_totp.code()})
+    page = client.get("/account/password/").content.decode()
+    assert 'name="old_password"' not in page and 'name="code"' not in page
+    assert client.post("/account/password/", NEW_PASSWORD)["Location"] == "/account/"
+    user_with_totp.user.refresh_from_db()
+    assert user_with_totp.user.check_password(NEW_PASSWORD["new_password1"])
+
+
+def test_a_pending_sign_in_ends_with_a_password_change(
+    pending_client: Client, user_with_totp: Enrolled
+) -> None:
+    """Half-signed-in (password typed), then the owner changes the password elsewhere:
+    the code step no longer opens the account."""
+    user = User.objects.get(pk=user_with_totp.user.pk)
+    user.set_password("the owner's new long password")
+    user.save()
+    response = pending_client.post("/login/code/", {"code": user_with_totp.code()})
+    assert response["Location"] == "/login/"
+    assert client_is_anonymous(pending_client)
+
+
+def client_is_anonymous(client: Client) -> bool:
+    return "_auth_user_id" not in client.session
+
+
+def test_a_code_for_a_later_step_is_spent_by_the_drift_answer(
+    pending_client: Client, user_with_totp: Enrolled, frozen_time: float
+) -> None:
+    """The answer "your phone is 3 minutes fast" must not tell a guesser a code to type
+    later."""
+    later = user_with_totp.code(frozen_time + 180)
+    response = pending_client.post("/login/code/", {"code": later})
+    text = response.content.decode()
+    assert "3 minutes fast" in text and "work again in about 3 minutes" in text
+    with clock.frozen(frozen_time + 180):
+        password_step(pending_client)
+        response = pending_client.post("/login/code/", {"code": later})
+        assert response.status_code == 200 and "already been used" in response.content.decode()
+        assert client_is_anonymous(pending_client)
+        # The next step's code works.
+    with clock.frozen(frozen_time + 210):
+        response = pending_client.post("/login/code/", {"code": user_with_totp.code()})
+        assert response.status_code == 302 and not client_is_anonymous(pending_client)
