@@ -39,7 +39,14 @@ from keyfob.support.flows.requests import (
     open_request,
     request_from_link,
 )
-from keyfob.support.flows.state import CHECK_STEPS, TRANSITIONS, checkers, may_disable, move
+from keyfob.support.flows.state import (
+    CHECK_STEPS,
+    TRANSITIONS,
+    checkers,
+    may_disable,
+    move,
+    waiting_for,
+)
 
 __all__ = [
     "CHECK_STEPS",
@@ -68,6 +75,7 @@ __all__ = [
     "disable",
     "end_sessions",
     "may_disable",
+    "waiting_for",
     "move",
     "open_request",
     "record_call",
