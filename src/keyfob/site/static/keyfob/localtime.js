@@ -12,6 +12,6 @@
   });
   var zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
   document.querySelectorAll(".js-zone-note").forEach(function (note) {
-    if (zone) { note.textContent = note.dataset.browserZone.replace("%(zone)s", zone); }
+    if (zone) { note.textContent = note.dataset.browserZone + " " + zone + "."; }
   });
 })();
