@@ -22,7 +22,7 @@ from keyfob.core import clock
 from keyfob.support import flows as support
 from keyfob.support.models import CallOutcome
 from tests.conftest import PASSWORD, Enrolled, make_user, password_step, setup_page
-from tests.support.conftest import STAFF_CONTEXT, SITE, client_for, enrolled
+from tests.support.conftest import SITE, STAFF_CONTEXT, client_for, enrolled
 
 
 class Elements(HTMLParser):
