@@ -4,7 +4,8 @@
 (function () {
   var lang = document.documentElement.lang || undefined;
   var format = new Intl.DateTimeFormat(lang, {
-    year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit"
+    year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit",
+    hourCycle: "h23"
   });
   document.querySelectorAll("time.js-local-time").forEach(function (time) {
     var when = new Date(time.getAttribute("datetime"));
