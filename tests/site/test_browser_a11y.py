@@ -28,7 +28,7 @@ from keyfob.support import flows as support
 from keyfob.support.models import CallOutcome
 from keyfob.twofactor.models import Authenticator
 from tests.conftest import PASSWORD, Enrolled, enrol, make_user
-from tests.support.conftest import STAFF_CONTEXT, SITE
+from tests.support.conftest import SITE, STAFF_CONTEXT
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -251,6 +251,7 @@ def test_borders_and_focus_ring_reach_3_to_1(open_page: Any, live_server: Any) -
         const card = style(email.closest(".card")).backgroundColor;
         const change = document.querySelector("footer button");
         const footer = style(change.closest("footer")).backgroundColor;
+        const root = style(document.documentElement).backgroundColor;
         email.focus();
         const ring = style(email).outlineColor;
         change.focus();
@@ -259,7 +260,7 @@ def test_borders_and_focus_ring_reach_3_to_1(open_page: Any, live_server: Any) -
             "input border": ratio(style(email).borderTopColor, card),
             "secondary button border": ratio(style(change).borderTopColor, footer),
             "focus ring on a card": ratio(ring, card),
-            "focus ring on the page": ratio(ring, getComputedStyle(document.documentElement).backgroundColor),
+            "focus ring on the page": ratio(ring, root),
             "focus ring in the footer": ratio(buttonRing, footer),
         };
     }"""
@@ -267,9 +268,7 @@ def test_borders_and_focus_ring_reach_3_to_1(open_page: Any, live_server: Any) -
     assert {name: round(r, 2) for name, r in ratios.items() if r < 3} == {}
 
 
-def test_tables_fit_a_phone_with_the_revoke_button_whole(
-    open_page: Any, live_server: Any
-) -> None:
+def test_tables_fit_a_phone_with_the_revoke_button_whole(open_page: Any, live_server: Any) -> None:
     dave = enrol(make_user("dave@example.com"))
     page = open_page(390, is_mobile=True)
     with clock.frozen(T0):

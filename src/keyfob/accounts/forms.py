@@ -91,7 +91,10 @@ class ProfileForm(forms.ModelForm):  # type: ignore[type-arg]
         self.fields["time_zone"] = forms.ChoiceField(
             label=_("Time zone"),
             required=False,
-            choices=[("", _("Browser's time zone")), *((z, z.replace("_", " ")) for z in TIME_ZONES)],
+            choices=[
+                ("", _("Browser's time zone")),
+                *((z, z.replace("_", " ")) for z in TIME_ZONES),
+            ],
             help_text=_("Times on your Security page and in notices are shown in this zone."),
         )
 

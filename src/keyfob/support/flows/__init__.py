@@ -75,7 +75,6 @@ __all__ = [
     "disable",
     "end_sessions",
     "may_disable",
-    "waiting_for",
     "move",
     "open_request",
     "record_call",
@@ -83,4 +82,5 @@ __all__ = [
     "send_code",
     "unseal_code",
     "verify_document",
+    "waiting_for",
 ]
