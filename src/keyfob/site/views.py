@@ -39,7 +39,7 @@ def server_error(request: HttpRequest) -> HttpResponse:
         html = loader.get_template("errors/500.html").render(
             {"site_name": settings.KEYFOB_SITE_NAME}
         )
-    except Exception:
+    except Exception:  # the last resort must answer, whatever broke
         log.exception("error_page_failed")
         return HttpResponseServerError("Server error", content_type="text/plain")
     return HttpResponseServerError(html)
