@@ -70,6 +70,11 @@ class ProfileForm(forms.ModelForm):  # type: ignore[type-arg]
             "language": _("Language"),
             "time_zone": _("Time zone"),
         }
+        # What browsers and password managers fill in, and a phone keypad for the number.
+        widgets = {
+            "display_name": forms.TextInput(attrs={"autocomplete": "name"}),
+            "phone": forms.TextInput(attrs={"type": "tel", "autocomplete": "tel"}),
+        }
         help_texts = {
             "phone": _(
                 "In international form, e.g. +33123456789. Support calls this number "
@@ -82,9 +87,14 @@ class ProfileForm(forms.ModelForm):  # type: ignore[type-arg]
         language = self.fields["language"]
         assert isinstance(language, forms.TypedChoiceField)
         language.choices = [("", _("Browser's language")), *Language.choices]
+        # Empty: pages show times in the browser's own zone (notices, sent by e-mail, in UTC).
         self.fields["time_zone"] = forms.ChoiceField(
             label=_("Time zone"),
-            choices=[(z, z.replace("_", " ")) for z in TIME_ZONES],
+            required=False,
+            choices=[
+                ("", _("Browser's time zone")),
+                *((z, z.replace("_", " ")) for z in TIME_ZONES),
+            ],
             help_text=_("Times on your Security page and in notices are shown in this zone."),
         )
 

@@ -62,7 +62,8 @@ class User(AbstractBaseUser, PermissionsMixin):
     language = models.CharField(
         _("language"), max_length=8, choices=Language.choices, blank=True, default=""
     )
-    time_zone = models.CharField(_("time zone"), max_length=64, default="UTC")
+    # Empty: none chosen; pages then show times in the browser's zone, notices in UTC.
+    time_zone = models.CharField(_("time zone"), max_length=64, blank=True, default="")
     is_staff = models.BooleanField(_("support staff"), default=False)
     is_active = models.BooleanField(_("active"), default=True)
     date_joined = models.DateTimeField(_("joined"), default=clock.now)

@@ -315,6 +315,8 @@ LANGUAGE_COOKIE_SECURE = HTTPS
 LANGUAGE_COOKIE_SAMESITE = "Lax"
 SESSION_COOKIE_NAME = "__Host-keyfob-session" if HTTPS else "keyfob-session"
 CSRF_COOKIE_NAME = "__Host-keyfob-csrf" if HTTPS else "keyfob-csrf"
+# Keyfob's own page for a form sent without its token (Django's mentions DEBUG).
+CSRF_FAILURE_VIEW = "keyfob.site.views.csrf_failure"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"

@@ -19,3 +19,9 @@ urlpatterns = [
     path("api/v1/", include("keyfob.api.urls")),
     path("", include("keyfob.site.ops_urls")),
 ]
+
+# Keyfob's own error pages (they apply when KEYFOB_DEBUG is off, as in production).
+handler400 = "keyfob.site.views.bad_request"
+handler403 = "keyfob.site.views.permission_denied"
+handler404 = "keyfob.site.views.page_not_found"
+handler500 = "keyfob.site.views.server_error"

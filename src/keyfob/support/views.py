@@ -144,6 +144,7 @@ def list_view(request: HttpRequest) -> HttpResponse:
     counts = dict(rows.values_list("state").annotate(n=Count("pk")).values_list("state", "n"))
     tabs = [(s, s.label, counts.get(s.value, 0)) for s in State]
     context = {
+        "waiting": flows.waiting_for(_staff(request)),
         "requests": rows.filter(state=state)[:200],
         "tabs": tabs,
         "state": state,
@@ -292,6 +293,17 @@ def _step(
         messages.error(request, refusal(exc))
     else:
         messages.success(request, success)
+        req.refresh_from_db()
+        if req.state == State.APPROVED and not flows.may_disable(req, _staff(request)):
+            # The four-eyes hand-off: say who finishes, and where it waits for them.
+            messages.info(
+                request,
+                _(
+                    "The identity check has passed. Another staff member must now disable "
+                    "two-factor authentication: the request waits for them at the top of "
+                    "the support desk."
+                ),
+            )
     return redirect("support:detail", req.pk)
 
 

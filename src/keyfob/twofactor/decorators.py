@@ -6,7 +6,7 @@ from collections.abc import Callable
 from functools import wraps
 
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
 
 from keyfob.accounts.models import User
@@ -23,7 +23,7 @@ def staff_required(view: View) -> View:
     def wrapper(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
         user = request.user
         if not isinstance(user, User) or not user.is_staff:
-            return HttpResponse(status=404)
+            raise Http404  # the site's own "Page not found": staff pages do not exist here
         if not flows.has_2fa(user):
             return redirect("account:setup")
         return view(request, *args, **kwargs)

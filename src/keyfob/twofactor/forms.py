@@ -16,6 +16,15 @@ class CodeForm(forms.Form):
     code = CodeField()
 
 
+class SetupCodeForm(CodeForm):
+    """The code that confirms a new key. Not autofocused: focus would scroll the page past
+    steps 1 and 2 (install an app, scan the code), which come first."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.fields["code"].widget.attrs.pop("autofocus", None)
+
+
 class RecoveryCodeField(forms.CharField):
     """A recovery code as typed: case, spaces and hyphens forgiven; the alphabet checked."""
 
@@ -82,6 +91,10 @@ class SetupKindForm(forms.Form):
     kind = forms.ChoiceField(
         label=_("Type of codes"),
         choices=[("totp", _("Time-based (recommended)")), ("hotp", _("Counter-based"))],
+        help_text=_(
+            "Time-based codes change every 30 seconds and suit every authenticator app. "
+            "Choose counter-based codes only if your app or device asks for them."
+        ),
         widget=forms.RadioSelect,
         initial="totp",
     )

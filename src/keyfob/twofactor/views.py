@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import datetime, timedelta
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.timesince import timesince
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_http_methods, require_POST
@@ -19,16 +21,17 @@ from keyfob.accounts.decorators import reauth_required
 from keyfob.accounts.models import User
 from keyfob.accounts.text import wait_text
 from keyfob.audit.events import Context
-from keyfob.audit.models import SecurityEvent
+from keyfob.audit.models import Channel as EventChannel
+from keyfob.audit.models import EventKind, SecurityEvent
 from keyfob.audit.useragent import describe
 from keyfob.core import clock, keyring
 from keyfob.otp import CodeReused, InvalidCode, KeyfobError, Throttled
 from keyfob.twofactor import flows
 from keyfob.twofactor.app_settings import app_settings
 from keyfob.twofactor.forms import (
-    CodeForm,
     ReauthForm,
     SavedCodesForm,
+    SetupCodeForm,
     SetupKindForm,
     SignInCodeForm,
 )
@@ -165,6 +168,46 @@ def _user(request: HttpRequest) -> User:
     return user
 
 
+# What the activity list marks as a failed attempt (in words, not only in colour).
+FAILED_KINDS = frozenset(
+    {
+        EventKind.PASSWORD_WRONG,
+        EventKind.CODE_WRONG,
+        EventKind.CODE_REUSED,
+        EventKind.THROTTLED,
+        EventKind.RECOVERY_WRONG,
+        EventKind.SUPPORT_CODE_WRONG,
+    }
+)
+
+
+def _ago(at: datetime) -> str:
+    """ "5 minutes ago", from Keyfob's clock (tests can set it), in the page's language."""
+    if clock.now() - at < timedelta(minutes=1):
+        return _("just now")
+    return _("%(time)s ago") % {"time": timesince(at, now=clock.now(), depth=1)}
+
+
+def activity_rows(request: HttpRequest, user: User) -> list[dict[str, object]]:
+    """The last 50 events, each with its browser's name, how long ago it was, whether it
+    was a failed attempt, and whether it came from this browser: the same browser string
+    from the same address (a hint for the reader, never a security decision)."""
+    here = Context.from_request(request)
+    return [
+        {
+            "event": e,
+            "browser": describe(e.user_agent),
+            "ago": _ago(e.at),
+            "failed": e.kind in FAILED_KINDS,
+            "this_browser": e.channel == EventChannel.WEB
+            and bool(e.user_agent)
+            and e.user_agent == here.user_agent
+            and e.address == here.address,
+        }
+        for e in SecurityEvent.objects.filter(user=user)[:50]
+    ]
+
+
 @login_required
 def security_view(request: HttpRequest) -> HttpResponse:
     user = _user(request)
@@ -175,9 +218,9 @@ def security_view(request: HttpRequest) -> HttpResponse:
         "recovery_left": left,
         "recovery_low": auth is not None and left <= 2,
         "browsers": flows.trusted_browsers(user),
-        "events": [
-            (e, describe(e.user_agent)) for e in SecurityEvent.objects.filter(user=user)[:50]
-        ],
+        "events": activity_rows(request, user),
+        # No zone in the profile: the page's script shows times in the browser's own zone.
+        "browser_time_zone": not user.time_zone,
         # Each is its own template's output (a SafeString, so not escaped twice).
         "sections": [section(request, user) for section in SECURITY_SECTIONS],
     }
@@ -210,7 +253,7 @@ def setup_view(request: HttpRequest) -> HttpResponse:
             flows.start_setup(user, chosen.cleaned_data["kind"])
         return redirect("account:setup")
     pending = _pending_setup(user)
-    form = CodeForm(request.POST if request.method == "POST" else None)
+    form = SetupCodeForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         try:
             codes = flows.confirm_setup(
@@ -244,6 +287,8 @@ def setup_view(request: HttpRequest) -> HttpResponse:
             "secret_groups": otp.format_secret_groups(otp.b32encode_secret(pending.secret())),
             "apps": KNOWN_APPS,
             "issuer": app_settings.issuer,
+            # Whole minutes left, rounded up: "1 minute" until the very end.
+            "minutes_left": max(1, -(-flows.setup_seconds_left(pending) // 60)),
         }
     return render(request, "twofactor/setup.html", context)
 
@@ -282,7 +327,8 @@ def recovery_codes_view(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         request.session.pop(FRESH_CODES_KEY, None)
         return redirect("account:security")
-    return render(request, "twofactor/recovery_codes.html", {"codes": codes, "form": form})
+    context = {"codes": codes, "form": form, "today": clock.now()}
+    return render(request, "twofactor/recovery_codes.html", context)
 
 
 @login_required

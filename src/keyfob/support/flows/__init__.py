@@ -39,7 +39,14 @@ from keyfob.support.flows.requests import (
     open_request,
     request_from_link,
 )
-from keyfob.support.flows.state import CHECK_STEPS, TRANSITIONS, checkers, may_disable, move
+from keyfob.support.flows.state import (
+    CHECK_STEPS,
+    TRANSITIONS,
+    checkers,
+    may_disable,
+    move,
+    waiting_for,
+)
 
 __all__ = [
     "CHECK_STEPS",
@@ -75,4 +82,5 @@ __all__ = [
     "send_code",
     "unseal_code",
     "verify_document",
+    "waiting_for",
 ]

@@ -136,3 +136,14 @@ def checkers(req: Request) -> set[int]:
 def may_disable(req: Request, staff: User) -> bool:
     """Whether the four-eyes rule lets ``staff`` disable (the state is not checked)."""
     return not app_settings.four_eyes or staff.pk not in checkers(req)
+
+
+def waiting_for(staff: User) -> list[Request]:
+    """Approved requests that ``staff`` may finish: not their own account and, under the
+    four-eyes rule, none on which they recorded a check. What the second staff member sees
+    waiting for them (the menu's count and the top of the desk)."""
+    rows = Request.objects.filter(state=State.APPROVED).exclude(user=staff)
+    if app_settings.four_eyes:
+        checked = RequestEvent.objects.filter(step__in=CHECK_STEPS, actor=staff)
+        rows = rows.exclude(pk__in=checked.values("request_id"))
+    return list(rows.select_related("user").order_by("created_at")[:200])

@@ -24,6 +24,7 @@ from keyfob.twofactor.flows.setup import (
     disable,
     key_uri,
     setup_expired,
+    setup_seconds_left,
     start_setup,
 )
 from keyfob.twofactor.flows.verify import (
@@ -56,6 +57,7 @@ __all__ = [
     "revoke_on_credentials_change",
     "revoke_trusted_browsers",
     "setup_expired",
+    "setup_seconds_left",
     "start_setup",
     "trust_browser",
     "trusted_browsers",

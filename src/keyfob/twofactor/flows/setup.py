@@ -52,6 +52,12 @@ def setup_expired(auth: Authenticator) -> bool:
     return not auth.is_confirmed and clock.now() - auth.created_at > limit
 
 
+def setup_seconds_left(auth: Authenticator) -> int:
+    """Whole seconds before a pending key expires (0 once it has)."""
+    limit = auth.created_at + timedelta(seconds=app_settings.pending_setup_seconds)
+    return max(0, int((limit - clock.now()).total_seconds()))
+
+
 def confirm_setup(user: User, code: str, context: Context) -> list[str]:
     """Activate the pending authenticator with a code from the app.
 
