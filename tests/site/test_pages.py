@@ -215,7 +215,7 @@ def test_the_second_staff_member_sees_what_waits_and_the_first_is_told(db: None)
 def test_setup_opens_at_its_top_with_counter_based_codes_under_advanced(
     client: Client, user: Any, frozen_time: float
 ) -> None:
-    client.force_login(user)
+    password_step(client)  # a fresh sign-in: turning 2FA on needs a recent password
     first = client.get("/account/security/setup/").content.decode()
     assert "autofocus" not in first
     advanced = first[first.index('<details class="advanced"') : first.index("</details>")]
@@ -243,7 +243,7 @@ def test_recovery_codes_page_offers_copy_and_a_printout_heading(
     from keyfob import otp
     from keyfob.twofactor.models import Authenticator
 
-    client.force_login(user)
+    password_step(client)  # a fresh sign-in: turning 2FA on needs a recent password
     setup_page(client)
     secret = Authenticator.objects.get(user=user).secret()
     response = client.post("/account/security/setup/", {"code": otp.totp(secret, frozen_time)})
