@@ -1,4 +1,4 @@
-"""What the e-mail confirmation notice computes when it is rendered, not queued: its code,
+"""What the e-mail confirmation and password reset notices compute when it is rendered, not queued: its code,
 unsealed from the ciphertext the outbox holds (dropped once the code is spent or sent)."""
 
 from __future__ import annotations
@@ -17,3 +17,9 @@ register = template.Library()
 def email_confirm_code(params: dict[str, Any]) -> str:
     """The code, grouped by four for reading; '' once it is spent."""
     return mailedcodes.spaced(flows.unseal_email_code(params))
+
+
+@register.simple_tag
+def password_reset_code(params: dict[str, Any]) -> str:
+    """The password reset code, grouped by four; '' once it is spent or replaced."""
+    return mailedcodes.spaced(flows.unseal_reset_code(params))
