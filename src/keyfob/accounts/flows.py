@@ -10,12 +10,17 @@ from __future__ import annotations
 import hashlib
 import hmac
 from datetime import timedelta
+from importlib import import_module
 from typing import Any
 
-from importlib import import_module
-
 from django.conf import settings
-from django.contrib.auth import SESSION_KEY, password_validation, authenticate, login, update_session_auth_hash
+from django.contrib.auth import (
+    SESSION_KEY,
+    authenticate,
+    login,
+    password_validation,
+    update_session_auth_hash,
+)
 from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
 from django.db.models import F, QuerySet
@@ -366,9 +371,7 @@ def start_password_reset(request: HttpRequest, email: str) -> None:
             for policy, row in rows:
                 throttle.record_failure(policy, row)
             user = User.objects.filter(email__iexact=email, is_active=True).first()
-            earlier = PasswordReset.objects.select_for_update().filter(
-                email_key=_reset_key(email)
-            )
+            earlier = PasswordReset.objects.select_for_update().filter(email_key=_reset_key(email))
             for old in earlier:
                 notices.drop_seal(old.outbox_id)
             # Sealed either way (same work); an unknown address's notice never shows it, and

@@ -1,5 +1,5 @@
 """Account → Profile: the profile, the password and the e-mail address; and, signed out,
-"Can't sign in?" with its password reset."""
+the help for who cannot sign in, with its password reset."""
 
 from __future__ import annotations
 
@@ -111,7 +111,7 @@ def email_confirm_view(request: HttpRequest) -> HttpResponse:
     return render(request, "accounts/email_confirm.html", context)
 
 
-# "Can't sign in?" ----------------------------------------------------------------------
+# Cannot sign in ----------------------------------------------------------------------
 
 # The address a reset code was asked for (not a secret: the page says where the code went).
 RESET_EMAIL_KEY = "keyfob.reset_email"
@@ -133,7 +133,8 @@ def reset_request_view(request: HttpRequest) -> HttpResponse:
         except Throttled as exc:
             form.add_error(
                 None,
-                _("Too many requests. Try again in %(wait)s.") % {"wait": wait_text(exc.retry_after)},
+                _("Too many requests. Try again in %(wait)s.")
+                % {"wait": wait_text(exc.retry_after)},
             )
         else:
             request.session[RESET_EMAIL_KEY] = email
@@ -167,7 +168,8 @@ def reset_code_view(request: HttpRequest) -> HttpResponse:
         except flows.ResetLost:
             request.session.pop(RESET_EMAIL_KEY, None)
             messages.error(
-                request, _("This code no longer works (too many tries, or too late). Ask for a new one.")
+                request,
+                _("This code no longer works (too many tries, or too late). Ask for a new one."),
             )
             return redirect("password-reset")
         except ValidationError as exc:

@@ -60,9 +60,10 @@ def queue(
     reset asked for it), which then needs ``to`` and ``language``.
 
     The notice is written in ``language`` if given, else in the language the portal last
-    showed the account (``last_language``), else in the profile's. Returns None for a WRONG_CODES notice when the account already got one
-    in the last hour. Raises ValueError for an unknown kind or a parameter that could carry
-    a secret, TypeError for a parameter that is not plain JSON.
+    showed the account (``last_language``), else in the profile's. Returns None for a
+    WRONG_CODES notice when the account already got one in the last hour. Raises ValueError
+    for an unknown kind or a parameter that could carry a secret, TypeError for a parameter
+    that is not plain JSON.
     """
     kind = NoticeKind(kind)
     forbidden = _FORBIDDEN_PARAMS.intersection(name.lower() for name in params)
@@ -76,9 +77,7 @@ def queue(
         kind=kind,
         params=params,
         language=_language(
-            language
-            or getattr(user, "last_language", "")
-            or getattr(user, "language", "")
+            language or getattr(user, "last_language", "") or getattr(user, "language", "")
         ),
         time_zone=getattr(user, "time_zone", "") or "UTC",
         address=context.address,

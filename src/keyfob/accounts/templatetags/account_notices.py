@@ -1,5 +1,6 @@
-"""What the e-mail confirmation and password reset notices compute when it is rendered, not queued: its code,
-unsealed from the ciphertext the outbox holds (dropped once the code is spent or sent)."""
+"""What the e-mail confirmation and password reset notices compute when rendered, not
+queued: the code, unsealed from the ciphertext the outbox holds (dropped once the code is
+spent or sent)."""
 
 from __future__ import annotations
 
