@@ -287,6 +287,14 @@ def change_email(request: HttpRequest, user: User, new_email: str) -> None:
         notices.queue(user, NoticeKind.EMAIL_CHANGED, context, old=old, new=new_email)
 
 
+def set_phone(request: HttpRequest, user: User, phone: str) -> None:
+    """Record the phone number support calls when the authenticator is lost."""
+    with transaction.atomic():
+        user.phone = phone
+        user.save(update_fields=["phone"])
+        record(user, EventKind.PROFILE_CHANGED, Context.from_request(request), fields=["phone"])
+
+
 def update_profile(request: HttpRequest, user: User, changed: list[str]) -> None:
     with transaction.atomic():
         user.save()

@@ -11,7 +11,7 @@ from django.contrib.auth import password_validation
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
-from keyfob.accounts.models import Language, User
+from keyfob.accounts.models import Language, User, phone_validator
 
 if TYPE_CHECKING:
     from django_stubs_ext import StrOrPromise
@@ -208,3 +208,24 @@ class ResetCodeForm(forms.Form):
                 except ValidationError as exc:
                     self.add_error("new_password1", exc)
         return data
+
+
+class PhoneForm(forms.Form):
+    """The profile's phone number, asked before 2FA is turned on when there is none."""
+
+    phone = forms.CharField(
+        label=_("Phone number"),
+        max_length=24,
+        error_messages={
+            "required": _("Enter a phone number, or continue without one."),
+            "max_length": _("This phone number is too long."),
+        },
+        help_text=_("In international form, e.g. +33123456789."),
+        widget=forms.TextInput(attrs={"type": "tel", "autocomplete": "tel"}),
+    )
+
+    def clean_phone(self) -> str:
+        # People type spaces, dots and dashes between the groups: keep only what is dialled.
+        phone = re.sub(r"[\s.\-()]", "", str(self.cleaned_data["phone"]), flags=re.ASCII)
+        phone_validator(phone)
+        return phone

@@ -25,6 +25,7 @@ from keyfob.twofactor.flows.setup import (
     key_uri,
     setup_expired,
     start_setup,
+    turned_off_by_support,
 )
 from keyfob.twofactor.flows.verify import (
     ClockDrift,
@@ -59,6 +60,7 @@ __all__ = [
     "start_setup",
     "trust_browser",
     "trusted_browsers",
+    "turned_off_by_support",
     "use_recovery_code",
     "use_trusted_browser",
     "verify_code",
