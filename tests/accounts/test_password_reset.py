@@ -153,6 +153,12 @@ def test_requests_are_throttled(client: Client, user: User, frozen_time: float) 
     page = ask(client).content.decode()
     assert "Too many requests. Try again in 30 seconds." in page
     assert Outbox.objects.filter(kind=NoticeKind.PASSWORD_RESET_CODE).count() == 5
+    # A reset done starts the count again.
+    with clock.frozen(frozen_time + 31):
+        assert ask(client)["Location"] == "/login/reset/code/"
+        assert finish(client, mailed_code())["Location"] == "/login/"
+        for _ in range(5):
+            assert ask(client)["Location"] == "/login/reset/code/"
 
 
 @pytest.mark.parametrize(

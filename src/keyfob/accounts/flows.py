@@ -345,6 +345,11 @@ def _reset_key(email: str) -> str:
     return _account_key(email)
 
 
+def _reset_throttle_key(email: str) -> str:
+    # Its own count: asking for codes neither slows nor is slowed by wrong sign-in passwords.
+    return "reset:" + _reset_key(email)
+
+
 def _reset_digest(salt: str, code: str) -> str:
     return mailedcodes.digest("keyfob.accounts.password-reset", salt, code)
 
@@ -369,7 +374,7 @@ def start_password_reset(request: HttpRequest, email: str) -> None:
     code, salt = mailedcodes.new_code(RESET_CODE_DIGITS)
     with transaction.atomic():
         rows = [
-            (throttle.PASSWORD, throttle.acquire(throttle.PASSWORD, "reset:" + _reset_key(email))),
+            (throttle.PASSWORD, throttle.acquire(throttle.PASSWORD, _reset_throttle_key(email))),
             (throttle.ADDRESS, throttle.acquire(throttle.ADDRESS, context.address or "unknown")),
         ]
         wait = max(throttle.retry_after(policy, row) for policy, row in rows)
@@ -453,6 +458,8 @@ def finish_password_reset(request: HttpRequest, email: str, code: str, password:
             record(user, EventKind.PASSWORD_RESET, context)
             notices.queue(user, NoticeKind.PASSWORD_RESET, context)
             end_sessions(user)
+            # Done: asking for a code later starts from a clean count again.
+            throttle.reset(throttle.acquire(throttle.PASSWORD, _reset_throttle_key(email)))
             return user
         if not consume(live, tries=F("tries") + 1):
             raise ResetLost()
