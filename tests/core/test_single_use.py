@@ -260,6 +260,40 @@ class TestEmailChangeCode(SingleUseContract):
         assert User.objects.get(pk=self.user.pk).email == "new@example.com"
 
 
+class TestPasswordResetCode(SingleUseContract):
+    """The code of "I forgot my password": two right codes at once change the password once."""
+
+    def request(self) -> HttpRequest:
+        request = RequestFactory().post("/login/reset/code/", REMOTE_ADDR="192.0.2.1")
+        request.session = {}  # type: ignore[assignment]
+        return request
+
+    def make(self) -> str:
+        self.user = account()
+        self.n = 0
+        accounts.start_password_reset(self.request(), "alice@example.com")
+        row = Outbox.objects.get(kind=NoticeKind.PASSWORD_RESET_CODE)
+        return accounts.unseal_reset_code(row.params)
+
+    def use(self, value: str) -> bool:
+        self.n += 1
+        try:
+            accounts.finish_password_reset(
+                self.request(), "alice@example.com", value, f"new long passphrase {self.n}"
+            )
+        except KeyfobError:
+            return False
+        return True
+
+    def wrong(self, value: str) -> str:
+        return f"{(int(value) + 1) % 10**8:08d}"
+
+    def check_clock(self, value: str) -> None:
+        with clock.frozen(T0 + accounts.RESET_CODE_MINUTES * 60 + 1):
+            assert self.use(value) is False
+        assert self.use(value) is True
+
+
 class TestOutboxClaim(SingleUseContract):
     """A notice is claimed by one sender (until its lease runs out)."""
 

@@ -82,7 +82,15 @@ def test_no_csp_violation_on_the_pages(tmp_path: Path, servers: list[Server]) ->
 
     env = base_env(tmp_path)
     assert keyfob(env, "migrate", "--no-input").returncode == 0
-    made = keyfob(env, "createuser", "erin@example.com", "--password-stdin", stdin=PASSWORD)
+    made = keyfob(
+        env,
+        "createuser",
+        "erin@example.com",
+        "--phone",
+        "+33123456789",
+        "--password-stdin",
+        stdin=PASSWORD,
+    )
     assert made.returncode == 0, made.stderr
     secret = enrol(env, "fay@example.com")
     server = start_server(env)

@@ -202,7 +202,8 @@ def test_the_sealed_code_leaves_the_outbox_once_its_notice_is_sent_or_given_up(
     check = flows.send_code(req.pk, sam.user, STAFF_CONTEXT)
     code = code_from_outbox(check)
     printed = io.StringIO()  # without KEYFOB_SMTP_URL the sender prints the mail
-    assert mailer.send_pending(stream=printed).sent == 2  # the request's notice, then the code
+    # The request's notice, "waiting for documents" (the call did not reach them), the code.
+    assert mailer.send_pending(stream=printed).sent == 3
     assert f"{code[:4]} {code[4:]}" in printed.getvalue()
     assert notices.SEALED not in Outbox.objects.get(pk=check.outbox_id).params
     # The customer reads it back from the e-mail: still the code that works.

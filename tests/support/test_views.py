@@ -259,9 +259,20 @@ def test_the_customer_opens_a_request_after_the_password(client: Client, alice: 
     assert client.get("/account/security/").status_code == 302
 
 
-def test_the_request_page_expires_with_the_pending_sign_in(client: Client, alice: Enrolled) -> None:
+def test_writing_the_request_outlasts_the_code_step(client: Client, alice: Enrolled) -> None:
+    """The code step gives up after 5 minutes; the request page waits an hour, so a long
+    message is not lost (before: refused at 301 s)."""
     client.post("/login/", {"email": "alice@example.com", "password": PASSWORD})
-    with clock.frozen(T0 + 301):
-        response = client.post("/support/request/", {"message": "late"}, follow=True)
+    with clock.frozen(T0 + 20 * 60):
+        response = client.post("/support/request/", {"message": "took my time"}, follow=True)
+    assert "Your request is sent to support." in messages_of(response)
+    assert Request.objects.get().note == "took my time"
+
+
+def test_after_the_hour_the_message_is_shown_back(client: Client, alice: Enrolled) -> None:
+    client.post("/login/", {"email": "alice@example.com", "password": PASSWORD})
+    with clock.frozen(T0 + 3601):
+        response = client.post("/support/request/", {"message": "a long story"}, follow=True)
     assert "Your sign-in took too long." in messages_of(response)
+    assert "Your message was not sent." in text(response) and "a long story" in text(response)
     assert not Request.objects.exists()

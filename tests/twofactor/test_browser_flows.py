@@ -37,7 +37,9 @@ def enter_code(page: Any, code: str) -> None:
 
 
 def test_enable_sign_in_with_codes_and_disable(page: Any, live_server: Any, tmp_path: Path) -> None:
-    User.objects.create_user("carol@example.com", PASSWORD, display_name="Carol")
+    User.objects.create_user(
+        "carol@example.com", PASSWORD, display_name="Carol", phone="+33123456789"
+    )
     base = live_server.url
     with clock.frozen(T0):
         sign_in(page, base)
@@ -99,7 +101,7 @@ def test_enable_sign_in_with_codes_and_disable(page: Any, live_server: Any, tmp_
     "path", ["/account/security/", "/account/security/setup/", "/account/", "/account/password/"]
 )
 def test_pages_fit_a_phone(browser: Any, live_server: Any, path: str, tmp_path: Path) -> None:
-    User.objects.create_user("dan@example.com", PASSWORD)
+    User.objects.create_user("dan@example.com", PASSWORD, phone="+33123456789")
     context = browser.new_context(
         viewport={"width": 360, "height": 740}, device_scale_factor=2, is_mobile=True
     )

@@ -44,7 +44,7 @@ def oathtool_hotp(secret: str, counter: int) -> str:
 
 
 def test_recovery_code_sign_in(page: Any, live_server: Any, tmp_path: Path) -> None:
-    User.objects.create_user("erin@example.com", PASSWORD)
+    User.objects.create_user("erin@example.com", PASSWORD, phone="+33123456789")
     base = live_server.url
     with clock.frozen(T0):
         sign_in(page, base, "erin@example.com")
@@ -83,7 +83,7 @@ def test_recovery_code_sign_in(page: Any, live_server: Any, tmp_path: Path) -> N
 
 
 def test_counter_based_codes(page: Any, live_server: Any, tmp_path: Path) -> None:
-    User.objects.create_user("finn@example.com", PASSWORD)
+    User.objects.create_user("finn@example.com", PASSWORD, phone="+33123456789")
     base = live_server.url
     sign_in(page, base, "finn@example.com")
     secret = enable(page, base, tmp_path, kind="hotp")
@@ -107,7 +107,7 @@ def test_counter_based_codes(page: Any, live_server: Any, tmp_path: Path) -> Non
 
 
 def test_trusted_browser_and_activity(page: Any, live_server: Any, tmp_path: Path) -> None:
-    User.objects.create_user("gail@example.com", PASSWORD)
+    User.objects.create_user("gail@example.com", PASSWORD, phone="+33123456789")
     base = live_server.url
     with clock.frozen(T0):
         sign_in(page, base, "gail@example.com")

@@ -10,15 +10,25 @@ from __future__ import annotations
 import hashlib
 import hmac
 from datetime import timedelta
+from importlib import import_module
 from typing import Any
 
-from django.contrib.auth import SESSION_KEY, authenticate, login, update_session_auth_hash
+from django.conf import settings
+from django.contrib.auth import (
+    SESSION_KEY,
+    authenticate,
+    login,
+    password_validation,
+    update_session_auth_hash,
+)
+from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
 from django.db.models import F, QuerySet
 from django.http import HttpRequest
+from django.utils import translation
 
 from keyfob.accounts.app_settings import app_settings
-from keyfob.accounts.models import EmailChange, User
+from keyfob.accounts.models import EmailChange, PasswordReset, User
 from keyfob.accounts.signals import credentials_changed
 from keyfob.audit import notices
 from keyfob.audit.events import Context, record
@@ -355,6 +365,13 @@ def mask_phone(number: str) -> str:
     return f"{number[:3]} {number[3]} {middle.strip()} {number[-2:]}".replace("  ", " ")
 
 
+def set_phone(request: HttpRequest, user: User, phone: str) -> None:
+    """Record the phone number support calls when the authenticator is lost (a guarded
+    field: see :func:`update_profile`)."""
+    user.phone = phone
+    update_profile(request, user, ["phone"])
+
+
 def update_profile(request: HttpRequest, user: User, changed: list[str]) -> None:
     """Save the profile form's ``user``. A change of the phone number or the account kind
     raises :class:`ReauthRequired` (nothing saved) without a recent confirmation; with one,
@@ -379,3 +396,174 @@ def update_profile(request: HttpRequest, user: User, changed: list[str]) -> None
             }
             notices.queue(user, NoticeKind.PROFILE_CHANGED, context, **detail)
         record(user, EventKind.PROFILE_CHANGED, context, **detail)
+
+
+def end_sessions(user: User) -> int:
+    """Delete every session of ``user``, signed in or half-way; return how many.
+
+    Sessions are not indexed by account, so this reads them all: fine for what happens a
+    few times a day (support turning 2FA off, a password reset), and it stores nothing new.
+    """
+    store_class = import_module(settings.SESSION_ENGINE).SessionStore
+    get_model = getattr(store_class, "get_model_class", None)
+    if get_model is None:
+        raise ImproperlyConfigured("Keyfob needs a database-backed session engine")
+    ended = 0
+    for row in get_model().objects.iterator():
+        data = store_class().decode(row.session_data)
+        if user.pk in session_accounts(data):
+            store_class(session_key=row.session_key).delete()
+            ended += 1
+    return ended
+
+
+# "I forgot my password": a code e-mailed to the address typed and typed back with the new
+# password (never a link: no secret in a URL). The request does the same work, and gives
+# the same answer, whether an account uses the address or not: a PasswordReset row is
+# written either way and a notice goes to the address either way (for an unknown address,
+# one that says no account uses it), so neither the page nor its timing tells.
+RESET_CODE_DIGITS = 8
+RESET_CODE_MINUTES = 30
+RESET_CODE_TRIES = 5
+
+
+class ResetLost(KeyfobError):
+    """No reset to finish: none asked, expired, used, or too many wrong codes."""
+
+
+class WrongResetCode(KeyfobError):
+    def __init__(self, left: int) -> None:
+        super().__init__("wrong code")
+        self.left = left
+
+
+def _reset_key(email: str) -> str:
+    return _account_key(email)
+
+
+def _reset_throttle_key(email: str) -> str:
+    # Its own count: asking for codes neither slows nor is slowed by wrong sign-in passwords.
+    return "reset:" + _reset_key(email)
+
+
+def _reset_digest(salt: str, code: str) -> str:
+    return mailedcodes.digest("keyfob.accounts.password-reset", salt, code)
+
+
+def _reset_seal_context(salt: str) -> str:
+    return f"password-reset:{salt}"
+
+
+def unseal_reset_code(params: dict[str, Any]) -> str:
+    """The code a PASSWORD_RESET_CODE notice carries, for its e-mail; '' once it is spent."""
+    return notices.unseal(params, _reset_seal_context(str(params["nonce"])))
+
+
+def start_password_reset(request: HttpRequest, email: str) -> None:
+    """E-mail a reset code to ``email`` if an account uses it (else a notice saying none
+    does). Raises :class:`Throttled` when the address typed or the client address asked
+    too often; every request counts, as a password failure does, so this cannot flood a
+    mailbox."""
+    email = email.strip().lower()
+    context = Context.from_request(request)
+    language = translation.get_language() or ""
+    code, salt = mailedcodes.new_code(RESET_CODE_DIGITS)
+    with transaction.atomic():
+        rows = [
+            (throttle.PASSWORD, throttle.acquire(throttle.PASSWORD, _reset_throttle_key(email))),
+            (throttle.ADDRESS, throttle.acquire(throttle.ADDRESS, context.address or "unknown")),
+        ]
+        wait = max(throttle.retry_after(policy, row) for policy, row in rows)
+        if wait > 0:
+            failure = Throttled(wait)
+        else:
+            for policy, row in rows:
+                throttle.record_failure(policy, row)
+            user = User.objects.filter(email__iexact=email, is_active=True).first()
+            earlier = PasswordReset.objects.select_for_update().filter(email_key=_reset_key(email))
+            for old in earlier:
+                notices.drop_seal(old.outbox_id)
+            # Sealed either way (same work); an unknown address's notice never shows it, and
+            # a code with no account behind it opens nothing.
+            outbox = notices.queue(
+                user,
+                NoticeKind.PASSWORD_RESET_CODE,
+                context,
+                to=email,
+                language=language,
+                known=user is not None,
+                nonce=salt,
+                minutes=RESET_CODE_MINUTES,
+                sealed=keyring.encrypt(code.encode(), context=_reset_seal_context(salt)),
+            )
+            PasswordReset.objects.update_or_create(
+                email_key=_reset_key(email),
+                defaults={
+                    "user": user,
+                    "salt": salt,
+                    "digest": _reset_digest(salt, code),
+                    "expires_at": clock.now() + timedelta(minutes=RESET_CODE_MINUTES),
+                    "tries": 0,
+                    "used_at": None,
+                    "outbox": outbox,
+                },
+            )
+            return
+    raise failure
+
+
+def _live_reset(email: str) -> QuerySet[PasswordReset]:
+    return PasswordReset.objects.filter(
+        email_key=_reset_key(email),
+        used_at__isnull=True,
+        expires_at__gt=clock.now(),
+        tries__lt=RESET_CODE_TRIES,
+    )
+
+
+def finish_password_reset(request: HttpRequest, email: str, code: str, password: str) -> User:
+    """Set ``password`` on the account of ``email`` if ``code`` is the one e-mailed to it;
+    return the account. Every session and trusted browser of the account ends and the
+    holder is told; nobody is signed in (with 2FA, the next sign-in still asks for the
+    code). Raises :class:`WrongResetCode` (with the tries left), :class:`ResetLost`, or
+    Django's ValidationError when the password breaks a rule about the account. A
+    wrong code is counted (committed) before the error is raised.
+    """
+    reset = _live_reset(email).first()
+    if reset is None:
+        raise ResetLost()
+    live = _live_reset(email).filter(pk=reset.pk)
+    context = Context.from_request(request)
+    failure: KeyfobError
+    with transaction.atomic():
+        right = hmac.compare_digest(_reset_digest(reset.salt, code), reset.digest)
+        user = reset.user
+        if right and user is not None and user.is_active:
+            # The rules that need the account (not like its name or address); a refusal
+            # spends neither the code nor a try.
+            password_validation.validate_password(password, user)
+            if not consume(live, used_at=clock.now()):
+                raise ResetLost()  # used, or its last try spent, meanwhile
+            notices.drop_seal(reset.outbox_id)
+            user.set_password(password)
+            # The page the person is on is in the language they read: the notice too.
+            user.last_language = translation.get_language() or user.last_language
+            user.save(update_fields=["password", "last_language"])
+            # Trusted browsers go (twofactor listens); sessions end below.
+            credentials_changed.send(sender=User, user=user)
+            record(user, EventKind.PASSWORD_RESET, context)
+            notices.queue(user, NoticeKind.PASSWORD_RESET, context)
+            end_sessions(user)
+            # Done: asking for a code later starts from a clean count again.
+            throttle.reset(throttle.acquire(throttle.PASSWORD, _reset_throttle_key(email)))
+            return user
+        if not consume(live, tries=F("tries") + 1):
+            raise ResetLost()
+        reset.refresh_from_db(fields=["tries"])
+        left = RESET_CODE_TRIES - reset.tries
+        if left <= 0:
+            notices.drop_seal(reset.outbox_id)
+            failure = ResetLost()
+        else:
+            failure = WrongResetCode(left)
+    raise failure

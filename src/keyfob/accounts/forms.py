@@ -7,10 +7,11 @@ import zoneinfo
 from typing import TYPE_CHECKING
 
 from django import forms
+from django.contrib.auth import password_validation
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
-from keyfob.accounts.models import Language, User
+from keyfob.accounts.models import Language, User, phone_validator
 
 if TYPE_CHECKING:
     from django_stubs_ext import StrOrPromise
@@ -165,3 +166,76 @@ class EmailCodeForm(forms.Form):
         label=_("Code from the e-mail"),
         error_messages={"required": _("Enter the code we e-mailed to the new address.")},
     )
+
+
+class ResetRequestForm(forms.Form):
+    email = email_field(_("Email"), autocomplete="username", autofocus=True)
+
+
+def new_password_field(label: StrOrPromise) -> forms.CharField:
+    return forms.CharField(
+        label=label,
+        max_length=MAX_PASSWORD,
+        strip=False,
+        error_messages={
+            "required": _("Enter a new password."),
+            "max_length": _("This password is too long."),
+        },
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+    )
+
+
+class ResetCodeForm(forms.Form):
+    """The code from the e-mail and the new password, twice. The rules that need the
+    account (not like its name or address) are checked by the flow once the code is right."""
+
+    code = CodeField(
+        digits=8,
+        label=_("Code from the e-mail"),
+        error_messages={"required": _("Enter the code we e-mailed to you.")},
+    )
+    new_password1 = new_password_field(_("New password"))
+    new_password2 = new_password_field(_("New password again"))
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        # Plain sentences (Django's HTML list would sit inside the help paragraph).
+        rules = password_validation.password_validators_help_texts()
+        self.fields["new_password1"].help_text = " ".join(str(r) for r in rules)
+
+    def clean(self) -> dict[str, object]:
+        data = super().clean() or {}
+        first, second = data.get("new_password1"), data.get("new_password2")
+        if isinstance(first, str) and isinstance(second, str):
+            if first != second:
+                self.add_error(
+                    "new_password2",
+                    ValidationError(_("The two passwords are not the same."), code="mismatch"),
+                )
+            else:
+                try:
+                    password_validation.validate_password(first)
+                except ValidationError as exc:
+                    self.add_error("new_password1", exc)
+        return data
+
+
+class PhoneForm(forms.Form):
+    """The profile's phone number, asked before 2FA is turned on when there is none."""
+
+    phone = forms.CharField(
+        label=_("Phone number"),
+        max_length=24,
+        error_messages={
+            "required": _("Enter a phone number, or continue without one."),
+            "max_length": _("This phone number is too long."),
+        },
+        help_text=_("In international form, e.g. +33123456789."),
+        widget=forms.TextInput(attrs={"type": "tel", "autocomplete": "tel"}),
+    )
+
+    def clean_phone(self) -> str:
+        # People type spaces, dots and dashes between the groups: keep only what is dialled.
+        phone = re.sub(r"[\s.\-()]", "", str(self.cleaned_data["phone"]), flags=re.ASCII)
+        phone_validator(phone)
+        return phone

@@ -1,4 +1,5 @@
-"""The account (custom user model) and an e-mail change waiting for its code."""
+"""The account (custom user model), an e-mail change waiting for its code, and a password
+reset waiting for its code."""
 
 from __future__ import annotations
 
@@ -64,6 +65,10 @@ class User(AbstractBaseUser, PermissionsMixin):
     )
     # Empty: none chosen; pages then show times in the browser's zone, notices in UTC.
     time_zone = models.CharField(_("time zone"), max_length=64, blank=True, default="")
+    # The language the portal last showed this account (kept by AccountPreferencesMiddleware
+    # and the password reset): notices go out in it, even when the profile leaves the choice
+    # to the browser.
+    last_language = models.CharField(max_length=8, blank=True, default="")
     is_staff = models.BooleanField(_("support staff"), default=False)
     is_active = models.BooleanField(_("active"), default=True)
     date_joined = models.DateTimeField(_("joined"), default=clock.now)
@@ -110,5 +115,34 @@ class EmailChange(models.Model):
 
     def __repr__(self) -> str:  # never the digest
         return f"<EmailChange user={self.user_id} tries={self.tries}>"
+
+    __str__ = __repr__
+
+
+class PasswordReset(models.Model):
+    """A password reset waiting for the code e-mailed to the address typed (one per address).
+
+    Keyed by a digest of the address typed, known or not, and written the same way for both
+    (``user`` empty for an unknown address), so the answer and the work done say nothing of
+    whether an account uses it. Only the code's keyed digest is kept; tries and use are each
+    one conditional UPDATE (:func:`keyfob.core.consume.consume`).
+    """
+
+    email_key = models.CharField(max_length=64, unique=True)
+    user = models.ForeignKey(
+        User, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    salt = models.CharField(max_length=32)
+    digest = models.CharField(max_length=64)
+    expires_at = models.DateTimeField()
+    tries = models.PositiveIntegerField(default=0)
+    used_at = models.DateTimeField(null=True, blank=True)
+    # The notice carrying the sealed code, so the seal can be wiped once the code is spent.
+    outbox = models.ForeignKey(
+        "audit.Outbox", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    def __repr__(self) -> str:  # never the digest
+        return f"<PasswordReset user={self.user_id} tries={self.tries}>"
 
     __str__ = __repr__

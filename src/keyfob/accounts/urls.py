@@ -10,3 +10,10 @@ urlpatterns: list[URLPattern] = [
     path("email/", views.email_view, name="email"),
     path("email/confirm/", views.email_confirm_view, name="email-confirm"),
 ]
+
+# Signed out, beside the sign-in: site/urls.py mounts them at the site's root.
+signin_help_urlpatterns: list[URLPattern] = [
+    path("login/help/", views.signin_help_view, name="login-help"),
+    path("login/reset/", views.reset_request_view, name="password-reset"),
+    path("login/reset/code/", views.reset_code_view, name="password-reset-code"),
+]

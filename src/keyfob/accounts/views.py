@@ -1,10 +1,12 @@
-"""Account → Profile: the profile, the password and the e-mail address."""
+"""Account → Profile: the profile, the password and the e-mail address; and, signed out,
+the help for who cannot sign in, with its password reset."""
 
 from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import SetPasswordForm
+from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -14,8 +16,16 @@ from django.views.decorators.http import require_http_methods
 
 from keyfob.accounts import flows
 from keyfob.accounts.decorators import reauth_redirect, reauth_required
-from keyfob.accounts.forms import EmailChangeForm, EmailCodeForm, ProfileForm
+from keyfob.accounts.forms import (
+    EmailChangeForm,
+    EmailCodeForm,
+    ProfileForm,
+    ResetCodeForm,
+    ResetRequestForm,
+)
 from keyfob.accounts.models import User
+from keyfob.accounts.text import wait_text
+from keyfob.otp import Throttled
 
 
 @login_required
@@ -117,3 +127,74 @@ def email_confirm_view(request: HttpRequest) -> HttpResponse:
             return redirect("account:profile")
     context = {"form": form, "email": new_email, "minutes": flows.EMAIL_CODE_MINUTES}
     return render(request, "accounts/email_confirm.html", context)
+
+
+# Cannot sign in ----------------------------------------------------------------------
+
+# The address a reset code was asked for (not a secret: the page says where the code went).
+RESET_EMAIL_KEY = "keyfob.reset_email"
+
+
+@require_http_methods(["GET"])
+def signin_help_view(request: HttpRequest) -> HttpResponse:
+    """One page for both ways out: a forgotten password, a lost authenticator."""
+    return render(request, "accounts/signin_help.html")
+
+
+@require_http_methods(["GET", "POST"])
+def reset_request_view(request: HttpRequest) -> HttpResponse:
+    form = ResetRequestForm(request.POST if request.method == "POST" else None)
+    if request.method == "POST" and form.is_valid():
+        email = form.cleaned_data["email"].strip().lower()
+        try:
+            flows.start_password_reset(request, email)
+        except Throttled as exc:
+            form.add_error(
+                None,
+                _("Too many requests. Try again in %(wait)s.")
+                % {"wait": wait_text(exc.retry_after)},
+            )
+        else:
+            request.session[RESET_EMAIL_KEY] = email
+            return redirect("password-reset-code")
+    return render(request, "accounts/reset_request.html", {"form": form})
+
+
+@require_http_methods(["GET", "POST"])
+def reset_code_view(request: HttpRequest) -> HttpResponse:
+    """The code from the e-mail and the new password. The same page whether an account
+    uses the address or not: only the right code, from that mailbox, changes anything."""
+    email = request.session.get(RESET_EMAIL_KEY)
+    if not isinstance(email, str):
+        return redirect("password-reset")
+    form = ResetCodeForm(request.POST if request.method == "POST" else None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            flows.finish_password_reset(
+                request, email, form.cleaned_data["code"], form.cleaned_data["new_password1"]
+            )
+        except flows.WrongResetCode as exc:
+            form.add_error(
+                "code",
+                ngettext(
+                    "That is not the code we sent. %(left)d try left.",
+                    "That is not the code we sent. %(left)d tries left.",
+                    exc.left,
+                )
+                % {"left": exc.left},
+            )
+        except flows.ResetLost:
+            request.session.pop(RESET_EMAIL_KEY, None)
+            messages.error(
+                request,
+                _("This code no longer works (too many tries, or too late). Ask for a new one."),
+            )
+            return redirect("password-reset")
+        except ValidationError as exc:
+            form.add_error("new_password1", exc)
+        else:
+            request.session.pop(RESET_EMAIL_KEY, None)
+            messages.success(request, _("Your password is changed. Sign in with it."))
+            return redirect("login")
+    context = {"form": form, "email": email, "minutes": flows.RESET_CODE_MINUTES}
+    return render(request, "accounts/reset_code.html", context)

@@ -24,6 +24,7 @@ class EventKind(models.TextChoices):
     TRUSTED_ADDED = "trusted_added", _("Browser trusted")
     TRUSTED_REVOKED = "trusted_revoked", _("Trusted browser revoked")
     PASSWORD_CHANGED = "password_changed", _("Password changed")
+    PASSWORD_RESET = "password_reset", _("Password reset with a code sent by e-mail")
     EMAIL_CHANGED = "email_changed", _("E-mail address changed")
     EMAIL_CODE_SENT = "email_code_sent", _("Code sent to confirm a new e-mail address")
     PROFILE_CHANGED = "profile_changed", _("Profile changed")
@@ -84,6 +85,8 @@ class NoticeKind(models.TextChoices):
     EMAIL_CHANGED = "email_changed", _("E-mail address changed")
     EMAIL_CONFIRM = "email_confirm", _("Confirm your new e-mail address")
     PROFILE_CHANGED = "profile_changed", _("Phone number or account kind changed")
+    PASSWORD_RESET_CODE = "password_reset_code", _("Your code to choose a new password")
+    PASSWORD_RESET = "password_reset", _("Your password was reset")
     # The support desk (keyfob.support).
     SUPPORT_OPENED = "support_opened", _("Request to turn off two-factor authentication")
     SUPPORT_REJECTED = (
@@ -91,6 +94,8 @@ class NoticeKind(models.TextChoices):
         _("Request to turn off two-factor authentication refused"),
     )
     SUPPORT_CODE = "support_code", _("Your verification code for support")
+    # Every later change of a request's state (waiting for documents, approved, cancelled).
+    SUPPORT_PROGRESS = "support_progress", _("News of your request to support")
 
 
 class OutboxState(models.TextChoices):

@@ -43,16 +43,27 @@ WHEN_FORMAT = "j F Y, H:i"
 
 
 def queue(
-    user: Any, kind: NoticeKind, context: Context, *, to: str | None = None, **params: Any
+    user: Any,
+    kind: NoticeKind,
+    context: Context,
+    *,
+    to: str | None = None,
+    language: str = "",
+    **params: Any,
 ) -> Outbox | None:
     """Write one notice to the outbox inside the caller's transaction; return the row.
 
     ``to`` defaults to ``user.email`` (pass the old address on an e-mail change). ``params``
     are plain JSON values the notice's template uses: ``remaining`` (RECOVERY_USED), ``by``
     ("user" or "support", TWOFACTOR_OFF), ``browser`` (TRUSTED_BROWSER), ``old``/``new``
-    (EMAIL_CHANGED). Returns None for a WRONG_CODES notice when the account already got one
-    in the last hour. Raises ValueError for an unknown kind or a parameter that could carry
-    a secret, TypeError for a parameter that is not plain JSON.
+    (EMAIL_CHANGED). ``user`` is None for a notice to an address no account uses (a password
+    reset asked for it), which then needs ``to`` and ``language``.
+
+    The notice is written in ``language`` if given, else in the language the portal last
+    showed the account (``last_language``), else in the profile's. Returns None for a
+    WRONG_CODES notice when the account already got one in the last hour. Raises ValueError
+    for an unknown kind or a parameter that could carry a secret, TypeError for a parameter
+    that is not plain JSON.
     """
     kind = NoticeKind(kind)
     forbidden = _FORBIDDEN_PARAMS.intersection(name.lower() for name in params)
@@ -65,7 +76,9 @@ def queue(
         to=to or user.email,
         kind=kind,
         params=params,
-        language=_language(getattr(user, "language", "")),
+        language=_language(
+            language or getattr(user, "last_language", "") or getattr(user, "language", "")
+        ),
         time_zone=getattr(user, "time_zone", "") or "UTC",
         address=context.address,
         user_agent=context.user_agent[:300],
@@ -148,8 +161,10 @@ def render(row: Outbox) -> Rendered:
             # Support acts for the customer: its staff's address and browser are not theirs
             # to read, and would tell them nothing. A code for a new address may reach a
             # stranger (a typo): the account holder's whereabouts are not theirs either.
+            # Nor are they for whoever reads a reset notice sent to an address no account uses.
             "show_where": row.params.get("by") != "support"
-            and row.kind != NoticeKind.EMAIL_CONFIRM,
+            and row.kind != NoticeKind.EMAIL_CONFIRM
+            and row.params.get("known") is not False,
         }
         # notices/<kind>.txt and .html are the owning app's (extending audit/notices/base.*),
         # so the template helpers a notice loads are that app's: audit loads no feature app.

@@ -2,6 +2,7 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 from django.views.i18n import set_language
 
+from keyfob.accounts.urls import signin_help_urlpatterns
 from keyfob.twofactor.urls import signin_urlpatterns
 
 # One `account:` namespace for the account pages of both apps that own them.
@@ -13,6 +14,7 @@ account_patterns = (
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="account:security"), name="home"),
     path("", include(signin_urlpatterns)),
+    path("", include(signin_help_urlpatterns)),
     path("account/", include(account_patterns)),
     path("i18n/setlang/", set_language, name="set_language"),
     path("support/", include("keyfob.support.urls")),

@@ -15,11 +15,19 @@ class SupportSettings:
     code_hours = 24
     code_tries = 5
     cancel_link_days = 30
+    # How long after the password step the customer may write the request and follow it on
+    # its page: far longer than the 5-minute code step, so a long message is never lost.
+    request_window_seconds = 3600
 
     @property
     def four_eyes(self) -> bool:
         """Whether the staff member who disables must differ from those who did the checks."""
         return bool(settings.KEYFOB_SUPPORT_FOUR_EYES)
+
+    @property
+    def support_email(self) -> str:
+        """Where customers send their documents (KEYFOB_SUPPORT_EMAIL)."""
+        return str(settings.KEYFOB_SUPPORT_EMAIL)
 
 
 app_settings = SupportSettings()

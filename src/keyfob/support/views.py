@@ -36,6 +36,7 @@ from keyfob.support.forms import (
 )
 from keyfob.support.models import (
     ACTIVE_STATES,
+    REQUIRED_DOCUMENTS,
     CallOutcome,
     DocumentCheck,
     DocumentKind,
@@ -45,7 +46,6 @@ from keyfob.support.models import (
     State,
 )
 from keyfob.twofactor import flows as twofactor
-from keyfob.twofactor.app_settings import app_settings as twofactor_settings
 from keyfob.twofactor.decorators import staff_required
 
 
@@ -395,15 +395,46 @@ def staff_cancel_view(request: HttpRequest, pk: int) -> HttpResponse:
 # The customer's pages ------------------------------------------------------------------
 
 
+def mask_phone(phone: str) -> str:
+    """A phone number as the customer may see it on a signed-out page: the country code and
+    first digit, then the last two ('+33 6 •• •• •• 42'); enough to recognise, not to dial."""
+    digits = phone.removeprefix("+")
+    if len(digits) < 6:
+        return "•" * len(digits)
+    middle = digits[3:-2]
+    pairs = " ".join("••" for _i in range(0, len(middle), 2))
+    return f"+{digits[:2]} {digits[2]} {pairs} {digits[-2:]}"
+
+
+def _journey(user: User, req: Request) -> dict[str, Any]:
+    """What the customer's page says about ``req``: who does what next, in words."""
+    check = EmailCheck.objects.filter(request=req).first()
+    status = _code_status(check)
+    return {
+        "req": req,
+        "phone": mask_phone(user.phone) if user.phone else "",
+        "documents": [DocumentKind(k).label for k in req.required_documents()],
+        "code_live": status is not None and status["status"] == "live",
+        "code_used": status is not None and status["status"] == "used",
+        "account_email": user.email,
+    }
+
+
 @require_http_methods(["GET", "POST"])
 def open_view(request: HttpRequest) -> HttpResponse:
-    """Ask support to turn 2FA off: only with a pending sign-in (a right password)."""
-    found = account_flows.pending(request, twofactor_settings.pending_signin_seconds)
-    context: dict[str, Any] = {"support_email": twofactor_settings.support_email}
+    """Ask support to turn 2FA off, and follow the request: after a right password.
+
+    The page works for an hour after the password step (not the code step's 5 minutes):
+    the customer may take their time to write, and come back to see where things are.
+    """
+    found = account_flows.pending(request, app_settings.request_window_seconds)
+    context: dict[str, Any] = {"support_email": app_settings.support_email}
     if found is None:
         # Without a right password just now: the support address, and nothing about accounts.
+        # A message typed meanwhile is shown back, to copy into an e-mail: never lost.
         if request.method == "POST":
             messages.error(request, _("Your sign-in took too long. Please start again."))
+            context["message"] = request.POST.get("message", "")[:4000]
         return render(request, "support/open_signed_out.html", context)
     user, _next = found
     existing = flows.active_request(user)
@@ -424,7 +455,23 @@ def open_view(request: HttpRequest) -> HttpResponse:
         else:
             messages.success(request, _("Your request is sent to support."))
         return redirect("support:open")
-    context.update({"form": form, "existing": existing})
+    last = Request.objects.filter(user=user).first()
+    context.update(
+        {
+            "form": form,
+            "existing": existing,
+            "ended": last if last is not None and not last.is_active else None,
+            "has_phone": bool(user.phone),
+            "phone": mask_phone(user.phone) if user.phone else "",
+            "documents": [
+                DocumentKind(k).label
+                for k in REQUIRED_DOCUMENTS.get(user.kind, (DocumentKind.IDENTITY,))
+            ],
+            "account_email": user.email,
+        }
+    )
+    if existing is not None:
+        context |= _journey(user, existing)
     return render(request, "support/open.html", context)
 
 

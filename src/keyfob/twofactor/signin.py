@@ -13,6 +13,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.html import format_html
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
@@ -65,6 +66,19 @@ def login_view(request: HttpRequest) -> HttpResponse:
         else:
             if not flows.has_2fa(user):
                 account_flows.complete_signin(request, user, second_factor="none")
+                if flows.turned_off_by_support(user):
+                    messages.warning(
+                        request,
+                        format_html(
+                            '{} <a href="{}">{}</a>',
+                            _(
+                                "Support turned off two-factor authentication for you, so "
+                                "your password alone now opens your account."
+                            ),
+                            reverse("account:setup"),
+                            _("Turn it on again with your new phone"),
+                        ),
+                    )
                 return redirect(next_url)
             new_token = trust.skip_code_step(request, user)
             if new_token is None:

@@ -15,6 +15,7 @@ signin_urlpatterns: list[URLPattern] = [
 urlpatterns: list[URLPattern] = [
     path("security/", views.security_view, name="security"),
     path("security/setup/", views.setup_view, name="setup"),
+    path("security/setup/phone/", views.setup_phone_view, name="setup-phone"),
     path("security/disable/", views.disable_view, name="disable"),
     path("security/recovery-codes/", views.recovery_codes_view, name="recovery-codes"),
     path(

@@ -18,6 +18,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from keyfob import otp, qr
 from keyfob.accounts import flows as account_flows
 from keyfob.accounts.decorators import reauth_required
+from keyfob.accounts.forms import PhoneForm
 from keyfob.accounts.models import User
 from keyfob.accounts.text import wait_text
 from keyfob.audit.events import Context
@@ -39,6 +40,8 @@ from keyfob.twofactor.models import Authenticator, Kind
 
 KNOWN_APPS = ["FreeOTP", "Google Authenticator", "Aegis", "2FAS", "Ente Auth"]
 FRESH_CODES_KEY = "keyfob.fresh_recovery_codes"
+# Set when the person chose to turn 2FA on without giving a phone number.
+NO_PHONE_KEY = "keyfob.setup_without_phone"
 CODE_ERRORS = (InvalidCode, CodeReused, Throttled, flows.NotEnrolled)
 
 # Sections that apps above twofactor add to the Security page from their AppConfig.ready()
@@ -247,6 +250,8 @@ def setup_view(request: HttpRequest) -> HttpResponse:
     if flows.has_2fa(user):
         messages.info(request, _("Two-factor authentication is already on."))
         return redirect("account:security")
+    if not user.phone and not request.session.get(NO_PHONE_KEY):
+        return redirect("account:setup-phone")
     if request.method == "POST" and "kind" in request.POST:
         chosen = SetupKindForm(request.POST)
         if chosen.is_valid():  # an unknown kind changes nothing
@@ -291,6 +296,31 @@ def setup_view(request: HttpRequest) -> HttpResponse:
             "minutes_left": max(1, -(-flows.setup_seconds_left(pending) // 60)),
         }
     return render(request, "twofactor/setup.html", context)
+
+
+@reauth_required
+@require_http_methods(["GET", "POST"])
+def setup_phone_view(request: HttpRequest) -> HttpResponse:
+    """Before 2FA goes on, the phone number support would call if the phone is lost.
+
+    A phone number is what support trusts to turn 2FA off, so giving one needs a fresh
+    password (DESIGN.md invariant 7), like changing it. Without one, support asks for
+    identity documents instead: the page says so, and the person may go on without.
+    """
+    user = _user(request)
+    if flows.has_2fa(user) or user.phone:
+        return redirect("account:setup")
+    form = PhoneForm(
+        request.POST if request.method == "POST" and "skip" not in request.POST else None
+    )
+    if request.method == "POST" and "skip" in request.POST:
+        request.session[NO_PHONE_KEY] = True
+        return redirect("account:setup")
+    if request.method == "POST" and form.is_valid():
+        account_flows.set_phone(request, user, form.cleaned_data["phone"])
+        messages.success(request, _("Your phone number is saved."))
+        return redirect("account:setup")
+    return render(request, "twofactor/setup_phone.html", {"form": form})
 
 
 # Recovery codes are shown until the person says they saved them, for a few minutes at

@@ -1,5 +1,6 @@
-"""What the e-mail confirmation notice computes when it is rendered, not queued: its code,
-unsealed from the ciphertext the outbox holds (dropped once the code is spent or sent)."""
+"""What the e-mail confirmation and password reset notices compute when rendered, not
+queued: the code, unsealed from the ciphertext the outbox holds (dropped once the code is
+spent or sent)."""
 
 from __future__ import annotations
 
@@ -24,3 +25,9 @@ def email_confirm_code(params: dict[str, Any]) -> str:
 def account_kind(value: str) -> str:
     """An account kind's label in the notice's language (the outbox keeps the value)."""
     return str(dict(AccountKind.choices).get(value, value))
+
+
+@register.simple_tag
+def password_reset_code(params: dict[str, Any]) -> str:
+    """The password reset code, grouped by four; '' once it is spent or replaced."""
+    return mailedcodes.spaced(flows.unseal_reset_code(params))

@@ -5,6 +5,7 @@ the final disable (``requests``), the identity checks (``checks``) and what it r
 Callers use ``flows.<name>``; the names below are the desk's whole public surface.
 """
 
+from keyfob.accounts.flows import end_sessions
 from keyfob.support.flows.checks import (
     CODE_DIGITS,
     check_code,
@@ -35,7 +36,6 @@ from keyfob.support.flows.requests import (
     cancel,
     cancel_link_path,
     disable,
-    end_sessions,
     open_request,
     request_from_link,
 )

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-from importlib import import_module
-
-from django.conf import settings
 from django.core import signing
-from django.core.exceptions import ImproperlyConfigured
 from django.db import IntegrityError, transaction
 
-from keyfob.accounts.flows import session_accounts
+from keyfob.accounts.flows import end_sessions
 from keyfob.accounts.models import User
 from keyfob.audit import notices
 from keyfob.audit.events import Context
@@ -142,25 +138,6 @@ def cancel(
             staff_only={"reason": reason} if reason else None,
         )
     return req
-
-
-def end_sessions(user: User) -> int:
-    """Delete every session of ``user``, signed in or half-way; return how many.
-
-    Sessions are not indexed by account, so this reads them all: fine for an action support
-    takes a few times a day, and it stores nothing new (no model change, no password change).
-    """
-    store_class = import_module(settings.SESSION_ENGINE).SessionStore
-    get_model = getattr(store_class, "get_model_class", None)
-    if get_model is None:
-        raise ImproperlyConfigured("the support desk needs a database-backed session engine")
-    ended = 0
-    for row in get_model().objects.iterator():
-        data = store_class().decode(row.session_data)
-        if user.pk in session_accounts(data):
-            store_class(session_key=row.session_key).delete()
-            ended += 1
-    return ended
 
 
 def disable(request_id: int, staff: User, reason: str, context: Context) -> Request:

@@ -24,9 +24,10 @@ from __future__ import annotations
 from typing import Any
 
 from keyfob.accounts.models import User
+from keyfob.audit import notices
 from keyfob.audit.events import Context, record
 from keyfob.audit.models import Channel as EventChannel
-from keyfob.audit.models import EventKind
+from keyfob.audit.models import EventKind, NoticeKind
 from keyfob.core import clock
 from keyfob.support.app_settings import app_settings
 from keyfob.support.flows.errors import NotFound, OwnAccount, WrongState
@@ -73,6 +74,10 @@ TRANSITIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 }
 
 
+# The states whose arrival is told by a SUPPORT_PROGRESS notice.
+PROGRESS_NOTICES = (State.WAITING, State.APPROVED, State.CANCELLED)
+
+
 def move(req: Request, step: str, to: str | None = None, **changes: Any) -> None:
     """Compare-and-set the request from its current state along ``step`` of
     :data:`TRANSITIONS` (to ``to``, one of the step's targets, if given).
@@ -93,10 +98,23 @@ def move(req: Request, step: str, to: str | None = None, **changes: Any) -> None
     if moved != 1:
         current = Request.objects.filter(pk=req.pk).values_list("state", flat=True).first()
         raise WrongState(current or req.state, step)
-    req.state = to
+    before, req.state = req.state, to
     req.updated_at = now
     for name, value in changes.items():
         setattr(req, name, value)
+    if to != before and to in PROGRESS_NOTICES:
+        # Each change of state reaches the customer (opening, refusal and the final
+        # disable have notices of their own), in the step's transaction.
+        notices.queue(
+            req.user,
+            NoticeKind.SUPPORT_PROGRESS,
+            customer_context(),
+            request=req.pk,
+            state=str(to),
+            documents=[str(kind) for kind in req.required_documents()],
+            support_email=app_settings.support_email,
+            by="support",
+        )
 
 
 def log_step(

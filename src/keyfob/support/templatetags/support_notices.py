@@ -13,6 +13,7 @@ from django import template
 
 from keyfob.core import mailedcodes
 from keyfob.support import flows
+from keyfob.support.models import DocumentKind
 
 register = template.Library()
 
@@ -28,3 +29,10 @@ def support_cancel_url(params: dict[str, Any]) -> str:
 def support_check_code(params: dict[str, Any]) -> str:
     """The code, grouped by four for reading aloud; '' once it is spent."""
     return mailedcodes.spaced(flows.unseal_code(params))
+
+
+@register.simple_tag
+def support_documents(params: dict[str, Any]) -> list[str]:
+    """The names of the documents a request asks for, in the notice's language."""
+    kinds = params.get("documents") or []
+    return [str(DocumentKind(kind).label) for kind in kinds if kind in DocumentKind.values]

@@ -26,6 +26,7 @@ from keyfob.twofactor.flows.setup import (
     setup_expired,
     setup_seconds_left,
     start_setup,
+    turned_off_by_support,
 )
 from keyfob.twofactor.flows.verify import (
     ClockDrift,
@@ -61,6 +62,7 @@ __all__ = [
     "start_setup",
     "trust_browser",
     "trusted_browsers",
+    "turned_off_by_support",
     "use_recovery_code",
     "use_trusted_browser",
     "verify_code",

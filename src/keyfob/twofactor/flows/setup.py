@@ -11,7 +11,7 @@ from keyfob import otp
 from keyfob.accounts.models import User
 from keyfob.audit import notices
 from keyfob.audit.events import Context, record
-from keyfob.audit.models import EventKind
+from keyfob.audit.models import EventKind, SecurityEvent
 from keyfob.audit.notices import NoticeKind
 from keyfob.core import clock
 from keyfob.otp import KeyfobError
@@ -90,6 +90,23 @@ def disable(user: User, context: Context, *, by: By = By.USER) -> None:
         if deleted:
             record(user, EventKind.TWOFACTOR_OFF, context, by=by)
             notices.queue(user, NoticeKind.TWOFACTOR_OFF, context, by=by)
+
+
+def turned_off_by_support(user: User) -> bool:
+    """Whether 2FA is off because support turned it off (and was not turned on since): the
+    customer is then invited, at each sign-in, to turn it on again."""
+    last = (
+        SecurityEvent.objects.filter(
+            user=user, kind__in=[EventKind.TWOFACTOR_ON, EventKind.TWOFACTOR_OFF]
+        )
+        .only("kind", "detail")
+        .first()
+    )
+    return (
+        last is not None
+        and last.kind == EventKind.TWOFACTOR_OFF
+        and last.detail.get("by") == By.SUPPORT
+    )
 
 
 def key_uri(user: User, auth: Authenticator) -> otp.KeyURI:
