@@ -8,12 +8,12 @@ import re
 import pytest
 from django.test import Client
 
+from keyfob.accounts.flows import mask_phone
 from keyfob.audit import notices
 from keyfob.audit.models import NoticeKind, Outbox
 from keyfob.core import clock
 from keyfob.support import flows
 from keyfob.support.models import Request
-from keyfob.support.views import mask_phone
 from tests.support.conftest import PASSWORD, SITE, STAFF_CONTEXT, T0, Enrolled, enrolled
 
 pytestmark = pytest.mark.django_db

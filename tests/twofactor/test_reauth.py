@@ -61,6 +61,7 @@ WITHOUT_2FA = [
     ("/account/password/", NEW_PASSWORD),
     ("/account/email/", {"email": "thief@example.net"}),
     ("/account/security/setup/", {"kind": "totp"}),
+    ("/account/security/setup/phone/", {"phone": "+33699999999"}),
 ]
 WITH_2FA = [
     *WITHOUT_2FA[:4],
@@ -85,7 +86,7 @@ def account_views() -> set[str]:
 
 def test_the_walk_covers_every_account_view() -> None:
     """A new view under /account/ must join the walk below, or say why it need not."""
-    walked = {"profile", "password", "email", "setup", "disable", "regenerate"}
+    walked = {"profile", "password", "email", "setup", "setup-phone", "disable", "regenerate"}
     walked |= {"revoke-all", "revoke-browser"}
     assert account_views() == walked | NOT_SENSITIVE
 
@@ -121,7 +122,7 @@ def test_setup_needs_a_recent_password_and_grants_no_reauthentication(
 ) -> None:
     """The attack: a copied stale session enrols its own authenticator, then, the setup's
     code having marked the session fresh, changes the e-mail address."""
-    alice = make_user("alice@example.com")
+    alice = make_user("alice@example.com", phone="+33123456789")
     password_step(client)
     with clock.frozen(frozen_time + STALE):
         response = client.get("/account/security/setup/")

@@ -93,7 +93,25 @@ class User(AbstractBaseUser, PermissionsMixin):
         return self.display_name or self.email
 
 
-class EmailChange(models.Model):
+class MailedCode(models.Model):
+    """What a code e-mailed to an address keeps while it waits to be typed back: only its
+    keyed digest (and salt), when it expires, the wrong tries, when it was used, and the
+    notice that carries it sealed (so the seal can be wiped once the code is spent)."""
+
+    salt = models.CharField(max_length=32)
+    digest = models.CharField(max_length=64)
+    expires_at = models.DateTimeField()
+    tries = models.PositiveIntegerField(default=0)
+    used_at = models.DateTimeField(null=True, blank=True)
+    outbox = models.ForeignKey(
+        "audit.Outbox", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        abstract = True
+
+
+class EmailChange(MailedCode):
     """A new sign-in address waiting for the code e-mailed to it (one per account).
 
     Only the code's keyed digest is kept. Tries are counted, and the code used, each by one
@@ -103,15 +121,6 @@ class EmailChange(models.Model):
 
     user = models.OneToOneField(User, on_delete=models.CASCADE, related_name="email_change")
     email = models.EmailField(max_length=254)
-    salt = models.CharField(max_length=32)
-    digest = models.CharField(max_length=64)
-    expires_at = models.DateTimeField()
-    tries = models.PositiveIntegerField(default=0)
-    used_at = models.DateTimeField(null=True, blank=True)
-    # The notice carrying the sealed code, so the seal can be wiped once the code is spent.
-    outbox = models.ForeignKey(
-        "audit.Outbox", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
-    )
 
     def __repr__(self) -> str:  # never the digest
         return f"<EmailChange user={self.user_id} tries={self.tries}>"
@@ -119,7 +128,7 @@ class EmailChange(models.Model):
     __str__ = __repr__
 
 
-class PasswordReset(models.Model):
+class PasswordReset(MailedCode):
     """A password reset waiting for the code e-mailed to the address typed (one per address).
 
     Keyed by a digest of the address typed, known or not, and written the same way for both
@@ -131,15 +140,6 @@ class PasswordReset(models.Model):
     email_key = models.CharField(max_length=64, unique=True)
     user = models.ForeignKey(
         User, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
-    )
-    salt = models.CharField(max_length=32)
-    digest = models.CharField(max_length=64)
-    expires_at = models.DateTimeField()
-    tries = models.PositiveIntegerField(default=0)
-    used_at = models.DateTimeField(null=True, blank=True)
-    # The notice carrying the sealed code, so the seal can be wiped once the code is spent.
-    outbox = models.ForeignKey(
-        "audit.Outbox", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
 
     def __repr__(self) -> str:  # never the digest

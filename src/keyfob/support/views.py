@@ -395,24 +395,13 @@ def staff_cancel_view(request: HttpRequest, pk: int) -> HttpResponse:
 # The customer's pages ------------------------------------------------------------------
 
 
-def mask_phone(phone: str) -> str:
-    """A phone number as the customer may see it on a signed-out page: the country code and
-    first digit, then the last two ('+33 6 •• •• •• 42'); enough to recognise, not to dial."""
-    digits = phone.removeprefix("+")
-    if len(digits) < 6:
-        return "•" * len(digits)
-    middle = digits[3:-2]
-    pairs = " ".join("••" for _i in range(0, len(middle), 2))
-    return f"+{digits[:2]} {digits[2]} {pairs} {digits[-2:]}"
-
-
 def _journey(user: User, req: Request) -> dict[str, Any]:
     """What the customer's page says about ``req``: who does what next, in words."""
     check = EmailCheck.objects.filter(request=req).first()
     status = _code_status(check)
     return {
         "req": req,
-        "phone": mask_phone(user.phone) if user.phone else "",
+        "phone": account_flows.mask_phone(user.phone),
         "documents": [DocumentKind(k).label for k in req.required_documents()],
         "code_live": status is not None and status["status"] == "live",
         "code_used": status is not None and status["status"] == "used",
@@ -462,7 +451,7 @@ def open_view(request: HttpRequest) -> HttpResponse:
             "existing": existing,
             "ended": last if last is not None and not last.is_active else None,
             "has_phone": bool(user.phone),
-            "phone": mask_phone(user.phone) if user.phone else "",
+            "phone": account_flows.mask_phone(user.phone),
             "documents": [
                 DocumentKind(k).label
                 for k in REQUIRED_DOCUMENTS.get(user.kind, (DocumentKind.IDENTITY,))
