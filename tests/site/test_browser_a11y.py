@@ -228,12 +228,12 @@ def test_axe_finds_nothing_serious_on_any_page(
         page.goto(f"{base}/account/")
         page.context.clear_cookies()
         page.get_by_role("button", name="Save").click()
-        assert page.get_by_role("heading", name="The form has expired").is_visible()
+        page.get_by_role("heading", name="The form has expired").wait_for()
         check("CSRF failure")
         for kind in ("400", "403", "500"):
             page.route(f"{base}/error-{kind}/", serve(int(kind), error_page_html(kind)))
             page.goto(f"{base}/error-{kind}/")
-            assert page.locator("#error-page").is_visible()
+            page.locator("#error-page").wait_for()
             check(kind)
 
     assert len(found) == 30
@@ -320,7 +320,7 @@ def test_recovery_codes_copy_and_printout(open_page: Any, live_server: Any) -> N
         page.get_by_label("Authentication code").fill("000000")
         page.get_by_role("button", name="Activate").click()
         assert page.locator("#manual-key").get_attribute("open") is not None
-        assert page.locator("#secret").is_visible()  # the key, still there to check
+        page.locator("#secret").wait_for()  # the key, still there to check
         page.get_by_label("Authentication code").fill(Enrolled(carol, secret).code())
         page.get_by_role("button", name="Activate").click()
         page.wait_for_url(re.compile(r"/recovery-codes/$"))

@@ -112,7 +112,7 @@ def customer_asks_support(page: Any, base: str, email: str) -> None:
     page.get_by_label("Anything support should know (optional)").fill("Call me after 6pm.")
     page.get_by_role("button", name="Ask support to turn off two-factor authentication").click()
     assert "Your request is sent to support." in messages(page)
-    assert page.get_by_text("Your request is open.").is_visible()
+    page.get_by_text("Your request is open.").wait_for()
 
 
 def test_phone_path_then_the_customer_turns_2fa_on_again(
@@ -136,7 +136,7 @@ def test_phone_path_then_the_customer_turns_2fa_on_again(
         console = new_page()
         staff_sign_in(console, base, sam, T0)
         console.locator("#requests").get_by_role("link").first.click()
-        assert console.get_by_text("+33123456789").first.is_visible()
+        console.get_by_text("+33123456789").first.wait_for()
         assert "Call me after 6pm." in console.locator("#summary").inner_text()
         console.get_by_label("Confirmed by the account holder").check()
         console.locator("#call").get_by_label("Note").fill("Alice answered, lost her phone.")
@@ -144,7 +144,7 @@ def test_phone_path_then_the_customer_turns_2fa_on_again(
         assert "The call is recorded." in messages(console)
         assert console.locator("#state").inner_text() == "State: Approved"
         # Sam recorded the check: someone else must disable.
-        assert console.locator("#four-eyes").is_visible()
+        console.locator("#four-eyes").wait_for()
         assert console.get_by_role("button", name="Disable two-factor authentication").count() == 0
 
     with clock.frozen(T0 + 30):
@@ -222,7 +222,7 @@ def test_documents_and_emailed_code_path(
         page.get_by_role("button", name="Check the code").click()
         assert "The code is right." in messages(page)
         assert page.locator("#state").inner_text() == "State: Approved"
-        assert page.locator("#four-eyes").is_visible()
+        page.locator("#four-eyes").wait_for()
 
     with clock.frozen(T0 + 30):
         other = new_page()

@@ -57,9 +57,9 @@ def test_recovery_code_sign_in(page: Any, live_server: Any, tmp_path: Path) -> N
         text = Path(download.value.path()).read_text()
         codes = re.findall(r"^[0-9A-Z]{4}(?:-[0-9A-Z]{4}){3}$", text, re.MULTILINE)
         assert len(codes) == 10
-        assert page.get_by_role("button", name="Print").is_visible()  # our script, allowed by CSP
+        page.get_by_role("button", name="Print").wait_for()  # our script, allowed by CSP
         page.get_by_role("button", name="Continue").click()
-        assert page.get_by_text("Tick the box once you have saved the codes.").is_visible()
+        page.get_by_text("Tick the box once you have saved the codes.").wait_for()
         page.get_by_label("I have saved these recovery codes somewhere safe").check()
         page.get_by_role("button", name="Continue").click()
         page.wait_for_url(re.compile(r"/account/security/$"))
@@ -79,7 +79,7 @@ def test_recovery_code_sign_in(page: Any, live_server: Any, tmp_path: Path) -> N
         page.get_by_role("link", name="Use a recovery code").click()
         page.get_by_label("Recovery code").fill(codes[0])
         page.get_by_role("button", name="Verify").click()
-        assert page.get_by_text("This recovery code has already been used").is_visible()
+        page.get_by_text("This recovery code has already been used").wait_for()
 
 
 def test_counter_based_codes(page: Any, live_server: Any, tmp_path: Path) -> None:
@@ -101,7 +101,7 @@ def test_counter_based_codes(page: Any, live_server: Any, tmp_path: Path) -> Non
     sign_out(page)
     sign_in(page, base, "finn@example.com")
     enter_code(page, oathtool_hotp(secret, 4))
-    assert page.get_by_text("This code is not right").is_visible()
+    page.get_by_text("This code is not right").wait_for()
     enter_code(page, oathtool_hotp(secret, 5))
     page.wait_for_url(re.compile(r"/account/security/$"))
 
