@@ -16,6 +16,16 @@ urlpatterns: list[URLPattern] = [
     path("security/", views.security_view, name="security"),
     path("security/setup/", views.setup_view, name="setup"),
     path("security/disable/", views.disable_view, name="disable"),
+    path(
+        "security/apps/<int:pk>/rename/",
+        views.rename_authenticator_view,
+        name="rename-authenticator",
+    ),
+    path(
+        "security/apps/<int:pk>/remove/",
+        views.remove_authenticator_view,
+        name="remove-authenticator",
+    ),
     path("security/recovery-codes/", views.recovery_codes_view, name="recovery-codes"),
     path(
         "security/recovery-codes/download/",
