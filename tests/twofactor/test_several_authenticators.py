@@ -129,6 +129,18 @@ def test_adding_an_app_from_the_security_page(
     assert flows.has_2fa(user_with_totp.user)
 
 
+def test_at_most_ten_apps(client: Client, user_with_totp: Enrolled, frozen_time: float) -> None:
+    """Each app adds its window of codes to what one guess can hit: the number is capped."""
+    for n in range(2, flows.MAX_AUTHENTICATORS + 1):
+        enrol(user_with_totp.user, name=f"App {n}")
+    signed_in_with_code(client, user_with_totp)
+    response = client.post("/account/security/setup/", {"kind": "totp", "name": "One more"})
+    assert response["Location"] == "/account/security/"
+    page = client.get("/account/security/").content.decode()
+    assert "An account has at most 10 authenticator apps." in page
+    assert Authenticator.objects.filter(user=user_with_totp.user).count() == 10
+
+
 def test_rename_needs_a_name_then_records_and_notifies(
     client: Client, two_apps: tuple[Enrolled, Enrolled], frozen_time: float
 ) -> None:

@@ -260,7 +260,20 @@ def setup_view(request: HttpRequest) -> HttpResponse:
         name_form = AuthenticatorNameForm(request.POST, required=False)
         if name_form.is_valid():
             if chosen.is_valid():  # an unknown kind changes nothing
-                flows.start_setup(user, chosen.cleaned_data["kind"], name_form.cleaned_data["name"])
+                try:
+                    flows.start_setup(
+                        user, chosen.cleaned_data["kind"], name_form.cleaned_data["name"]
+                    )
+                except flows.TooManyAuthenticators:
+                    messages.error(
+                        request,
+                        _(
+                            "An account has at most %(n)d authenticator apps. Remove one "
+                            "you no longer use first."
+                        )
+                        % {"n": flows.MAX_AUTHENTICATORS},
+                    )
+                    return redirect("account:security")
             return redirect("account:setup")
     pending = _pending_setup(user)
     form = SetupCodeForm(request.POST if request.method == "POST" else None)

@@ -19,8 +19,10 @@ from keyfob.twofactor.flows.recovery import (
     use_recovery_code,
 )
 from keyfob.twofactor.flows.setup import (
+    MAX_AUTHENTICATORS,
     By,
     LastAuthenticator,
+    TooManyAuthenticators,
     confirm_setup,
     disable,
     key_uri,
@@ -43,6 +45,7 @@ from keyfob.twofactor.flows.verify import (
 )
 
 __all__ = [
+    "MAX_AUTHENTICATORS",
     "RECOVERY_CODES",
     "By",
     "ClockDrift",
@@ -51,6 +54,7 @@ __all__ = [
     "LastAuthenticator",
     "NotEnrolled",
     "SetupExpired",
+    "TooManyAuthenticators",
     "confirm_setup",
     "confirmed_authenticator",
     "confirmed_authenticators",

@@ -29,6 +29,17 @@ class By(StrEnum):
     SUPPORT = "support"
 
 
+# A code is matched against every app of the account, so each app adds its window of codes
+# to what one guess can hit: the number of apps is capped, like the guesses (one throttle).
+MAX_AUTHENTICATORS = 10
+
+
+class TooManyAuthenticators(KeyfobError):
+    """The account already has :data:`MAX_AUTHENTICATORS` authenticator apps."""
+
+    code = "too_many_authenticators"
+
+
 class LastAuthenticator(KeyfobError):
     """Removing the last authenticator is turning 2FA off, which has its own confirmation."""
 
@@ -39,9 +50,13 @@ def start_setup(user: User, kind: str = Kind.TOTP, name: str = "") -> Authentica
     """Return the account's pending authenticator of ``kind``, making a new secret if needed.
 
     With 2FA on this adds one more app (a new phone, say) without turning 2FA off; the
-    confirmed ones are untouched. An account has at most one pending at a time.
+    confirmed ones are untouched. An account has at most one pending at a time. Raises
+    :class:`TooManyAuthenticators` when it has :data:`MAX_AUTHENTICATORS` confirmed.
     """
     with transaction.atomic():
+        confirmed = Authenticator.objects.filter(user=user, confirmed_at__isnull=False)
+        if confirmed.count() >= MAX_AUTHENTICATORS:
+            raise TooManyAuthenticators(f"at most {MAX_AUTHENTICATORS} authenticator apps")
         existing = Authenticator.objects.filter(user=user, confirmed_at__isnull=True).first()
         if existing is not None and existing.kind == kind and not setup_expired(existing):
             if name and existing.name != name:
