@@ -1,8 +1,8 @@
 """The bench's URLconf: Keyfob's URLs, then one reference endpoint, POST /bench/floor.
 
 It does the database work an SSH verify cannot skip, and nothing else: the verify's reads
-(the token; the login link with its account and authenticator: the same two queries) and
-its durable write of the same rows (the authenticator's row rewritten as it is, one
+(the token; the login link with its account, then its authenticators: the same three
+queries) and its durable write of the same rows (the authenticator's row rewritten as it is, one
 security event, in one transaction), then the same JSON answer. No token check, no code,
 no throttle, no validation. Its throughput beside /healthz, in the same run, is the most a
 verify can reach on this machine with this server; what the verify's own code costs is the
@@ -31,13 +31,10 @@ def floor(request: HttpRequest) -> HttpResponse:
     key = request.headers["Authorization"].split("_")[1]  # kfs_<key>_<secret>
     token = ServerToken.objects.filter(key=key, revoked_at__isnull=True).first()
     assert token is not None, "the bench's token exists"
-    link = (
-        SshLogin.objects.select_related("user__authenticator")
-        .filter(login=login, server=token.name)
-        .first()
-    )
+    link = SshLogin.objects.select_related("user").filter(login=login, server=token.name).first()
     assert link is not None, "the bench's accounts exist"
-    auth = link.user.authenticator
+    auth = Authenticator.objects.filter(user=link.user, confirmed_at__isnull=False).first()
+    assert auth is not None, "the bench's accounts have 2FA on"
     with transaction.atomic():
         Authenticator.objects.filter(pk=auth.pk).update(last_step=F("last_step"))
         SecurityEvent.objects.create(

@@ -111,11 +111,12 @@ def make_user(email: str, password: str | None = PASSWORD, **fields: Any) -> Use
     return User.objects.create_user(email, password, **fields)
 
 
-def enrol(user: User, kind: str = "totp") -> Enrolled:
+def enrol(user: User, kind: str = "totp", name: str = "") -> Enrolled:
     """Turn 2FA on for ``user`` (``kind`` "totp" or "hotp") the way the Security page does:
     a pending secret, then a code from it confirmed. Done two minutes before the clock's now
     (or before T0, if that is earlier: a slow run's real clock passes T0), so the step it
-    spends is behind every code a test then types."""
+    spends is behind every code a test then types. On an account with 2FA on, this adds one
+    more authenticator app (``name``), and its ``recovery_codes`` are empty."""
     from keyfob import otp
     from keyfob.audit.events import Context
     from keyfob.core import clock
@@ -123,7 +124,7 @@ def enrol(user: User, kind: str = "totp") -> Enrolled:
 
     at = min(clock.time(), T0) - 120
     with clock.frozen(at):
-        auth = flows.start_setup(user, kind)
+        auth = flows.start_setup(user, kind, name)
         secret = auth.secret()
         # A counter-based app shows the code of counter 0 first; the next one is counter 1.
         code = otp.hotp(secret, 0) if kind == "hotp" else otp.totp(secret, at)

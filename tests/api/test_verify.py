@@ -47,6 +47,8 @@ def test_right_code_is_accepted_and_recorded_on_the_ssh_channel(
         "server": "web1",
         "factor": "code",
         "reported_address": "198.51.100.7",
+        # Issue 17: which of the account's authenticator apps the code came from.
+        "authenticator": "Authenticator app",
     }
 
 

@@ -29,6 +29,7 @@ from keyfob.support.models import (
 )
 from keyfob.twofactor import flows as twofactor
 from keyfob.twofactor.models import Authenticator, RecoveryCode, TrustedBrowser
+from tests.conftest import enrol
 from tests.support.conftest import PASSWORD, SITE, STAFF_CONTEXT, T0, Enrolled, client_for, enrolled
 
 pytestmark = pytest.mark.django_db
@@ -86,6 +87,9 @@ def test_confirmed_call_approves_and_another_staff_member_disables(
         flows.disable(req.pk, sam.user, "lost phone", STAFF_CONTEXT)
     assert state(req) == State.APPROVED and twofactor.has_2fa(alice.user)
 
+    # Issue 17: an account has several authenticator apps; the reset removes them all.
+    enrol(alice.user, name="Tablet")
+    assert Authenticator.objects.filter(user=alice.user).count() == 2
     flows.disable(req.pk, tess.user, "lost phone", STAFF_CONTEXT)
     assert state(req) == State.COMPLETED
     assert not Authenticator.objects.filter(user=alice.user).exists()

@@ -69,6 +69,8 @@ WITH_2FA = [
     ("/account/security/recovery-codes/new/", {}),
     ("/account/security/browsers/revoke/", {}),
     ("/account/security/browsers/{browser}/revoke/", {}),
+    ("/account/security/apps/{app}/rename/", {"name": "Stolen"}),
+    ("/account/security/apps/{app}/remove/", {}),
 ]
 # The rest of /account/ changes nothing security-relevant, or only finishes what a fresh
 # confirmation started: reading one's fresh recovery codes (bounded in time, below),
@@ -87,7 +89,7 @@ def account_views() -> set[str]:
 def test_the_walk_covers_every_account_view() -> None:
     """A new view under /account/ must join the walk below, or say why it need not."""
     walked = {"profile", "password", "email", "setup", "setup-phone", "disable", "regenerate"}
-    walked |= {"revoke-all", "revoke-browser"}
+    walked |= {"revoke-all", "revoke-browser", "rename-authenticator", "remove-authenticator"}
     assert account_views() == walked | NOT_SENSITIVE
 
 
@@ -110,10 +112,12 @@ def test_a_stale_session_with_2fa_changes_nothing(client: Client, frozen_time: f
     response = client.post("/login/code/", {"code": bob.code(), "trust": "on"})
     assert response.status_code == 302
     browser = TrustedBrowser.objects.get(user=bob.user).pk
+    # A second app, so that removing one is not turning 2FA off.
+    app = enrol(bob.user, name="Tablet").user.authenticators.get(name="Tablet").pk
     with clock.frozen(frozen_time + STALE):
         for path, data in WITH_2FA:
             before = state(bob.user)
-            assert refused(client.post(path.format(browser=browser), data)), path
+            assert refused(client.post(path.format(browser=browser, app=app), data)), path
             assert state(bob.user) == before, path
 
 

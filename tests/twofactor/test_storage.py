@@ -87,7 +87,8 @@ def test_a_ciphertext_moved_to_another_account_does_not_decrypt(
 
     other = django_user_model.objects.create_user("bob@example.com", "another password 1")
     stolen = Authenticator(
-        user=other, secret_encrypted=user_with_totp.user.authenticator.secret_encrypted
+        user=other,
+        secret_encrypted=Authenticator.objects.get(user=user_with_totp.user).secret_encrypted,
     )
     with pytest.raises(KeyRingError):
         stolen.secret()

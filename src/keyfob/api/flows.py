@@ -17,6 +17,7 @@ from datetime import timedelta
 from enum import StrEnum
 
 from django.db import IntegrityError, transaction
+from django.db.models import Prefetch
 
 from keyfob.accounts.models import User
 from keyfob.api.models import ServerToken, SshLogin
@@ -176,29 +177,28 @@ def unlink(login: str, server: str, context: Context) -> bool:
     return True
 
 
-# An account behind a Unix login: the user and its confirmed authenticator (None without
-# 2FA).
-Account = tuple[User, Authenticator | None]
+# An account behind a Unix login: the user and its confirmed authenticator apps (none
+# without 2FA).
+Account = tuple[User, list[Authenticator]]
 
 
 def account_for(login: str, server: str) -> Account | None:
     """The active account ``login`` belongs to on ``server`` (a token's name), with its
-    authenticator, or None: one query. Only a link on that very server counts, so a token
-    reaches no other server's logins; an old link for every server (``server`` "", which
-    no token is named) reaches none."""
+    authenticators, or None: two queries (the link with its user, then the account's
+    confirmed authenticators; an account has several since issue 17, so no longer one
+    join). Only a link on that very server counts, so a token reaches no other server's
+    logins; an old link for every server (``server`` "", which no token is named) reaches
+    none."""
+    confirmed = Authenticator.objects.filter(confirmed_at__isnull=False)
     link = (
-        SshLogin.objects.select_related("user__authenticator")
+        SshLogin.objects.select_related("user")
+        .prefetch_related(Prefetch("user__authenticators", queryset=confirmed, to_attr="apps"))
         .filter(login=login, server=server)
         .first()
     )
     if link is None or not link.user.is_active:
         return None
-    user = link.user
-    try:
-        auth: Authenticator | None = user.authenticator
-    except Authenticator.DoesNotExist:
-        auth = None
-    return user, auth if auth is not None and auth.is_confirmed else None
+    return link.user, list(getattr(link.user, "apps", []))
 
 
 def authenticate_for(header: str, login: str) -> tuple[ServerToken, Account | None] | None:
@@ -269,17 +269,17 @@ def verify(
     """
     if account is None:
         return Outcome(Result.UNKNOWN_LOGIN)
-    user, auth = account
+    user, auths = account
     compact = code.replace(" ", "")
     factor = twofactor.Factor.RECOVERY if is_recovery_code(compact) else twofactor.Factor.CODE
     signed_in = (EventKind.SIGNIN_OK, {"login": login, "server": server, "factor": factor})
-    if factor == twofactor.Factor.CODE and auth is None:
+    if factor == twofactor.Factor.CODE and not auths:
         return Outcome(Result.NOT_ENROLLED)
     try:
         if factor == twofactor.Factor.RECOVERY:
             twofactor.use_recovery_code(user, compact, context, event=signed_in)
         else:
-            twofactor.verify_code(user, compact, context, event=signed_in, authenticator=auth)
+            twofactor.verify_code(user, compact, context, event=signed_in, authenticators=auths)
     except Throttled as exc:
         return Outcome(Result.THROTTLED, max(1, math.ceil(exc.retry_after)))
     except twofactor.NotEnrolled:
@@ -295,4 +295,4 @@ def check(server: str, login: str) -> Outcome:
     found = account_for(login, server)
     if found is None:
         return Outcome(Result.UNKNOWN_LOGIN)
-    return Outcome(Result.NOT_ENROLLED if found[1] is None else Result.CODE_REQUIRED)
+    return Outcome(Result.CODE_REQUIRED if found[1] else Result.NOT_ENROLLED)

@@ -100,6 +100,26 @@ class SetupKindForm(forms.Form):
     )
 
 
+class AuthenticatorNameForm(forms.Form):
+    """The name an authenticator app is listed under ("Phone", "Tablet"): optional when it
+    is added, required to rename it."""
+
+    name = forms.CharField(
+        label=_("Name of this authenticator app"),
+        help_text=_("For example “Work phone”: it tells your apps apart on this page."),
+        max_length=60,
+        error_messages={
+            "required": _("Enter a name."),
+            "max_length": _("A name has at most 60 characters."),
+        },
+        widget=forms.TextInput(attrs={"autocomplete": "off"}),
+    )
+
+    def __init__(self, *args: object, required: bool = True, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.fields["name"].required = required
+
+
 class SavedCodesForm(forms.Form):
     saved = forms.BooleanField(
         label=_("I have saved these recovery codes somewhere safe"),

@@ -15,15 +15,18 @@ class Kind(models.TextChoices):
 
 
 class Authenticator(models.Model):
-    """One per account. Pending (``confirmed_at`` empty) until a code proves the app has it.
+    """One of an account's named authenticator apps. Pending (``confirmed_at`` empty) until
+    a code proves the app has it; an account has at most one pending at a time.
 
     ``last_step`` is the last TOTP time step accepted and ``counter`` the next HOTP counter
-    expected; both only move forward, by compare-and-set UPDATEs in ``flows``.
+    expected; both only move forward, by compare-and-set UPDATEs in ``flows``, each on its
+    own row (single use per authenticator).
     """
 
-    user = models.OneToOneField(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="authenticator"
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="authenticators"
     )
+    name = models.CharField(max_length=60, blank=True)
     kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.TOTP)
     secret_encrypted = models.TextField()
     algorithm = models.CharField(max_length=8, default="SHA1")
@@ -33,6 +36,10 @@ class Authenticator(models.Model):
     counter = models.BigIntegerField(default=0)
     created_at = models.DateTimeField(default=clock.now)
     confirmed_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "pk"]
 
     def __repr__(self) -> str:  # never the secret
         return f"<Authenticator user={self.user_id} kind={self.kind} confirmed={self.is_confirmed}>"
@@ -40,9 +47,18 @@ class Authenticator(models.Model):
     __str__ = __repr__
 
     @property
+    def label(self) -> str:
+        """The name the holder gave it; an authenticator carried over from the days of one
+        per account has none and reads as "Authenticator app"."""
+        return self.name or str(_("Authenticator app"))
+
+    @property
     def is_confirmed(self) -> bool:
         return self.confirmed_at is not None
 
+    # The encryption context is the account's, not the row's: rows carried over from the
+    # days of one authenticator per account decrypt unchanged, and a secret still cannot be
+    # moved to another account's row.
     @staticmethod
     def _context(user_id: int) -> str:
         return f"authenticator:{user_id}"

@@ -110,10 +110,9 @@ def signin_code_view(request: HttpRequest) -> HttpResponse:
     form = SignInCodeForm(request.POST if request.method == "POST" else None, recovery=recovery)
     if request.method == "POST" and form.is_valid():
         context = Context.from_request(request)
-        if check_second_factor(user, form, context, after_password=True):
-            account_flows.complete_signin(
-                request, user, second_factor="recovery" if recovery else "code"
-            )
+        detail = check_second_factor(user, form, context, after_password=True)
+        if detail is not None:
+            account_flows.complete_signin(request, user, **detail)
             if recovery:
                 recovery_left_message(request, user)
             response = redirect(safe_next(request, next_url))
@@ -143,7 +142,8 @@ def reauth_view(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         context = Context.from_request(request)
         if password_checked(request, user, form) and (
-            not second_factor or check_second_factor(user, form, context, after_password=False)
+            not second_factor
+            or check_second_factor(user, form, context, after_password=False) is not None
         ):
             account_flows.mark_recent_auth(request)
             return redirect(next_url)

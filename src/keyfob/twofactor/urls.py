@@ -17,6 +17,16 @@ urlpatterns: list[URLPattern] = [
     path("security/setup/", views.setup_view, name="setup"),
     path("security/setup/phone/", views.setup_phone_view, name="setup-phone"),
     path("security/disable/", views.disable_view, name="disable"),
+    path(
+        "security/apps/<int:pk>/rename/",
+        views.rename_authenticator_view,
+        name="rename-authenticator",
+    ),
+    path(
+        "security/apps/<int:pk>/remove/",
+        views.remove_authenticator_view,
+        name="remove-authenticator",
+    ),
     path("security/recovery-codes/", views.recovery_codes_view, name="recovery-codes"),
     path(
         "security/recovery-codes/download/",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -30,6 +31,7 @@ from keyfob.otp import CodeReused, InvalidCode, KeyfobError, Throttled
 from keyfob.twofactor import flows
 from keyfob.twofactor.app_settings import app_settings
 from keyfob.twofactor.forms import (
+    AuthenticatorNameForm,
     ReauthForm,
     SavedCodesForm,
     SetupCodeForm,
@@ -124,22 +126,24 @@ def check_second_factor(
     context: Context,
     *,
     after_password: bool,
-) -> bool:
-    """Check the form's code or recovery code; put the error on the form. True if accepted."""
+) -> dict[str, Any] | None:
+    """Check the form's code or recovery code; put the error on the form. If accepted,
+    return what the sign-in's event says of it: the factor, and the authenticator app the
+    code was from (the activity says which)."""
     field = "recovery_code" if form.recovery else "code"
     try:
         if form.recovery:
             flows.use_recovery_code(user, form.cleaned_data[field], context)
-        else:
-            flows.verify_code(
-                user, form.cleaned_data[field], context, after_password=after_password
-            )
+            return {"second_factor": "recovery"}
+        auth = flows.verify_code(
+            user, form.cleaned_data[field], context, after_password=after_password
+        )
     except CODE_ERRORS as exc:
         form.add_error(
             field, code_error(exc, RECOVERY_MESSAGES if form.recovery else CODE_MESSAGES)
         )
-        return False
-    return True
+        return None
+    return {"second_factor": "code", "authenticator": auth.label}
 
 
 def password_checked(request: HttpRequest, user: User, form: ReauthForm) -> bool:
@@ -214,10 +218,12 @@ def activity_rows(request: HttpRequest, user: User) -> list[dict[str, object]]:
 @login_required
 def security_view(request: HttpRequest) -> HttpResponse:
     user = _user(request)
-    auth = flows.confirmed_authenticator(user)
+    apps = flows.confirmed_authenticators(user)
+    auth = min(apps, key=lambda a: (a.confirmed_at, a.pk)) if apps else None
     left = flows.recovery_codes_left(user) if auth else 0
     context = {
-        "authenticator": auth,
+        "authenticator": auth,  # the first: 2FA is on since it was confirmed
+        "authenticators": apps,
         "recovery_left": left,
         "recovery_low": auth is not None and left <= 2,
         "browsers": flows.trusted_browsers(user),
@@ -243,20 +249,37 @@ def setup_view(request: HttpRequest) -> HttpResponse:
     choice of the type of codes and a button that creates the key (a POST, like every
     change: opening the page twice must not replace a key already scanned).
 
+    With 2FA on, the same page adds one more authenticator app (a new phone), leaving the
+    others as they are.
+
     Like every sensitive change it needs a recent password (a copied session must not
     enrol its own authenticator), and the code it takes proves the new authenticator only:
     it grants no re-authentication."""
     user = _user(request)
-    if flows.has_2fa(user):
-        messages.info(request, _("Two-factor authentication is already on."))
-        return redirect("account:security")
-    if not user.phone and not request.session.get(NO_PHONE_KEY):
+    adding = flows.has_2fa(user)
+    if not adding and not user.phone and not request.session.get(NO_PHONE_KEY):
         return redirect("account:setup-phone")
+    name_form = AuthenticatorNameForm(required=False)
     if request.method == "POST" and "kind" in request.POST:
         chosen = SetupKindForm(request.POST)
-        if chosen.is_valid():  # an unknown kind changes nothing
-            flows.start_setup(user, chosen.cleaned_data["kind"])
-        return redirect("account:setup")
+        name_form = AuthenticatorNameForm(request.POST, required=False)
+        if name_form.is_valid():
+            if chosen.is_valid():  # an unknown kind changes nothing
+                try:
+                    flows.start_setup(
+                        user, chosen.cleaned_data["kind"], name_form.cleaned_data["name"]
+                    )
+                except flows.TooManyAuthenticators:
+                    messages.error(
+                        request,
+                        _(
+                            "An account has at most %(n)d authenticator apps. Remove one "
+                            "you no longer use first."
+                        )
+                        % {"n": flows.MAX_AUTHENTICATORS},
+                    )
+                    return redirect("account:security")
+            return redirect("account:setup")
     pending = _pending_setup(user)
     form = SetupCodeForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
@@ -265,8 +288,12 @@ def setup_view(request: HttpRequest) -> HttpResponse:
                 user, form.cleaned_data["code"], Context.from_request(request)
             )
         except flows.SetupExpired:
-            stale = Authenticator.objects.filter(user=user).first()
-            flows.start_setup(user, stale.kind if stale is not None else Kind.TOTP)
+            stale = Authenticator.objects.filter(user=user, confirmed_at__isnull=True).first()
+            flows.start_setup(
+                user,
+                stale.kind if stale is not None else Kind.TOTP,
+                stale.name if stale is not None else "",
+            )
             messages.error(
                 request,
                 _("That secret expired before it was confirmed. Scan this new one, please."),
@@ -275,13 +302,25 @@ def setup_view(request: HttpRequest) -> HttpResponse:
         except (InvalidCode, CodeReused, Throttled) as exc:
             form.add_error("code", code_error(exc))
         else:
+            if adding:
+                # One more app: the recovery codes stay, and the confirmation before was
+                # made with a factor the account already had.
+                messages.success(request, _("Your new authenticator app is added."))
+                return redirect("account:security")
             # The confirmation before was made without the factor the account now has.
             account_flows.forget_recent_auth(request)
             _hold_fresh_codes(request, user, codes)
             messages.success(request, _("Two-factor authentication is on."))
             return redirect("account:recovery-codes")
     kind_form = SetupKindForm(initial={"kind": pending.kind if pending else Kind.TOTP})
-    context: dict[str, object] = {"kind_form": kind_form, "pending": pending is not None}
+    if pending is not None and not name_form.is_bound:
+        name_form = AuthenticatorNameForm(initial={"name": pending.name}, required=False)
+    context: dict[str, object] = {
+        "kind_form": kind_form,
+        "name_form": name_form,
+        "pending": pending is not None,
+        "adding": adding,
+    }
     if pending is not None:
         uri = flows.key_uri(user, pending).to_uri()
         context |= {
@@ -423,3 +462,52 @@ def revoke_browser_view(request: HttpRequest, pk: int | None = None) -> HttpResp
         % {"n": count},
     )
     return redirect("account:security")
+
+
+def _own_app(user: User, pk: int) -> Authenticator:
+    """One of the account's confirmed authenticator apps; 404 for any other (another
+    account's says nothing of its existence)."""
+    found = next((a for a in flows.confirmed_authenticators(user) if a.pk == pk), None)
+    if found is None:
+        raise Http404
+    return found
+
+
+@reauth_required
+@require_http_methods(["GET", "POST"])
+def rename_authenticator_view(request: HttpRequest, pk: int) -> HttpResponse:
+    user = _user(request)
+    auth = _own_app(user, pk)
+    form = AuthenticatorNameForm(
+        request.POST if request.method == "POST" else None, initial={"name": auth.name}
+    )
+    if request.method == "POST" and form.is_valid():
+        flows.rename_authenticator(
+            user, auth.pk, form.cleaned_data["name"], Context.from_request(request)
+        )
+        messages.success(request, _("The authenticator app is renamed."))
+        return redirect("account:security")
+    return render(request, "twofactor/rename.html", {"form": form, "authenticator": auth})
+
+
+@reauth_required
+@require_http_methods(["GET", "POST"])
+def remove_authenticator_view(request: HttpRequest, pk: int) -> HttpResponse:
+    """Removing one app. The last one is not removed here: that is turning 2FA off, whose
+    own page says what it means."""
+    user = _user(request)
+    auth = _own_app(user, pk)
+    if len(flows.confirmed_authenticators(user)) == 1:
+        return redirect("account:disable")
+    if request.method == "POST":
+        try:
+            name = flows.remove_authenticator(user, auth.pk, Context.from_request(request))
+        except flows.LastAuthenticator:  # another tab removed the others meanwhile
+            return redirect("account:disable")
+        except Authenticator.DoesNotExist:
+            raise Http404 from None
+        messages.success(
+            request, _("The authenticator app “%(name)s” is removed.") % {"name": name}
+        )
+        return redirect("account:security")
+    return render(request, "twofactor/remove.html", {"authenticator": auth})

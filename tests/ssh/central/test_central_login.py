@@ -37,6 +37,7 @@ def test_right_code_logs_in_and_is_recorded(central: Central, account: Account) 
         "server": SERVER_NAME,
         "factor": "code",
         "reported_address": "127.0.0.1",  # the SSH client's, sent by the module
+        "authenticator": "Authenticator app",  # issue 17: which of the account's apps
     }
 
 

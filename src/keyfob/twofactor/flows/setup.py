@@ -1,4 +1,5 @@
-"""Turning 2FA on (a pending secret confirmed by a code) and off."""
+"""Turning 2FA on (a pending secret confirmed by a code) and off; adding, renaming and
+removing authenticator apps (2FA is on while at least one is confirmed)."""
 
 from __future__ import annotations
 
@@ -28,20 +29,43 @@ class By(StrEnum):
     SUPPORT = "support"
 
 
-def start_setup(user: User, kind: str = Kind.TOTP) -> Authenticator:
+# A code is matched against every app of the account, so each app adds its window of codes
+# to what one guess can hit: the number of apps is capped, like the guesses (one throttle).
+MAX_AUTHENTICATORS = 10
+
+
+class TooManyAuthenticators(KeyfobError):
+    """The account already has :data:`MAX_AUTHENTICATORS` authenticator apps."""
+
+    code = "too_many_authenticators"
+
+
+class LastAuthenticator(KeyfobError):
+    """Removing the last authenticator is turning 2FA off, which has its own confirmation."""
+
+    code = "last_authenticator"
+
+
+def start_setup(user: User, kind: str = Kind.TOTP, name: str = "") -> Authenticator:
     """Return the account's pending authenticator of ``kind``, making a new secret if needed.
 
-    Raises :class:`KeyfobError` if 2FA is already on: it must be turned off first.
+    With 2FA on this adds one more app (a new phone, say) without turning 2FA off; the
+    confirmed ones are untouched. An account has at most one pending at a time. Raises
+    :class:`TooManyAuthenticators` when it has :data:`MAX_AUTHENTICATORS` confirmed.
     """
     with transaction.atomic():
-        existing = Authenticator.objects.filter(user=user).first()
-        if existing is not None and existing.is_confirmed:
-            raise KeyfobError("two-factor authentication is already on")
+        confirmed = Authenticator.objects.filter(user=user, confirmed_at__isnull=False)
+        if confirmed.count() >= MAX_AUTHENTICATORS:
+            raise TooManyAuthenticators(f"at most {MAX_AUTHENTICATORS} authenticator apps")
+        existing = Authenticator.objects.filter(user=user, confirmed_at__isnull=True).first()
         if existing is not None and existing.kind == kind and not setup_expired(existing):
+            if name and existing.name != name:
+                existing.name = name
+                existing.save(update_fields=["name"])
             return existing
         if existing is not None:
             existing.delete()
-        auth = Authenticator(user=user, kind=kind)
+        auth = Authenticator(user=user, kind=kind, name=name)
         auth.set_secret(otp.random_secret(20))
         auth.save()
         return auth
@@ -61,18 +85,25 @@ def setup_seconds_left(auth: Authenticator) -> int:
 def confirm_setup(user: User, code: str, context: Context) -> list[str]:
     """Activate the pending authenticator with a code from the app.
 
-    Returns the new recovery codes, to be shown once. Raises :class:`SetupExpired` if the
-    pending secret is older than the limit, and what :func:`verify_code` raises.
+    Returns the new recovery codes, to be shown once, when this is the account's first
+    authenticator (2FA is turned on); an empty list when it is one more (the recovery codes
+    stay). Raises :class:`SetupExpired` if the pending secret is older than the limit, and
+    what :func:`verify_code` raises.
     """
     pending = Authenticator.objects.filter(user=user, confirmed_at__isnull=True).first()
     if pending is None or setup_expired(pending):
         raise SetupExpired()
-    check = code_check(user, code, confirm=True)
+    check = code_check(user, code, confirm=True, auths=[pending])
 
     def attempt() -> list[str]:
         auth = check()
+        others = Authenticator.objects.filter(user=user, confirmed_at__isnull=False)
+        if others.exclude(pk=auth.pk).exists():
+            record(user, EventKind.AUTHENTICATOR_ADDED, context, name=auth.label, method=auth.kind)
+            notices.queue(user, NoticeKind.AUTHENTICATOR_ADDED, context, name=auth.label)
+            return []
         codes = replace_recovery_codes(user)
-        record(user, EventKind.TWOFACTOR_ON, context, method=auth.kind)
+        record(user, EventKind.TWOFACTOR_ON, context, method=auth.kind, name=auth.label)
         notices.queue(user, NoticeKind.TWOFACTOR_ON, context)
         return codes
 
@@ -107,6 +138,46 @@ def turned_off_by_support(user: User) -> bool:
         and last.kind == EventKind.TWOFACTOR_OFF
         and last.detail.get("by") == By.SUPPORT
     )
+
+
+def rename_authenticator(user: User, pk: int, name: str, context: Context) -> Authenticator:
+    """Give one of the account's confirmed authenticators a new name (recorded, notified).
+
+    Raises ``Authenticator.DoesNotExist`` for another account's or an unknown one.
+    """
+    with transaction.atomic():
+        auth = Authenticator.objects.select_for_update().get(
+            pk=pk, user=user, confirmed_at__isnull=False
+        )
+        old = auth.label
+        auth.name = name
+        auth.save(update_fields=["name"])
+        record(user, EventKind.AUTHENTICATOR_RENAMED, context, old=old, name=auth.label)
+        notices.queue(user, NoticeKind.AUTHENTICATOR_RENAMED, context, old=old, name=auth.label)
+        return auth
+
+
+def remove_authenticator(user: User, pk: int, context: Context) -> str:
+    """Remove one of the account's confirmed authenticators; return its name.
+
+    Raises :class:`LastAuthenticator` if it is the only one (that is turning 2FA off, with
+    its own confirmation: :func:`disable`), ``Authenticator.DoesNotExist`` for another
+    account's or an unknown one.
+    """
+    with transaction.atomic():
+        confirmed = Authenticator.objects.filter(user=user, confirmed_at__isnull=False)
+        # The account's rows locked together (PostgreSQL): two removals at once cannot each
+        # see the other's authenticator still there and leave none.
+        rows = list(confirmed.select_for_update().order_by("pk"))
+        auth = next((a for a in rows if a.pk == pk), None)
+        if auth is None:
+            raise Authenticator.DoesNotExist()
+        if len(rows) == 1:
+            raise LastAuthenticator("the last authenticator: turn two-factor authentication off")
+        auth.delete()
+        record(user, EventKind.AUTHENTICATOR_REMOVED, context, name=auth.label, method=auth.kind)
+        notices.queue(user, NoticeKind.AUTHENTICATOR_REMOVED, context, name=auth.label)
+        return auth.label
 
 
 def key_uri(user: User, auth: Authenticator) -> otp.KeyURI:

@@ -7,7 +7,7 @@ so a refused attempt always counts.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, TypeVar
@@ -64,7 +64,16 @@ class ClockDrift(InvalidCode):
 
 
 def confirmed_authenticator(user: User) -> Authenticator | None:
-    return Authenticator.objects.filter(user=user, confirmed_at__isnull=False).first()
+    """The account's first confirmed authenticator (2FA is on since it was confirmed)."""
+    return (
+        Authenticator.objects.filter(user=user, confirmed_at__isnull=False)
+        .order_by("confirmed_at", "pk")
+        .first()
+    )
+
+
+def confirmed_authenticators(user: User) -> list[Authenticator]:
+    return list(Authenticator.objects.filter(user=user, confirmed_at__isnull=False))
 
 
 def has_2fa(user: User) -> bool:
@@ -147,9 +156,14 @@ def _match(auth: Authenticator, code: str, at: float) -> int | None:
     )
 
 
-def _wrong_code(auth: Authenticator, code: str, at: float) -> InvalidCode:
-    """The error for a code that matched nothing: a clock far off is worth naming."""
-    if auth.kind == Kind.TOTP:
+def _wrong_code(
+    auths: Sequence[Authenticator], code: str, at: float
+) -> tuple[Authenticator | None, InvalidCode]:
+    """The error for a code that matched nothing: a clock far off is worth naming, with the
+    authenticator whose clock it is."""
+    for auth in auths:
+        if auth.kind != Kind.TOTP:
+            continue
         drift = otp.drift_steps(
             auth.secret(),
             code,
@@ -160,8 +174,8 @@ def _wrong_code(auth: Authenticator, code: str, at: float) -> InvalidCode:
             algorithm=auth.algorithm,
         )
         if drift:
-            return ClockDrift(drift, auth.period)
-    return InvalidCode("wrong code")
+            return auth, ClockDrift(drift, auth.period)
+    return None, InvalidCode("wrong code")
 
 
 def _unused(
@@ -169,12 +183,13 @@ def _unused(
 ) -> tuple[Q, dict[str, Any]]:
     """The condition that ``matched`` is still unused on ``auth`` (DESIGN.md invariant 1),
     and the changes that use it up: TOTP's last step, HOTP's counter, and the confirmation
-    of a pending authenticator."""
+    of a pending authenticator. When it was last used is written by the same statement."""
     changes: dict[str, object]
     if auth.kind == Kind.HOTP:
         condition, changes = Q(counter__lte=matched), {"counter": matched + 1}
     else:
         condition, changes = Q(last_step__lt=matched), {"last_step": matched}
+    changes["last_used_at"] = clock.now()
     if confirm:
         condition &= Q(confirmed_at__isnull=True)
         changes["confirmed_at"] = clock.now()
@@ -226,24 +241,25 @@ class _CodeCheck:
     makes the attempt fail. The attempt raises what a check raises, under the lock.
     """
 
-    auth: Authenticator | None
+    auths: Sequence[Authenticator]
+    auth: Authenticator | None  # the one the code matched
     matched: int | None
     code: str = field(repr=False)  # never in a log line
     at: float
     confirm: bool
 
     def __call__(self) -> Authenticator:
-        if self.auth is None:
+        if not self.auths:
             raise SetupExpired() if self.confirm else NotEnrolled()
-        if self.matched is None:
-            wrong = _wrong_code(self.auth, self.code, self.at)
-            if isinstance(wrong, ClockDrift) and wrong.steps > 0:
+        if self.auth is None or self.matched is None:
+            drifted, wrong = _wrong_code(self.auths, self.code, self.at)
+            if drifted is not None and isinstance(wrong, ClockDrift) and wrong.steps > 0:
                 # A code for a later step must not become usable then: the "fast clock"
                 # answer would tell a guesser a code to type later. So that step, and every
                 # one before it, is spent (its write is committed with the failure).
-                ahead = int(self.at // self.auth.period) + wrong.steps
+                ahead = int(self.at // drifted.period) + wrong.steps
                 consume(
-                    Authenticator.objects.filter(pk=self.auth.pk, last_step__lt=ahead),
+                    Authenticator.objects.filter(pk=drifted.pk, last_step__lt=ahead),
                     last_step=ahead,
                 )
             raise wrong
@@ -253,15 +269,20 @@ class _CodeCheck:
 
 
 def code_check(
-    user: User, code: str, *, confirm: bool, auth: Authenticator | None = None
+    user: User, code: str, *, confirm: bool, auths: Sequence[Authenticator] | None = None
 ) -> _CodeCheck:
+    """Match ``code`` against the account's confirmed authenticators (or, with ``confirm``,
+    its pending one): the first that it matches is the one it is for. One read; the attempts
+    share the account's one throttle, so more apps do not mean more tries."""
     at = clock.time()
-    if auth is None:
-        auth = Authenticator.objects.filter(user=user, confirmed_at__isnull=confirm).first()
-    else:
-        assert auth.user_id == user.pk and auth.is_confirmed != confirm
-    matched = None if auth is None else _match(auth, code, at)
-    return _CodeCheck(auth, matched, code, at, confirm)
+    if auths is None:
+        auths = list(Authenticator.objects.filter(user=user, confirmed_at__isnull=confirm))
+    assert all(a.user_id == user.pk and a.is_confirmed != confirm for a in auths)
+    for auth in auths:
+        matched = _match(auth, code, at)
+        if matched is not None:
+            return _CodeCheck(auths, auth, matched, code, at, confirm)
+    return _CodeCheck(auths, None, None, code, at, confirm)
 
 
 def verify_code(
@@ -271,14 +292,15 @@ def verify_code(
     *,
     after_password: bool = False,
     event: Event | None = None,
-    authenticator: Authenticator | None = None,
-) -> None:
-    """Check a code from the account's authenticator and consume it.
+    authenticators: Sequence[Authenticator] | None = None,
+) -> Authenticator:
+    """Check a code from one of the account's authenticators and consume it; return the
+    authenticator it was from.
 
     ``event`` (a kind and its details) is recorded in the transaction that consumed the
-    code, to say what the code was for. ``authenticator`` is the account's confirmed
-    authenticator when the caller has just read it (saves a query; the compare-and-set
-    still decides).
+    code, to say what the code was for, with the name of the authenticator it matched.
+    ``authenticators`` are the account's confirmed ones when the caller has just read them
+    (saves a query; the compare-and-set still decides).
 
     With ``after_password`` (the sign-in's code step), the third wrong code in a row warns
     the account holder by e-mail that someone may know the password (at most hourly; one
@@ -286,15 +308,17 @@ def verify_code(
     Raises :class:`Throttled` (even for a right code while the account waits),
     :class:`CodeReused`, :class:`ClockDrift`, :class:`InvalidCode` or :class:`NotEnrolled`.
     """
-    check = code_check(user, code, confirm=False, auth=authenticator)
+    check = code_check(user, code, confirm=False, auths=authenticators)
+    if event is not None and check.auth is not None:
+        event = (event[0], {**event[1], "authenticator": check.auth.label})
     if (
         check.auth is not None
         and check.matched is not None
         and _consume_unthrottled(user, check.auth, check.matched, context, event)
     ):
-        return
+        return check.auth
     try:
-        throttled_attempt(user, context, Factor.CODE, check, event)
+        return throttled_attempt(user, context, Factor.CODE, check, event)
     except InvalidCode:
         if after_password and throttle.consecutive_failures(throttle.CODE, str(user.pk)) >= 3:
             with transaction.atomic():
