@@ -28,7 +28,7 @@ from django.http import HttpRequest
 from django.utils import translation
 
 from keyfob.accounts.app_settings import app_settings
-from keyfob.accounts.models import EmailChange, PasswordReset, User
+from keyfob.accounts.models import EmailChange, MailedCode, PasswordReset, User
 from keyfob.accounts.signals import credentials_changed
 from keyfob.audit import notices
 from keyfob.audit.events import Context, record
@@ -251,6 +251,20 @@ def _live_email_change(user: User) -> QuerySet[EmailChange]:
     )
 
 
+def _spend_a_try(live: QuerySet[Any], row: MailedCode, allowed: int) -> int | None:
+    """Count one wrong code against ``row`` (one conditional UPDATE on ``live``, the row
+    while it is still usable); return the tries left, or None when none is: it was used or
+    spent meanwhile, or this was its last try (its sealed code is then dropped)."""
+    if not consume(live, tries=F("tries") + 1):
+        return None
+    row.refresh_from_db(fields=["tries"])
+    left = allowed - row.tries
+    if left <= 0:
+        notices.drop_seal(row.outbox_id)
+        return None
+    return left
+
+
 def start_email_change(request: HttpRequest, user: User, new_email: str) -> None:
     """E-mail a code to ``new_email``; the address changes once it is typed back
     (:func:`confirm_email_change`). An earlier change waiting for its code is replaced.
@@ -324,16 +338,9 @@ def confirm_email_change(request: HttpRequest, user: User, code: str) -> str:
             else:
                 change_email(request, user, change.email)
                 return change.email
-        elif not consume(live, tries=F("tries") + 1):
-            raise EmailChangeLost()
         else:
-            change.refresh_from_db(fields=["tries"])
-            left = EMAIL_CODE_TRIES - change.tries
-            if left <= 0:
-                notices.drop_seal(change.outbox_id)
-                failure = EmailChangeLost()
-            else:
-                failure = WrongEmailCode(left)
+            left = _spend_a_try(live, change, EMAIL_CODE_TRIES)
+            failure = EmailChangeLost() if left is None else WrongEmailCode(left)
     raise failure
 
 
@@ -437,13 +444,9 @@ class WrongResetCode(KeyfobError):
         self.left = left
 
 
-def _reset_key(email: str) -> str:
-    return _account_key(email)
-
-
 def _reset_throttle_key(email: str) -> str:
     # Its own count: asking for codes neither slows nor is slowed by wrong sign-in passwords.
-    return "reset:" + _reset_key(email)
+    return "reset:" + _account_key(email)
 
 
 def _reset_digest(salt: str, code: str) -> str:
@@ -480,7 +483,8 @@ def start_password_reset(request: HttpRequest, email: str) -> None:
             for policy, row in rows:
                 throttle.record_failure(policy, row)
             user = User.objects.filter(email__iexact=email, is_active=True).first()
-            earlier = PasswordReset.objects.select_for_update().filter(email_key=_reset_key(email))
+            key = _account_key(email)
+            earlier = PasswordReset.objects.select_for_update().filter(email_key=key)
             for old in earlier:
                 notices.drop_seal(old.outbox_id)
             # Sealed either way (same work); an unknown address's notice never shows it, and
@@ -497,7 +501,7 @@ def start_password_reset(request: HttpRequest, email: str) -> None:
                 sealed=keyring.encrypt(code.encode(), context=_reset_seal_context(salt)),
             )
             PasswordReset.objects.update_or_create(
-                email_key=_reset_key(email),
+                email_key=key,
                 defaults={
                     "user": user,
                     "salt": salt,
@@ -514,7 +518,7 @@ def start_password_reset(request: HttpRequest, email: str) -> None:
 
 def _live_reset(email: str) -> QuerySet[PasswordReset]:
     return PasswordReset.objects.filter(
-        email_key=_reset_key(email),
+        email_key=_account_key(email),
         used_at__isnull=True,
         expires_at__gt=clock.now(),
         tries__lt=RESET_CODE_TRIES,
@@ -557,13 +561,6 @@ def finish_password_reset(request: HttpRequest, email: str, code: str, password:
             # Done: asking for a code later starts from a clean count again.
             throttle.reset(throttle.acquire(throttle.PASSWORD, _reset_throttle_key(email)))
             return user
-        if not consume(live, tries=F("tries") + 1):
-            raise ResetLost()
-        reset.refresh_from_db(fields=["tries"])
-        left = RESET_CODE_TRIES - reset.tries
-        if left <= 0:
-            notices.drop_seal(reset.outbox_id)
-            failure = ResetLost()
-        else:
-            failure = WrongResetCode(left)
+        left = _spend_a_try(live, reset, RESET_CODE_TRIES)
+        failure = ResetLost() if left is None else WrongResetCode(left)
     raise failure
