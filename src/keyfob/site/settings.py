@@ -145,6 +145,32 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(env.text("KEYFOB_DATA_DIR", "var")).resolve()
 
 
+def _rp_id(value: str) -> str:
+    """A relying party id: a DNS name (the site's host or a parent domain of it), never an
+    address or a URL."""
+    name = value.lower().rstrip(".")
+    labels = name.split(".")
+    if (
+        name.isascii()
+        and all(0 < len(label) <= 63 for label in labels)
+        and all(label.replace("-", "").isalnum() for label in labels)
+        and not all(label.isdigit() for label in labels)
+    ):
+        return name
+    return _invalid(value)
+
+
+def _first_dns_name(hosts: list[str]) -> str:
+    """The default relying party id: the first allowed host that is a DNS name (an address
+    cannot be one), a leading dot (subdomains allowed) dropped."""
+    for host in hosts:
+        try:
+            return _rp_id(host.lstrip("."))
+        except ValueError:
+            continue
+    return "localhost"
+
+
 def _data_dir() -> Path:
     DATA_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
     return DATA_DIR
@@ -414,6 +440,16 @@ KEYFOB_SUPPORT_EMAIL = env.parsed(
 )
 # Off lets one staff member both check a customer's identity and turn 2FA off.
 KEYFOB_SUPPORT_FOUR_EYES = env.flag("KEYFOB_SUPPORT_FOUR_EYES", True)
+# Security keys and passkeys are bound to this domain for good: a key registered under one
+# relying party id never signs in under another.
+KEYFOB_WEBAUTHN_RP_ID = env.parsed(
+    "KEYFOB_WEBAUTHN_RP_ID",
+    _first_dns_name(ALLOWED_HOSTS),
+    _rp_id,
+    "a DNS name: the portal's host or a parent domain of it",
+)
+# Off lets staff open the support desk after a code sign-in, which can be phished.
+KEYFOB_STAFF_PHISHING_RESISTANT = env.flag("KEYFOB_STAFF_PHISHING_RESISTANT", True)
 KEYFOB_API_MAX_BODY = env.number("KEYFOB_API_MAX_BODY", 4096, 256, 1048576, "bytes")
 
 # Every KEYFOB_* variable read above: the README's settings table must list exactly these.

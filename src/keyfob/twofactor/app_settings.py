@@ -19,6 +19,10 @@ class TwoFactorSettings:
     # made them (a session copied later must not read them).
     fresh_codes_seconds = 600
     drift_max_steps = 20
+    # How long a WebAuthn challenge may be answered, and how many security keys an account
+    # may have (like apps: a cap keeps the Security page and the options small).
+    webauthn_challenge_seconds = 300
+    max_security_keys = 10
 
     @property
     def issuer(self) -> str:
@@ -36,6 +40,16 @@ class TwoFactorSettings:
     @property
     def trust_days(self) -> int:
         return int(settings.KEYFOB_TRUST_DAYS)
+
+    @property
+    def webauthn_rp_id(self) -> str:
+        """The relying party id security keys and passkeys are registered under."""
+        return str(settings.KEYFOB_WEBAUTHN_RP_ID)
+
+    @property
+    def staff_phishing_resistant(self) -> bool:
+        """Whether staff pages need a sign-in made with a security key or passkey."""
+        return bool(settings.KEYFOB_STAFF_PHISHING_RESISTANT)
 
 
 app_settings = TwoFactorSettings()

@@ -116,3 +116,94 @@ class TrustedBrowser(models.Model):
         return f"<TrustedBrowser user={self.user_id} label={self.label!r}>"
 
     __str__ = __repr__
+
+
+class SecurityKey(models.Model):
+    """A security key or passkey (WebAuthn credential) of an account; confirmed from the
+    start, since its registration is its proof.
+
+    Only the public key is kept, so there is nothing here to encrypt. ``sign_count`` only
+    moves forward, by compare-and-set (``flows.webauthn``); an authenticator that keeps no
+    counter always reports 0. ``user_verified`` says whether the key verified its user (PIN,
+    fingerprint) when it was registered: only such a key, and a discoverable one, may sign in
+    without the password.
+    """
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="security_keys"
+    )
+    name = models.CharField(max_length=60, blank=True)
+    credential_id = models.CharField(max_length=1400, unique=True)  # base64url
+    public_key = models.BinaryField()  # COSE
+    sign_count = models.BigIntegerField(default=0)
+    transports = models.JSONField(default=list, blank=True)
+    aaguid = models.CharField(max_length=36, blank=True)
+    backup_eligible = models.BooleanField(default=False)
+    backed_up = models.BooleanField(default=False)
+    user_verified = models.BooleanField(default=False)
+    discoverable = models.BooleanField(default=False)
+    # The random id the key holds for the account (base64url); the same for all of an
+    # account's keys, never its e-mail address or database id.
+    user_handle = models.CharField(max_length=100, blank=True)
+    created_at = models.DateTimeField(default=clock.now)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "pk"]
+
+    def __repr__(self) -> str:
+        return f"<SecurityKey user={self.user_id} synced={self.backup_eligible}>"
+
+    __str__ = __repr__
+
+    @property
+    def label(self) -> str:
+        return self.name or str(_("Security key"))
+
+    @property
+    def kind_label(self) -> str:
+        """What it is, as the Security page says it: a passkey synced between devices (its
+        private key lives in a password manager or a phone's cloud account) or a key that
+        never leaves its device."""
+        if self.backup_eligible:
+            return str(_("Synced passkey"))
+        if self.discoverable:
+            return str(_("Passkey on one device"))
+        return str(_("Security key"))
+
+    @property
+    def passwordless(self) -> bool:
+        """Whether it may sign in without the password (both factors in one)."""
+        return self.discoverable and self.user_verified
+
+
+class Purpose(models.TextChoices):
+    """What a WebAuthn challenge is for; a response is checked against its own only."""
+
+    REGISTER = "register"
+    SIGNIN = "signin"  # the second factor, after the password
+    REAUTH = "reauth"  # "Confirm it is you"
+    PASSWORDLESS = "passwordless"  # a passkey, without the password
+
+
+class WebAuthnChallenge(models.Model):
+    """A challenge given to the browser, used at most once (DESIGN.md invariant 1) and for a
+    few minutes. ``binding`` is the SHA-256 of a random token kept in the session that asked
+    for it: a challenge answered from another session is not found."""
+
+    purpose = models.CharField(max_length=16, choices=Purpose.choices)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    binding = models.CharField(max_length=64, unique=True)
+    challenge = models.BinaryField()
+    # Registration only: the account's user handle given to the key with this challenge.
+    user_handle = models.CharField(max_length=100, blank=True)
+    created_at = models.DateTimeField(default=clock.now)
+    expires_at = models.DateTimeField(db_index=True)
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    def __repr__(self) -> str:
+        return f"<WebAuthnChallenge {self.purpose} user={self.user_id}>"
+
+    __str__ = __repr__

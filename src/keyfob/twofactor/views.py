@@ -184,6 +184,8 @@ FAILED_KINDS = frozenset(
         EventKind.THROTTLED,
         EventKind.RECOVERY_WRONG,
         EventKind.SUPPORT_CODE_WRONG,
+        EventKind.KEY_WRONG,
+        EventKind.KEY_CLONE,
     }
 )
 

@@ -1,5 +1,6 @@
 """What the two-factor app does, by what it does: checking a code (``verify``), turning 2FA
-on and off (``setup``), recovery codes (``recovery``) and trusted browsers (``browsers``).
+on and off (``setup``), recovery codes (``recovery``), trusted browsers (``browsers``) and
+security keys and passkeys (``webauthn``).
 
 Callers use ``flows.<name>``; the names below are the app's whole public surface.
 """
@@ -27,6 +28,7 @@ from keyfob.twofactor.flows.setup import (
     disable,
     key_uri,
     remove_authenticator,
+    remove_key,
     rename_authenticator,
     setup_expired,
     setup_seconds_left,
@@ -44,18 +46,38 @@ from keyfob.twofactor.flows.verify import (
     has_2fa,
     verify_code,
 )
+from keyfob.twofactor.flows.webauthn import (
+    ChallengeExpired,
+    KeyCloned,
+    KeyRefused,
+    NotPasswordless,
+    TooManyKeys,
+    WrongHost,
+    begin,
+    register_key,
+    rename_key,
+    security_keys,
+    verify_key,
+)
 
 __all__ = [
     "MAX_AUTHENTICATORS",
     "RECOVERY_CODES",
     "By",
+    "ChallengeExpired",
     "ClockDrift",
     "Event",
     "Factor",
+    "KeyCloned",
+    "KeyRefused",
     "LastAuthenticator",
     "NotEnrolled",
+    "NotPasswordless",
     "SetupExpired",
     "TooManyAuthenticators",
+    "TooManyKeys",
+    "WrongHost",
+    "begin",
     "confirm_setup",
     "confirmed_authenticator",
     "confirmed_authenticators",
@@ -64,11 +86,15 @@ __all__ = [
     "key_uri",
     "recovery_codes_left",
     "regenerate_recovery_codes",
+    "register_key",
     "remove_authenticator",
+    "remove_key",
     "rename_authenticator",
+    "rename_key",
     "replace_recovery_codes",
     "revoke_on_credentials_change",
     "revoke_trusted_browsers",
+    "security_keys",
     "setup_expired",
     "setup_seconds_left",
     "start_setup",
@@ -78,4 +104,5 @@ __all__ = [
     "use_recovery_code",
     "use_trusted_browser",
     "verify_code",
+    "verify_key",
 ]

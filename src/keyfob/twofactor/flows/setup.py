@@ -19,7 +19,13 @@ from keyfob.otp import KeyfobError
 from keyfob.twofactor.app_settings import app_settings
 from keyfob.twofactor.flows.recovery import replace_recovery_codes
 from keyfob.twofactor.flows.verify import Factor, SetupExpired, code_check, throttled_attempt
-from keyfob.twofactor.models import Authenticator, Kind, RecoveryCode, TrustedBrowser
+from keyfob.twofactor.models import (
+    Authenticator,
+    Kind,
+    RecoveryCode,
+    SecurityKey,
+    TrustedBrowser,
+)
 
 
 class By(StrEnum):
@@ -98,7 +104,7 @@ def confirm_setup(user: User, code: str, context: Context) -> list[str]:
     def attempt() -> list[str]:
         auth = check()
         others = Authenticator.objects.filter(user=user, confirmed_at__isnull=False)
-        if others.exclude(pk=auth.pk).exists():
+        if others.exclude(pk=auth.pk).exists() or SecurityKey.objects.filter(user=user).exists():
             record(user, EventKind.AUTHENTICATOR_ADDED, context, name=auth.label, method=auth.kind)
             notices.queue(user, NoticeKind.AUTHENTICATOR_ADDED, context, name=auth.label)
             return []
@@ -111,9 +117,12 @@ def confirm_setup(user: User, code: str, context: Context) -> list[str]:
 
 
 def disable(user: User, context: Context, *, by: By = By.USER) -> None:
-    """Turn 2FA off: authenticator, recovery codes and trusted browsers all go."""
+    """Turn 2FA off: authenticator apps, security keys, recovery codes and trusted browsers
+    all go."""
     with transaction.atomic():
         deleted, _ = Authenticator.objects.filter(user=user).delete()
+        keys, _ = SecurityKey.objects.filter(user=user).delete()
+        deleted += keys
         RecoveryCode.objects.filter(user=user).delete()
         TrustedBrowser.objects.filter(user=user, revoked_at__isnull=True).update(
             revoked_at=clock.now()
@@ -157,27 +166,56 @@ def rename_authenticator(user: User, pk: int, name: str, context: Context) -> Au
         return auth
 
 
-def remove_authenticator(user: User, pk: int, context: Context) -> str:
-    """Remove one of the account's confirmed authenticators; return its name.
+def _locked_authenticators(user: User) -> tuple[list[Authenticator], list[SecurityKey]]:
+    """The account's confirmed apps and its keys, their rows locked together (PostgreSQL):
+    two removals at once cannot each see the other's authenticator still there and leave
+    none. Inside the caller's transaction."""
+    apps = Authenticator.objects.filter(user=user, confirmed_at__isnull=False)
+    keys = SecurityKey.objects.filter(user=user)
+    return (
+        list(apps.select_for_update().order_by("pk")),
+        list(keys.select_for_update().order_by("pk")),
+    )
 
-    Raises :class:`LastAuthenticator` if it is the only one (that is turning 2FA off, with
-    its own confirmation: :func:`disable`), ``Authenticator.DoesNotExist`` for another
-    account's or an unknown one.
+
+def _refuse_last(apps: list[Authenticator], keys: list[SecurityKey]) -> None:
+    if len(apps) + len(keys) == 1:
+        raise LastAuthenticator("the last authenticator: turn two-factor authentication off")
+
+
+def remove_authenticator(user: User, pk: int, context: Context) -> str:
+    """Remove one of the account's confirmed authenticator apps; return its name.
+
+    Raises :class:`LastAuthenticator` if it is the account's only authenticator (that is
+    turning 2FA off, with its own confirmation: :func:`disable`),
+    ``Authenticator.DoesNotExist`` for another account's or an unknown one.
     """
     with transaction.atomic():
-        confirmed = Authenticator.objects.filter(user=user, confirmed_at__isnull=False)
-        # The account's rows locked together (PostgreSQL): two removals at once cannot each
-        # see the other's authenticator still there and leave none.
-        rows = list(confirmed.select_for_update().order_by("pk"))
-        auth = next((a for a in rows if a.pk == pk), None)
+        apps, keys = _locked_authenticators(user)
+        auth = next((a for a in apps if a.pk == pk), None)
         if auth is None:
             raise Authenticator.DoesNotExist()
-        if len(rows) == 1:
-            raise LastAuthenticator("the last authenticator: turn two-factor authentication off")
+        _refuse_last(apps, keys)
         auth.delete()
         record(user, EventKind.AUTHENTICATOR_REMOVED, context, name=auth.label, method=auth.kind)
         notices.queue(user, NoticeKind.AUTHENTICATOR_REMOVED, context, name=auth.label)
         return auth.label
+
+
+def remove_key(user: User, pk: int, context: Context) -> str:
+    """Remove one of the account's security keys; return its name. Raises
+    :class:`LastAuthenticator` as :func:`remove_authenticator` does,
+    ``SecurityKey.DoesNotExist`` for another account's or an unknown one."""
+    with transaction.atomic():
+        apps, keys = _locked_authenticators(user)
+        key = next((k for k in keys if k.pk == pk), None)
+        if key is None:
+            raise SecurityKey.DoesNotExist()
+        _refuse_last(apps, keys)
+        key.delete()
+        record(user, EventKind.KEY_REMOVED, context, name=key.label)
+        notices.queue(user, NoticeKind.KEY_REMOVED, context, name=key.label)
+        return key.label
 
 
 def key_uri(user: User, auth: Authenticator) -> otp.KeyURI:

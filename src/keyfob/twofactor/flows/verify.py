@@ -26,7 +26,7 @@ from keyfob.core.consume import consume
 from keyfob.core.models import Throttle
 from keyfob.otp import CodeReused, InvalidCode, KeyfobError, Throttled
 from keyfob.twofactor.app_settings import app_settings
-from keyfob.twofactor.models import Authenticator, Kind
+from keyfob.twofactor.models import Authenticator, Kind, SecurityKey
 
 T = TypeVar("T")
 # A security event to record with a success: its kind and details.
@@ -34,10 +34,20 @@ Event = tuple[EventKind, dict[str, Any]]
 
 
 class Factor(StrEnum):
-    """What was typed at a code check: an authenticator's code or a recovery code."""
+    """What was given at a check: an authenticator app's code, a recovery code, or a
+    security key's signature."""
 
     CODE = "code"
     RECOVERY = "recovery"
+    KEY = "security_key"
+
+
+# The event a refused attempt records, by factor, unless its error names its own (``event``).
+_WRONG = {
+    Factor.CODE: EventKind.CODE_WRONG,
+    Factor.RECOVERY: EventKind.RECOVERY_WRONG,
+    Factor.KEY: EventKind.KEY_WRONG,
+}
 
 
 class NotEnrolled(KeyfobError):
@@ -77,7 +87,11 @@ def confirmed_authenticators(user: User) -> list[Authenticator]:
 
 
 def has_2fa(user: User) -> bool:
-    return Authenticator.objects.filter(user=user, confirmed_at__isnull=False).exists()
+    """Whether the account has a confirmed authenticator app or a security key."""
+    return (
+        Authenticator.objects.filter(user=user, confirmed_at__isnull=False).exists()
+        or SecurityKey.objects.filter(user=user).exists()
+    )
 
 
 def _record_success(user: User, context: Context, event: Event | None) -> None:
@@ -93,10 +107,13 @@ def throttled_attempt(
     factor: Factor,
     attempt: Callable[[], T],
     event: Event | None = None,
+    *,
+    failure_detail: dict[str, Any] | None = None,
 ) -> T:
     """Run ``attempt`` under the account's throttle; count it if it raises.
 
-    ``event`` is recorded after a successful attempt, in the same transaction.
+    ``event`` is recorded after a successful attempt, in the same transaction;
+    ``failure_detail`` goes with the event of a refused one (which key was refused).
 
     ``attempt`` returns its result, or raises :class:`InvalidCode` / :class:`CodeReused`
     before it has written anything (each attempt's first write is its compare-and-set, so
@@ -122,10 +139,8 @@ def throttled_attempt(
                 failure = exc
             except InvalidCode as exc:
                 throttle.record_failure(throttle.CODE, row)
-                kind = (
-                    EventKind.RECOVERY_WRONG if factor == Factor.RECOVERY else EventKind.CODE_WRONG
-                )
-                record(user, kind, context)
+                kind = getattr(exc, "event", None) or _WRONG[factor]
+                record(user, kind, context, **(failure_detail or {}))
                 failure = exc
             except KeyfobError as exc:  # not enrolled, setup expired: nothing to count
                 failure = exc

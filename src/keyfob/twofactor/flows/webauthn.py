@@ -1,0 +1,409 @@
+"""Security keys and passkeys (WebAuthn): adding one, and checking one after the password,
+at "Confirm it is you", and for a sign-in without the password.
+
+The ceremonies' cryptography is the ``webauthn`` library's; what is Keyfob's is the state
+around it. A challenge is a database row bound to the session that asked for it and to what
+it is for, consumed once (DESIGN.md invariant 1) and good for a few minutes. The signature
+counter is moved forward by compare-and-set; one that goes backwards means two copies of the
+key exist, so the sign-in is refused and recorded. Every check runs under the account's one
+code throttle (DESIGN.md invariant 2), with its authenticator apps and recovery codes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from datetime import timedelta
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.http import HttpRequest
+from django.http.request import split_domain_port
+from webauthn import (
+    generate_authentication_options,
+    generate_registration_options,
+    options_to_json,
+    verify_authentication_response,
+    verify_registration_response,
+)
+from webauthn.helpers import base64url_to_bytes, bytes_to_base64url
+from webauthn.helpers.exceptions import WebAuthnException
+from webauthn.helpers.structs import (
+    AttestationConveyancePreference,
+    AuthenticatorSelectionCriteria,
+    AuthenticatorTransport,
+    PublicKeyCredentialDescriptor,
+    ResidentKeyRequirement,
+    UserVerificationRequirement,
+)
+
+from keyfob.accounts.models import User
+from keyfob.audit import notices
+from keyfob.audit.events import Context, record
+from keyfob.audit.models import EventKind
+from keyfob.audit.notices import NoticeKind
+from keyfob.core import clock
+from keyfob.core.consume import consume
+from keyfob.otp import CodeReused, InvalidCode, KeyfobError
+from keyfob.twofactor.app_settings import app_settings
+from keyfob.twofactor.flows.recovery import replace_recovery_codes
+from keyfob.twofactor.flows.verify import Event, Factor, NotEnrolled, throttled_attempt
+from keyfob.twofactor.models import Authenticator, Purpose, SecurityKey, WebAuthnChallenge
+
+# The session holds, per purpose, only a random token whose digest finds the challenge row.
+SESSION_KEY = "keyfob.webauthn"
+_TRANSPORTS = frozenset(t.value for t in AuthenticatorTransport)
+
+
+class KeyRefused(InvalidCode):
+    """The browser's answer does not prove the key: wrong origin or site, bad signature,
+    an unknown key or another account's, or not a WebAuthn answer at all."""
+
+    code = "key_refused"
+    event = EventKind.KEY_WRONG
+
+
+class KeyCloned(KeyRefused):
+    """The key's signature counter went backwards: a copy of it signed since."""
+
+    code = "key_cloned"
+    event = EventKind.KEY_CLONE
+
+
+class NotPasswordless(KeyRefused):
+    """The key may not sign in without the password: it holds no account (not discoverable)
+    or did not verify its user (PIN, fingerprint) when added or now."""
+
+    code = "not_passwordless"
+
+
+class ChallengeExpired(KeyfobError):
+    """No live challenge for this session and purpose: it was used, it expired, or it was
+    asked for in another session. The browser must start again."""
+
+    code = "challenge_expired"
+
+
+class WrongHost(KeyfobError):
+    """The page is not under the relying party id: no key can be used here."""
+
+    code = "wrong_host"
+
+
+class TooManyKeys(KeyfobError):
+    code = "too_many_keys"
+
+
+def security_keys(user: User) -> list[SecurityKey]:
+    return list(SecurityKey.objects.filter(user=user))
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def expected_origin(request: HttpRequest) -> str:
+    """The origin the browser must report: this page's, once its host (already checked
+    against the allowed hosts) is the relying party id or a subdomain of it."""
+    host = request.get_host()
+    name, _port = split_domain_port(host)
+    rp_id = app_settings.webauthn_rp_id
+    if name != rp_id and not name.endswith("." + rp_id):
+        raise WrongHost(f"{name} is not under {rp_id}")
+    return f"{request.scheme}://{host}"
+
+
+def _user_handle(user: User) -> str:
+    """The account's user handle: the one its keys already hold, or a new random one."""
+    held = SecurityKey.objects.filter(user=user).exclude(user_handle="").first()
+    return held.user_handle if held is not None else bytes_to_base64url(secrets.token_bytes(32))
+
+
+def _descriptors(keys: list[SecurityKey]) -> list[PublicKeyCredentialDescriptor]:
+    return [
+        PublicKeyCredentialDescriptor(
+            id=base64url_to_bytes(k.credential_id),
+            transports=[AuthenticatorTransport(t) for t in k.transports if t in _TRANSPORTS],
+        )
+        for k in keys
+    ]
+
+
+def begin(request: HttpRequest, purpose: Purpose, user: User | None = None) -> dict[str, Any]:
+    """Write a challenge for this session and ``purpose`` (replacing the session's earlier
+    one for it); return the options for ``navigator.credentials.create()`` (REGISTER) or
+    ``.get()`` as JSON-ready data.
+
+    ``user`` is the account (None only for PASSWORDLESS, where the key says whose it is).
+    Raises :class:`WrongHost`, :class:`TooManyKeys` (REGISTER), :class:`NotEnrolled` (an
+    account without a key asked to use one).
+    """
+    assert (user is None) == (purpose == Purpose.PASSWORDLESS)
+    expected_origin(request)  # refuses a host outside the relying party id
+    rp_id = app_settings.webauthn_rp_id
+    keys = security_keys(user) if user is not None else []
+    challenge = secrets.token_bytes(32)
+    handle = ""
+    options: Any
+    if purpose == Purpose.REGISTER:
+        assert user is not None
+        if len(keys) >= app_settings.max_security_keys:
+            raise TooManyKeys(f"at most {app_settings.max_security_keys} security keys")
+        handle = _user_handle(user)
+        options = generate_registration_options(
+            rp_id=rp_id,
+            rp_name=app_settings.issuer,
+            user_id=base64url_to_bytes(handle),
+            user_name=user.email,
+            user_display_name=user.display_name or user.email,
+            challenge=challenge,
+            timeout=app_settings.webauthn_challenge_seconds * 1000,
+            attestation=AttestationConveyancePreference.NONE,
+            authenticator_selection=AuthenticatorSelectionCriteria(
+                resident_key=ResidentKeyRequirement.PREFERRED,
+                user_verification=UserVerificationRequirement.PREFERRED,
+            ),
+            exclude_credentials=_descriptors(keys),
+        )
+    else:
+        if user is not None and not keys:
+            raise NotEnrolled("no security key")
+        options = generate_authentication_options(
+            rp_id=rp_id,
+            challenge=challenge,
+            timeout=app_settings.webauthn_challenge_seconds * 1000,
+            allow_credentials=_descriptors(keys),
+            user_verification=(
+                UserVerificationRequirement.REQUIRED
+                if purpose == Purpose.PASSWORDLESS
+                else UserVerificationRequirement.PREFERRED
+            ),
+        )
+    token = secrets.token_urlsafe(32)
+    tokens = dict(request.session.get(SESSION_KEY) or {})
+    now = clock.now()
+    with transaction.atomic():
+        # The session's earlier challenge for this purpose, and any expired one, go.
+        stale = Q(expires_at__lt=now)
+        if isinstance(tokens.get(purpose), str):
+            stale |= Q(binding=_digest(tokens[purpose]))
+        WebAuthnChallenge.objects.filter(stale).delete()
+        WebAuthnChallenge.objects.create(
+            purpose=purpose,
+            user=user,
+            binding=_digest(token),
+            challenge=challenge,
+            user_handle=handle,
+            created_at=now,
+            expires_at=now + timedelta(seconds=app_settings.webauthn_challenge_seconds),
+        )
+    tokens[purpose] = token
+    request.session[SESSION_KEY] = tokens
+    data: dict[str, Any] = json.loads(options_to_json(options))
+    if purpose == Purpose.REGISTER:
+        # Ask the browser whether the key stored the account (a passkey); without the
+        # answer the key is never offered for a sign-in without the password.
+        data["extensions"] = {"credProps": True}
+    return data
+
+
+def _take_challenge(request: HttpRequest, purpose: Purpose, user: User | None) -> WebAuthnChallenge:
+    """Consume this session's live challenge for ``purpose`` (and ``user``) and return it.
+
+    Consumed before the answer is checked: a challenge gets one answer, right or wrong.
+    Raises :class:`ChallengeExpired`.
+    """
+    tokens = request.session.get(SESSION_KEY) or {}
+    token = tokens.pop(purpose, None) if isinstance(tokens, dict) else None
+    request.session[SESSION_KEY] = tokens if isinstance(tokens, dict) else {}
+    if not isinstance(token, str):
+        raise ChallengeExpired("no challenge in this session")
+    now = clock.now()
+    live = WebAuthnChallenge.objects.filter(
+        binding=_digest(token), purpose=purpose, user=user, used_at__isnull=True, expires_at__gt=now
+    )
+    row = live.first()
+    if row is None or not consume(live.filter(pk=row.pk), used_at=now):
+        raise ChallengeExpired("challenge used, expired or another session's")
+    return row
+
+
+def _parse(response: str) -> dict[str, Any]:
+    """The browser's credential as a JSON object, or :class:`KeyRefused`."""
+    try:
+        data = json.loads(response)
+    except ValueError:
+        raise KeyRefused("not JSON") from None
+    if not isinstance(data, dict) or not isinstance(data.get("rawId"), str):
+        raise KeyRefused("not a WebAuthn credential")
+    return data
+
+
+def _raw_id(data: dict[str, Any]) -> str:
+    """The credential id, in the base64url form it is stored in."""
+    try:
+        return bytes_to_base64url(base64url_to_bytes(data["rawId"]))
+    except (ValueError, TypeError):
+        raise KeyRefused("bad credential id") from None
+
+
+def register_key(
+    request: HttpRequest, user: User, response: str, name: str, context: Context
+) -> list[str]:
+    """Check the browser's answer to this session's registration challenge and add the key.
+
+    Returns the new recovery codes when it is the account's first authenticator (2FA is
+    turned on), else an empty list. Raises :class:`ChallengeExpired`, :class:`KeyRefused`,
+    :class:`WrongHost`, :class:`TooManyKeys`.
+    """
+    origin = expected_origin(request)
+    data = _parse(response)
+    row = _take_challenge(request, Purpose.REGISTER, user)
+    try:
+        verified = verify_registration_response(
+            credential=data,
+            expected_challenge=bytes(row.challenge),
+            expected_rp_id=app_settings.webauthn_rp_id,
+            expected_origin=origin,
+        )
+    except (WebAuthnException, ValueError, TypeError, KeyError) as exc:
+        raise KeyRefused("registration not proven") from exc
+    transports = (data.get("response") or {}).get("transports") or []
+    extensions = data.get("clientExtensionResults") or {}
+    cred_props = extensions.get("credProps") if isinstance(extensions, dict) else None
+    key = SecurityKey(
+        user=user,
+        name=name,
+        credential_id=bytes_to_base64url(verified.credential_id),
+        public_key=verified.credential_public_key,
+        sign_count=verified.sign_count,
+        transports=sorted({t for t in transports if isinstance(t, str) and t in _TRANSPORTS}),
+        aaguid=verified.aaguid,
+        backup_eligible=verified.credential_device_type == "multi_device",
+        backed_up=verified.credential_backed_up,
+        user_verified=verified.user_verified,
+        discoverable=isinstance(cred_props, dict) and cred_props.get("rk") is True,
+        user_handle=row.user_handle,
+    )
+    with transaction.atomic():
+        # The account's keys locked (PostgreSQL): two additions at once cannot pass the cap.
+        held = list(SecurityKey.objects.select_for_update().filter(user=user).values("pk"))
+        if len(held) >= app_settings.max_security_keys:
+            raise TooManyKeys(f"at most {app_settings.max_security_keys} security keys")
+        first = (
+            not held
+            and not Authenticator.objects.filter(user=user, confirmed_at__isnull=False).exists()
+        )
+        try:
+            with transaction.atomic():
+                key.save()
+        except IntegrityError:  # the same credential registered already
+            raise KeyRefused("credential already registered") from None
+        if not first:
+            record(user, EventKind.KEY_ADDED, context, name=key.label, synced=key.backup_eligible)
+            notices.queue(user, NoticeKind.KEY_ADDED, context, name=key.label)
+            return []
+        codes = replace_recovery_codes(user)
+        record(user, EventKind.TWOFACTOR_ON, context, method="security_key", name=key.label)
+        notices.queue(user, NoticeKind.TWOFACTOR_ON, context)
+        return codes
+
+
+def _use_counter(key: SecurityKey, new_count: int, backed_up: bool) -> bool:
+    """Move the key's counter to ``new_count`` by compare-and-set (a key that keeps no
+    counter reports 0 each time); return whether this call did."""
+    condition = Q(sign_count=0) if new_count == 0 else Q(sign_count__lt=new_count)
+    return consume(
+        SecurityKey.objects.filter(condition, pk=key.pk),
+        sign_count=new_count,
+        backed_up=backed_up,
+        last_used_at=clock.now(),
+    )
+
+
+def verify_key(
+    request: HttpRequest,
+    purpose: Purpose,
+    response: str,
+    context: Context,
+    user: User | None = None,
+    event: Event | None = None,
+) -> SecurityKey:
+    """Check the browser's answer to this session's challenge for ``purpose``; return the
+    key that signed it (its ``user`` is the account, which PASSWORDLESS learns here).
+
+    ``user`` is the account signing in or confirming it is them (None for PASSWORDLESS);
+    ``event`` is recorded with the success, naming the key. Raises :class:`ChallengeExpired`,
+    :class:`KeyRefused` (and :class:`NotPasswordless`, :class:`KeyCloned`),
+    :class:`CodeReused` (a concurrent answer used the same counter),
+    :class:`~keyfob.otp.Throttled`, :class:`WrongHost`.
+    """
+    origin = expected_origin(request)
+    data = _parse(response)
+    credential_id = _raw_id(data)
+    row = _take_challenge(request, purpose, user)
+    owner = user
+    keys = SecurityKey.objects.select_related("user").filter(credential_id=credential_id)
+    if user is not None:
+        keys = keys.filter(user=user)
+    key = keys.first()
+    if key is None:
+        # Another account's key, or none: nothing says which. An account signing in counts
+        # it as a wrong answer; without one there is no account to count it against.
+        if user is None:
+            raise KeyRefused("unknown credential")
+    else:
+        owner = key.user
+    assert owner is not None
+    passwordless = purpose == Purpose.PASSWORDLESS
+    if event is not None and key is not None:
+        event = (event[0], {**event[1], "authenticator": key.label})
+
+    def attempt() -> SecurityKey:
+        if key is None:
+            raise KeyRefused("not a key of this account")
+        if passwordless and not key.passwordless:
+            raise NotPasswordless("this key needs the password first")
+        handle = (data.get("response") or {}).get("userHandle")
+        if passwordless and (not isinstance(handle, str) or handle != key.user_handle):
+            raise KeyRefused("user handle does not match the key's account")
+        try:
+            verified = verify_authentication_response(
+                credential=data,
+                expected_challenge=bytes(row.challenge),
+                expected_rp_id=app_settings.webauthn_rp_id,
+                expected_origin=origin,
+                credential_public_key=bytes(key.public_key),
+                # The counter is compared below, where a step back is named a clone.
+                credential_current_sign_count=0,
+                require_user_verification=passwordless,
+            )
+        except (WebAuthnException, ValueError, TypeError, KeyError) as exc:
+            raise KeyRefused("assertion not proven") from exc
+        new_count = verified.new_sign_count
+        if (new_count or key.sign_count) and new_count <= key.sign_count:
+            notices.queue(owner, NoticeKind.KEY_CLONE, context, name=key.label)
+            raise KeyCloned(f"counter {new_count} after {key.sign_count}")
+        if not _use_counter(key, new_count, verified.credential_backed_up):
+            raise CodeReused("this signature counter was just used")
+        return key
+
+    failure_detail = {"authenticator": key.label} if key is not None else {}
+    return throttled_attempt(
+        owner, context, Factor.KEY, attempt, event, failure_detail=failure_detail
+    )
+
+
+def rename_key(user: User, pk: int, name: str, context: Context) -> SecurityKey:
+    """Give one of the account's keys a new name (recorded, notified). Raises
+    ``SecurityKey.DoesNotExist`` for another account's or an unknown one."""
+    with transaction.atomic():
+        key = SecurityKey.objects.select_for_update().get(pk=pk, user=user)
+        old = key.label
+        key.name = name
+        key.save(update_fields=["name"])
+        record(user, EventKind.KEY_RENAMED, context, old=old, name=key.label)
+        notices.queue(user, NoticeKind.KEY_RENAMED, context, old=old, name=key.label)
+        return key
