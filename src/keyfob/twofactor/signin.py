@@ -30,6 +30,26 @@ from keyfob.twofactor.forms import ReauthForm, SignInCodeForm
 from keyfob.twofactor.views import check_second_factor, password_checked, recovery_left_message
 
 
+# Set in a session signed in (or confirmed, "Confirm it is you") with a security key or
+# passkey: a sign-in a phishing page cannot relay. Staff pages ask for it.
+PHISHING_RESISTANT_KEY = "keyfob.phishing_resistant"
+
+
+def mark_phishing_resistant(request: HttpRequest, user: User) -> None:
+    """``user``, signed in in this session, has just proven it with a security key or
+    passkey (after :func:`~keyfob.accounts.flows.complete_signin`, which cycles the
+    session)."""
+    request.session[PHISHING_RESISTANT_KEY] = user.pk
+
+
+def phishing_resistant(request: HttpRequest) -> bool:
+    """Whether the account signed in in this session proved it with a security key or
+    passkey (at sign-in or at "Confirm it is you")."""
+    return request.user.is_authenticated and request.session.get(PHISHING_RESISTANT_KEY) == getattr(
+        request.user, "pk", None
+    )
+
+
 def safe_next(request: HttpRequest, value: str | None) -> str:
     """``value`` if it is a path on this site, else the default page after sign-in."""
     if (
