@@ -67,3 +67,13 @@ def test_a_key_ring_from_the_data_directory_is_a_warning(tmp_path: Path) -> None
     result = check(tmp_path, KEYFOB_SECRET_KEYS=None)
     assert result.returncode == 0
     assert "keyfob.W001" in result.stderr and "KEYFOB_SECRET_KEYS" in result.stderr
+
+
+def test_staff_without_a_phishing_resistant_sign_in_is_a_warning(tmp_path: Path) -> None:
+    """KEYFOB_STAFF_PHISHING_RESISTANT off is allowed (support may have no keys yet), and
+    said at each deploy check; on, the default, it is not."""
+    result = check(tmp_path, KEYFOB_STAFF_PHISHING_RESISTANT="0")
+    assert result.returncode == 0, result.stderr
+    assert "keyfob.W006" in result.stderr
+    assert "KEYFOB_STAFF_PHISHING_RESISTANT is off" in result.stderr
+    assert "keyfob.W006" not in check(tmp_path).stderr

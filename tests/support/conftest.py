@@ -12,6 +12,7 @@ from django.test import Client
 
 from keyfob.accounts.models import AccountKind, User
 from keyfob.audit.events import Context
+from keyfob.twofactor.signin import PHISHING_RESISTANT_KEY
 from tests.conftest import PASSWORD, Enrolled, enrol, make_user
 
 T0 = 1_900_000_005.0  # the middle of a 30-second step
@@ -45,10 +46,16 @@ def tess(db: None) -> Enrolled:
     return enrolled("tess@support.example", is_staff=True)
 
 
-def client_for(user: User) -> Client:
-    """A client signed in as ``user`` (the staff guard checks the account uses 2FA)."""
+def client_for(user: User, *, phishing_resistant: bool = True) -> Client:
+    """A client signed in as ``user``, by default as if with a security key or passkey:
+    what staff pages need (KEYFOB_STAFF_PHISHING_RESISTANT, on; its own tests are in
+    tests/support/test_staff_rule.py). ``phishing_resistant=False``: as if with a code."""
     client = Client()
     client.force_login(user)
+    if phishing_resistant:
+        session = client.session
+        session[PHISHING_RESISTANT_KEY] = user.pk
+        session.save()
     return client
 
 

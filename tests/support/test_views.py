@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
 from django.test import Client
@@ -69,9 +70,11 @@ def test_a_customer_gets_no_support_page(alice: Enrolled, req: Request) -> None:
     assert Request.objects.get().state == State.OPEN
 
 
-def test_staff_without_2fa_are_sent_to_set_it_up(req: Request) -> None:
+def test_staff_without_2fa_are_sent_to_set_it_up(req: Request, settings: Any) -> None:
+    """With KEYFOB_STAFF_PHISHING_RESISTANT off (on: tests/support/test_staff_rule.py)."""
+    settings.KEYFOB_STAFF_PHISHING_RESISTANT = False
     staff = User.objects.create_user("new@support.example", PASSWORD, is_staff=True)
-    client = client_for(staff)
+    client = client_for(staff, phishing_resistant=False)
     for url in STAFF_GETS + STAFF_POSTS:
         response = client.post(url.format(pk=req.pk), {"call-outcome": "confirmed"})
         assert response.status_code == 302 and response["Location"] == "/account/security/setup/"

@@ -56,7 +56,9 @@ def password_field() -> forms.CharField:
 
 
 class LoginForm(forms.Form):
-    email = email_field(_("Email"), autocomplete="username", autofocus=True)
+    # "webauthn": the browser may offer the account's passkeys in this field's autofill
+    # (the sign-in page's passkey form asks for one as the page loads).
+    email = email_field(_("Email"), autocomplete="username webauthn", autofocus=True)
     password = password_field()
 
 

@@ -108,6 +108,17 @@ def check_production_settings(app_configs: Any = None, **kwargs: Any) -> list[Ch
                 id="keyfob.W003",
             )
         )
+    if not settings.KEYFOB_STAFF_PHISHING_RESISTANT:
+        errors.append(
+            Warning(
+                "KEYFOB_STAFF_PHISHING_RESISTANT is off: staff open the support desk, which "
+                "can turn a customer's 2FA off, after a sign-in with a code a phishing page "
+                "can relay.",
+                hint="Unset KEYFOB_STAFF_PHISHING_RESISTANT (on) and give each staff member a "
+                "security key or passkey.",
+                id="keyfob.W006",
+            )
+        )
     if not settings.KEYFOB_SMTP_URL:
         errors.append(
             Warning(

@@ -125,3 +125,15 @@ class SavedCodesForm(forms.Form):
         label=_("I have saved these recovery codes somewhere safe"),
         error_messages={"required": _("Tick the box once you have saved the codes.")},
     )
+
+
+# A browser's WebAuthn answer is well under this (a credential id has at most 1023 bytes);
+# anything longer is refused before it is parsed.
+MAX_CREDENTIAL = 20_000
+
+
+class CredentialForm(forms.Form):
+    """The browser's answer to a WebAuthn challenge, as webauthn.js writes it (JSON). Its
+    contents are checked by the flow; the form only bounds it."""
+
+    credential = forms.CharField(max_length=MAX_CREDENTIAL, widget=forms.HiddenInput)

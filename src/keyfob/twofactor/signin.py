@@ -7,14 +7,16 @@ full session (a new session id) only after the second factor.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django.contrib import messages
 from django.contrib.auth import logout
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.html import format_html
-from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
 
@@ -23,12 +25,17 @@ from keyfob.accounts.forms import LoginForm
 from keyfob.accounts.models import User
 from keyfob.accounts.text import wait_text
 from keyfob.audit.events import Context
-from keyfob.otp import Throttled
+from keyfob.otp import KeyfobError, Throttled
 from keyfob.twofactor import flows, trust
 from keyfob.twofactor.app_settings import app_settings
-from keyfob.twofactor.forms import ReauthForm, SignInCodeForm
-from keyfob.twofactor.views import check_second_factor, password_checked, recovery_left_message
-
+from keyfob.twofactor.forms import CredentialForm, ReauthForm, SignInCodeForm
+from keyfob.twofactor.models import Purpose
+from keyfob.twofactor.views import (
+    CODE_MESSAGES,
+    check_second_factor,
+    password_checked,
+    recovery_left_message,
+)
 
 # Set in a session signed in (or confirmed, "Confirm it is you") with a security key or
 # passkey: a sign-in a phishing page cannot relay. Staff pages ask for it.
@@ -108,7 +115,104 @@ def login_view(request: HttpRequest) -> HttpResponse:
             response = redirect(next_url)
             trust.set_cookie(request, response, new_token)
             return response
-    return render(request, "accounts/login.html", {"form": form, "next": next_url})
+    return _login_page(request, form, next_url)
+
+
+def _login_page(
+    request: HttpRequest, form: LoginForm, next_url: str, passkey_error: str = ""
+) -> HttpResponse:
+    context = {
+        "form": form,
+        "next": next_url,
+        "passkey_error": passkey_error,
+        "errors": [passkey_error] if passkey_error else [],
+    }
+    return render(request, "accounts/login.html", context)
+
+
+def _key_not_alone(exc: KeyfobError) -> str:
+    return _(
+        "This key cannot sign you in on its own. Sign in with your e-mail address and "
+        "password, then use the key when asked."
+    )
+
+
+# What a sign-in with a passkey is told, by the error's code (KeyfobError.code); a code not
+# listed reads like a refused key. Whether a key belongs to an account is never said: an
+# unknown key, another site's, one whose signature or user handle is wrong, one that did not
+# verify its user and one that may not sign in without the password (NotPasswordless) all
+# read the same. Only a refusal made after the key's signature was checked (a copied key,
+# its counter just used) names what happened, to the key's holder; and the account's
+# throttle says to wait, as at the code step, since hiding it would send a locked-out
+# holder to a password step that refuses the key too.
+PASSKEY_MESSAGES: dict[str, Callable[[KeyfobError], str]] = {
+    "key_refused": _key_not_alone,
+    "not_passwordless": _key_not_alone,
+    "not_enrolled": _key_not_alone,
+    "no_credential": lambda exc: _(
+        "Your browser sent no passkey. Try again, or sign in with your password."
+    ),
+    "challenge_expired": lambda exc: _("Your passkey sign-in took too long. Please try again."),
+    "code_reused": lambda exc: _("This answer from your key was already used. Please try again."),
+    "key_cloned": lambda exc: _(
+        "This key was refused: it may have been copied. Sign in with your password and "
+        "another way to confirm it is you, then check your Security page. We have e-mailed "
+        "you about it."
+    ),
+    "throttled": CODE_MESSAGES["throttled"],
+    "wrong_host": lambda exc: _(
+        "Passkeys cannot be used at this address. Sign in with your password."
+    ),
+}
+
+
+def passkey_error(exc: KeyfobError) -> str:
+    """What to tell a person whose passkey did not sign them in."""
+    return PASSKEY_MESSAGES.get(exc.code, _key_not_alone)(exc)
+
+
+class _NoCredential(KeyfobError):
+    code = "no_credential"
+
+
+@require_POST
+def passkey_options_view(request: HttpRequest) -> HttpResponse:
+    """The options for a sign-in with a passkey (``navigator.credentials.get()``), for
+    whoever asks: no account is named, the key will say whose it is. A POST, since it writes
+    the session's challenge."""
+    try:
+        options = flows.begin(request, Purpose.PASSWORDLESS)
+    except flows.WrongHost as exc:
+        return JsonResponse({"error": passkey_error(exc)}, status=400)
+    return JsonResponse(options)
+
+
+@require_http_methods(["GET", "POST"])
+def passkey_signin_view(request: HttpRequest) -> HttpResponse:
+    """A sign-in with a passkey and no password: the key, discoverable and verifying its
+    user, is both factors (and a phishing-resistant sign-in, for the staff rule)."""
+    next_url = safe_next(request, request.POST.get("next") or request.GET.get("next"))
+    if request.user.is_authenticated:
+        return redirect(next_url)
+    if request.method == "GET":  # the page is the sign-in form's
+        return redirect(f"{reverse('login')}?{urlencode({'next': next_url})}")
+    form = CredentialForm(request.POST)
+    try:
+        if not form.is_valid():
+            raise _NoCredential("no credential, or far too long")
+        key = flows.verify_key(
+            request,
+            Purpose.PASSWORDLESS,
+            form.cleaned_data["credential"],
+            Context.from_request(request),
+        )
+    except KeyfobError as exc:
+        return _login_page(request, LoginForm(), next_url, passkey_error(exc))
+    account_flows.complete_signin(
+        request, key.user, second_factor="passkey", authenticator=key.label
+    )
+    mark_phishing_resistant(request, key.user)
+    return redirect(next_url)
 
 
 @require_POST

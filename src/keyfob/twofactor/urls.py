@@ -9,6 +9,8 @@ from keyfob.twofactor import signin, views
 signin_urlpatterns: list[URLPattern] = [
     path("login/", signin.login_view, name="login"),
     path("login/code/", signin.signin_code_view, name="login-code"),
+    path("login/passkey/", signin.passkey_signin_view, name="login-passkey"),
+    path("login/passkey/options/", signin.passkey_options_view, name="login-passkey-options"),
     path("logout/", signin.logout_view, name="logout"),
 ]
 

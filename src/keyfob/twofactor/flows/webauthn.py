@@ -366,6 +366,10 @@ def verify_key(
             raise KeyRefused("not a key of this account")
         if passwordless and not key.passwordless:
             raise NotPasswordless("this key needs the password first")
+        if passwordless and not key.user.is_active:
+            # The password step refuses a deactivated account; a passkey must too (Django's
+            # login() does not look).
+            raise KeyRefused("account deactivated")
         handle = (data.get("response") or {}).get("userHandle")
         if passwordless and (not isinstance(handle, str) or handle != key.user_handle):
             raise KeyRefused("user handle does not match the key's account")
