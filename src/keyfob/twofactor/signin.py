@@ -29,7 +29,6 @@ from keyfob.twofactor.app_settings import app_settings
 from keyfob.twofactor.forms import ReauthForm, SignInCodeForm
 from keyfob.twofactor.views import check_second_factor, password_checked, recovery_left_message
 
-
 # Set in a session signed in (or confirmed, "Confirm it is you") with a security key or
 # passkey: a sign-in a phishing page cannot relay. Staff pages ask for it.
 PHISHING_RESISTANT_KEY = "keyfob.phishing_resistant"
