@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.conftest import require_tool
+from tests.webauthn_soft import b64url, b64url_decode
 
 # Headless and quiet: no background traffic to hosts this machine cannot reach.
 CHROMIUM_ARGS = [
@@ -145,10 +146,9 @@ class VirtualAuthenticator:
 
 def cdp_to_b64url(value: str) -> str:
     """The protocol's standard base64 as the unpadded base64url WebAuthn's JSON uses."""
-    return value.replace("+", "-").replace("/", "_").rstrip("=")
+    return b64url(base64.b64decode(value))
 
 
 def b64url_to_cdp(value: str) -> str:
     """Base64url (or standard base64) as the protocol's padded standard base64."""
-    raw = value.replace("-", "+").replace("_", "/").rstrip("=")
-    return base64.b64encode(base64.b64decode(raw + "=" * (-len(raw) % 4))).decode("ascii")
+    return base64.b64encode(b64url_decode(value)).decode("ascii")

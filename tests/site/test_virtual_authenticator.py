@@ -26,6 +26,7 @@ from webauthn import (
     verify_authentication_response,
     verify_registration_response,
 )
+from webauthn.authentication.verify_authentication_response import VerifiedAuthentication
 from webauthn.helpers.exceptions import InvalidAuthenticationResponse
 from webauthn.helpers.structs import (
     AuthenticatorSelectionCriteria,
@@ -191,19 +192,35 @@ def register(page: Any, site: str) -> tuple[dict[str, Any], VerifiedRegistration
     return credential, verified
 
 
-def sign_in(page: Any, site: str, registered: VerifiedRegistration, count: int) -> Any:
-    """Sign in with ``registered`` (its counter last seen at ``count``) through the test
-    page; the assertion JSON posted and what the library makes of it."""
-    CEREMONY.allow = [registered.credential_id]
-    assertion = run(page, site, "get")
-    return assertion, verify_authentication_response(
+def verify_assertion(
+    assertion: dict[str, Any],
+    site: str,
+    registered: VerifiedRegistration,
+    count: int,
+    *,
+    require_uv: bool = False,
+) -> VerifiedAuthentication:
+    """What the library makes of ``assertion`` for the last options given, the key
+    ``registered`` with its counter last seen at ``count``."""
+    return verify_authentication_response(
         credential=assertion,
         expected_challenge=CEREMONY.challenges[-1],
         expected_rp_id=RP_ID,
         expected_origin=site,
         credential_public_key=registered.credential_public_key,
         credential_current_sign_count=count,
+        require_user_verification=require_uv,
     )
+
+
+def sign_in(
+    page: Any, site: str, registered: VerifiedRegistration, count: int
+) -> tuple[dict[str, Any], VerifiedAuthentication]:
+    """Sign in with ``registered`` (its counter last seen at ``count``) through the test
+    page; the assertion JSON posted and what the library makes of it."""
+    CEREMONY.allow = [registered.credential_id]
+    assertion = run(page, site, "get")
+    return assertion, verify_assertion(assertion, site, registered, count)
 
 
 # Tests ---------------------------------------------------------------------------------
@@ -264,15 +281,7 @@ def test_a_passkey_with_user_verification_and_its_user_handle(page: Any, site: s
     assertion = run(page, site, "get")
     assert assertion["id"] == credential["id"]
     assert b64url_decode(assertion["response"]["userHandle"]) == USER_ID
-    verified = verify_authentication_response(
-        credential=assertion,
-        expected_challenge=CEREMONY.challenges[-1],
-        expected_rp_id=RP_ID,
-        expected_origin=site,
-        credential_public_key=registered.credential_public_key,
-        credential_current_sign_count=registered.sign_count,
-        require_user_verification=True,
-    )
+    verified = verify_assertion(assertion, site, registered, registered.sign_count, require_uv=True)
     assert verified.user_verified is True
 
 
@@ -304,14 +313,7 @@ def test_a_cloned_key_goes_backwards_and_is_refused(page: Any, site: str) -> Non
     CEREMONY.allow = [registered.credential_id]
     clone = run(page, site, "get")
     with pytest.raises(InvalidAuthenticationResponse, match="sign count of 2 was not greater"):
-        verify_authentication_response(
-            credential=clone,
-            expected_challenge=CEREMONY.challenges[-1],
-            expected_rp_id=RP_ID,
-            expected_origin=site,
-            credential_public_key=registered.credential_public_key,
-            credential_current_sign_count=count,
-        )
+        verify_assertion(clone, site, registered, count)
 
 
 def test_a_bogus_signature_is_refused(page: Any, site: str) -> None:
@@ -392,14 +394,7 @@ def test_conditional_mediation_signs_in_without_a_press(page: Any, site: str) ->
     page.goto(f"{site}/webauthn/conditional/")
     page.get_by_text("Received").wait_for()
     assertion = json.loads(CEREMONY.posted[-1]["credential"])
-    verified = verify_authentication_response(
-        credential=assertion,
-        expected_challenge=CEREMONY.challenges[-1],
-        expected_rp_id=RP_ID,
-        expected_origin=site,
-        credential_public_key=registered.credential_public_key,
-        credential_current_sign_count=registered.sign_count,
-    )
+    verified = verify_assertion(assertion, site, registered, registered.sign_count)
     assert verified.credential_id == registered.credential_id
 
 
@@ -480,13 +475,7 @@ def test_a_press_on_a_conditional_form_takes_over_from_the_autofill(page: Any, s
     CEREMONY.allow = [registered.credential_id]
     page.get_by_role("button", name="Use my key").click()
     page.get_by_text("Received").wait_for()
-    verified = verify_authentication_response(
-        credential=json.loads(CEREMONY.posted[-1]["credential"]),
-        expected_challenge=CEREMONY.challenges[-1],
-        expected_rp_id=RP_ID,
-        expected_origin=site,
-        credential_public_key=registered.credential_public_key,
-        credential_current_sign_count=registered.sign_count,
-    )
+    assertion = json.loads(CEREMONY.posted[-1]["credential"])
+    verified = verify_assertion(assertion, site, registered, registered.sign_count)
     assert verified.credential_id == registered.credential_id
     assert len(CEREMONY.challenges) == 3
