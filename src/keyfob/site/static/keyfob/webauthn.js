@@ -157,7 +157,8 @@
       if (button) { button.disabled = true; }
       say(form.dataset.msgWaiting);
       if (autofill) {
-        // One request at a time: the browser refuses a second while the first is pending.
+        // One request at a time: a browser may refuse a second while the first is pending
+        // (Chrome cancels the first by itself).
         autofill.controller.abort();
         await autofill.settled;
         autofill = null;
