@@ -177,13 +177,15 @@ def test_a_replayed_or_late_answer_says_to_try_again(
     soft, _ = register(user)
     credential = answer(browser, soft)
     assert post(browser, credential).status_code == 302
+    # Again after signing out: its challenge was spent, and went with the session.
+    browser.post("/logout/")
+    html = refused_page(post(browser, credential))
+    assert "Your passkey sign-in took too long. Please try again." in html
+    # From another session, with a challenge of its own: signed over another one, refused
+    # like any wrong answer.
     again = Client(HTTP_HOST=HOST)
     options(again)
-    # Signed over another session's challenge: refused like any wrong answer.
     assert REFUSED in refused_page(post(again, credential))
-    # Its own challenge used by that refusal: too late now.
-    html = refused_page(post(again, credential))
-    assert "Your passkey sign-in took too long. Please try again." in html
     late = Client(HTTP_HOST=HOST)
     credential = answer(late, soft)
     with clock.frozen(frozen_time + 301):

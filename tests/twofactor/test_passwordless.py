@@ -88,19 +88,24 @@ def test_a_key_registered_without_user_verification_never_signs_in_alone(
     assert len(refusals(user)) == 1
 
 
-def test_a_key_not_known_to_be_discoverable_never_signs_in_alone(
-    user: User, frozen_time: float
-) -> None:
-    """A key that keeps no account (non-resident), picked by its id, and a resident one
-    whose browser did not say so (no credProps): both need the password first."""
+def test_a_key_that_keeps_no_account_never_signs_in_alone(user: User, frozen_time: float) -> None:
+    """A non-resident key is never offered for a request that names no key; picked by its
+    id anyway, its answer carries no user handle and is refused."""
     soft, key = register(user, resident=False)
     assert not key.discoverable
-    with pytest.raises(flows.NotPasswordless):
+    with pytest.raises(flows.KeyRefused):
         sign_in(soft, key)
-    quiet, unreported = register(user, resident=True, report_resident=False)
-    assert not unreported.discoverable
-    with pytest.raises(flows.NotPasswordless):
-        sign_in(quiet)
+    assert len(refusals(user)) == 1
+
+
+def test_a_passkey_is_known_by_how_it_answers(user: User, frozen_time: float) -> None:
+    """A resident key whose browser did not report it (no credProps) is a passkey once it
+    answers a request that named no key, with its account's user handle."""
+    soft, key = register(user, report_resident=False)
+    assert not key.discoverable
+    assert sign_in(soft).pk == key.pk
+    key.refresh_from_db()
+    assert key.discoverable
 
 
 def test_a_user_handle_of_another_account_is_refused(user: User, frozen_time: float) -> None:
