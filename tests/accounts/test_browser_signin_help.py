@@ -77,7 +77,7 @@ def test_a_forgotten_password_is_reset_by_a_mailed_code_and_2fa_still_asked(
         # The new password opens the code step, never the account by itself.
         page.get_by_label("Email").fill("alice@example.com")
         page.get_by_label("Password").fill(NEW_PASSWORD)
-        page.get_by_role("button", name="Sign in").click()
+        page.get_by_role("button", name="Sign in", exact=True).click()
         page.wait_for_url(re.compile(r"/login/code/$"))
     with clock.frozen(T0 + 30):
         page.get_by_label("Authentication code").fill(oathtool_totp(alice.b32, T0 + 30))

@@ -51,7 +51,7 @@ with sync_playwright() as pw:
         record("login", page.goto(base + "/login/"))
         page.get_by_label("Email").fill(email)
         page.get_by_label("Password").fill(password)
-        page.get_by_role("button", name="Sign in").click()
+        page.get_by_role("button", name="Sign in", exact=True).click()
 
     sign_in("erin@example.com")
     page.wait_for_url(re.compile(r"/account/security/$"))

@@ -27,6 +27,14 @@ from tests.twofactor.test_browser_recovery_trust import enable
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
+@pytest.fixture(autouse=True)
+def staff_sign_in_with_codes(settings: Any) -> None:
+    """Staff here sign in with codes from oathtool: the rule that staff pages need a security
+    key or passkey (KEYFOB_STAFF_PHISHING_RESISTANT) is off for these journeys. Its own
+    tests: tests/support/test_staff_rule.py, tests/twofactor/test_browser_passkeys.py."""
+    settings.KEYFOB_STAFF_PHISHING_RESISTANT = False
+
+
 @pytest.fixture
 def alice(transactional_db: None) -> Enrolled:
     return enrolled("alice@example.com", phone="+33123456789")
@@ -67,7 +75,7 @@ def sign_in(page: Any, base: str, email: str) -> None:
     page.goto(f"{base}/login/")
     page.get_by_label("Email").fill(email)
     page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Sign in", exact=True).click()
 
 
 def staff_sign_in(page: Any, base: str, staff: Enrolled, at: float) -> None:

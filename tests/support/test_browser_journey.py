@@ -25,6 +25,14 @@ from tests.support.test_browser_desk import body, deliver, messages, settle, sig
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
+@pytest.fixture(autouse=True)
+def staff_sign_in_with_codes(settings: Any) -> None:
+    """Staff here sign in with codes from oathtool: the rule that staff pages need a security
+    key or passkey (KEYFOB_STAFF_PHISHING_RESISTANT) is off for these journeys. Its own
+    tests: tests/support/test_staff_rule.py, tests/twofactor/test_browser_passkeys.py."""
+    settings.KEYFOB_STAFF_PHISHING_RESISTANT = False
+
+
 @pytest.fixture
 def nora(transactional_db: None) -> Enrolled:
     return enrolled("nora@asso.example", kind=AccountKind.NONPROFIT)

@@ -23,7 +23,7 @@ def sign_in(page: Any, base: str, email: str = "carol@example.com") -> None:
     page.goto(f"{base}/login/")
     page.get_by_label("Email").fill(email)
     page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Sign in", exact=True).click()
 
 
 def sign_out(page: Any) -> None:
@@ -130,7 +130,7 @@ def test_french_pages_and_the_footer_switch(page: Any, live_server: Any) -> None
     page.goto(f"{live_server.url}/login/")
     page.get_by_label("Language").select_option("fr")
     page.get_by_role("button", name="Change").click()
-    page.get_by_role("button", name="Se connecter").wait_for()
+    page.get_by_role("button", name="Se connecter", exact=True).wait_for()
     assert page.locator("html").get_attribute("lang") == "fr"
 
 
@@ -144,7 +144,7 @@ def test_login_page_fits_a_phone(browser: Any, live_server: Any) -> None:
             "document.documentElement.scrollWidth - document.documentElement.clientWidth"
         )
         assert overflow <= 0
-        box = page.get_by_role("button", name="Sign in").bounding_box()
+        box = page.get_by_role("button", name="Sign in", exact=True).bounding_box()
         assert box is not None and box["width"] > 250  # full width on a phone
     finally:
         context.close()

@@ -155,9 +155,8 @@ PASSKEY_MESSAGES: dict[str, Callable[[KeyfobError], str]] = {
     "challenge_expired": lambda exc: _("Your passkey sign-in took too long. Please try again."),
     "code_reused": lambda exc: _("This answer from your key was already used. Please try again."),
     "key_cloned": lambda exc: _(
-        "This key was refused: it may have been copied. Sign in with your password and "
-        "another way to confirm it is you, then check your Security page. We have e-mailed "
-        "you about it."
+        "This key was refused: it may have been copied. Sign in with your password, then "
+        "check your Security page. We have e-mailed you about it."
     ),
     "throttled": CODE_MESSAGES["throttled"],
     "wrong_host": lambda exc: _(
