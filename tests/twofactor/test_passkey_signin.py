@@ -301,3 +301,29 @@ def test_another_accounts_key_signs_in_its_own_account(
     register(bob, soft)
     post(browser, answer(browser, soft, mine))
     assert browser.session["_auth_user_id"] == str(user.pk)
+
+
+def test_the_message_table_has_a_text_for_every_refusal() -> None:
+    """Every error the passkey sign-in can meet has its text, and the refusals that would
+    tell a known key from an unknown one share one."""
+    from keyfob.otp import CodeReused, Throttled
+    from keyfob.twofactor import flows
+    from keyfob.twofactor.signin import PASSKEY_MESSAGES, passkey_error
+
+    reasons = [
+        flows.KeyRefused(),
+        flows.NotPasswordless(),
+        flows.KeyCloned(),
+        flows.ChallengeExpired(),
+        flows.WrongHost(),
+        flows.NotEnrolled(),
+        CodeReused(),
+        Throttled(90),
+    ]
+    for exc in reasons:
+        assert exc.code in PASSKEY_MESSAGES, exc.code
+    assert passkey_error(flows.NotPasswordless()) == passkey_error(flows.KeyRefused()) == REFUSED
+    assert passkey_error(flows.NotEnrolled()) == REFUSED
+    assert "1 minute" in passkey_error(Throttled(60))
+    distinct = {passkey_error(e) for e in reasons}
+    assert len(distinct) == len(reasons) - 2  # NotPasswordless and NotEnrolled read as refused

@@ -230,3 +230,20 @@ def test_the_accounts_throttle_applies(user: User, frozen_time: float) -> None:
         sign_in(soft)
     with clock.frozen(frozen_time + timedelta(minutes=1).total_seconds()):
         assert sign_in(soft).user == user
+
+
+@pytest.mark.parametrize(
+    "knobs", [{"user_verified": False}, {"resident": False}], ids=["no uv", "not resident"]
+)
+def test_a_key_refused_alone_still_works_after_the_password(
+    user: User, frozen_time: float, knobs: dict[str, bool]
+) -> None:
+    """What is refused without the password is the same key's proper use after it: the
+    second factor of the account signing in (the code step's, on branch `keys`)."""
+    soft, key = register(user, **knobs)
+    with pytest.raises(flows.KeyRefused):
+        sign_in(soft, key)
+    request = web_request()
+    options = flows.begin(request, Purpose.SIGNIN, user)
+    answer = assertion(soft, options, key, user_verified=knobs.get("user_verified", True))
+    assert flows.verify_key(request, Purpose.SIGNIN, answer, CONTEXT, user=user).pk == key.pk
