@@ -20,6 +20,7 @@ from django.contrib.sessions.backends.base import SessionBase
 from django.http import HttpRequest
 from django.test import RequestFactory
 
+from keyfob.accounts.flows import mark_recent_auth
 from keyfob.accounts.models import User
 from keyfob.audit.events import Context
 from keyfob.twofactor import flows
@@ -65,6 +66,8 @@ def register(
     if soft is None:
         soft = SoftAuthenticator(transports=("internal",) if resident else ("usb",))
     request = web_request()
+    # Adding a key is a sensitive change: its page comes after "Confirm it is you".
+    mark_recent_auth(request)
     options = flows.begin(request, Purpose.REGISTER, user)
     credential = soft.create(
         options, ORIGIN, resident=resident, user_verified=user_verified, **knobs

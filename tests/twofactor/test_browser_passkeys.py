@@ -24,7 +24,7 @@ from keyfob.core import clock
 from keyfob.twofactor.models import SecurityKey
 from tests.clients import VirtualAuthenticator, b64url_to_cdp
 from tests.conftest import PASSWORD, Enrolled, enrol, make_user
-from tests.site.test_browser_a11y import code_step, serious_violations, sign_in
+from tests.site.test_browser_a11y import serious_violations, sign_in
 from tests.twofactor.passkeys import register
 from tests.webauthn_soft import SoftAuthenticator, b64url
 
@@ -79,6 +79,16 @@ def plug(
             }
         )
     return chrome
+
+
+def app_code_step(page: Any, base: str, who: Enrolled) -> None:
+    """The code step with the authenticator app's code (``?app=1``: even where the page
+    offers the account's security key first)."""
+    page.wait_for_url(f"{base}/login/code/")
+    page.goto(f"{base}/login/code/?app=1")
+    page.get_by_label("Authentication code").fill(who.code())
+    page.get_by_role("button", name="Verify").click()
+    page.wait_for_url(f"{base}/account/security/")
 
 
 def passkey_button(page: Any) -> Any:
@@ -148,7 +158,7 @@ def test_a_key_added_without_user_verification_needs_the_password(page: Any, bas
     page.get_by_label("Email").fill("carol@example.com")
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in", exact=True).click()
-    code_step(page, carol)
+    app_code_step(page, base, carol)
 
 
 def test_a_key_that_keeps_no_account_finds_nothing_to_offer(page: Any, base: str) -> None:
@@ -209,7 +219,7 @@ def test_staff_signed_in_with_a_code_are_sent_to_confirm_with_their_key(
     why."""
     register(sam.user, resident=False)
     sign_in(page, base, sam.user.email)
-    code_step(page, sam)
+    app_code_step(page, base, sam)
     page.get_by_role("link", name=re.compile("^Support")).click()
     page.wait_for_url(re.compile(r"/account/confirm/\?next=%2Fsupport%2F$"))
     page.get_by_text("Staff pages need a sign-in made with your security key or passkey").wait_for()
