@@ -14,6 +14,7 @@ from django.contrib.sessions.backends.db import SessionStore
 from django.http import HttpRequest
 from django.test import RequestFactory
 
+from keyfob.accounts.flows import ReauthRequired, mark_recent_auth
 from keyfob.accounts.models import User
 from keyfob.api import flows as api
 from keyfob.audit.events import Context
@@ -37,6 +38,8 @@ def web_request(user: User | None = None, session: SessionStore | None = None) -
     request = RequestFactory().post("/", HTTP_HOST="localhost", REMOTE_ADDR="192.0.2.1")
     request.session = session if session is not None else SessionStore()
     request.user = user if user is not None else AnonymousUser()
+    if user is not None:  # the password confirmed just now (adding a key needs it)
+        mark_recent_auth(request)
     return request
 
 
@@ -337,3 +340,17 @@ def test_ssh_asks_a_keys_only_account_for_a_code_and_takes_a_recovery_code(alice
     assert api.verify(account, "alice", "web1", "123456", context).result == api.Result.REJECTED
     accepted = api.verify(account, "alice", "web1", codes[0], context)
     assert accepted.result == api.Result.ACCEPTED
+
+
+def test_adding_a_key_needs_a_recent_confirmation(alice: User) -> None:
+    """The flow itself refuses, whatever guard a page has: no challenge, no key."""
+    soft = SoftAuthenticator()
+    stale = web_request(alice)
+    options = flows.begin(stale, Purpose.REGISTER, alice)
+    response = json.dumps(soft.create(options, ORIGIN))
+    later = T0 + 601
+    with clock.frozen(later), pytest.raises(ReauthRequired):
+        flows.register_key(stale, alice, response, "", CTX)
+    with clock.frozen(later), pytest.raises(ReauthRequired):
+        flows.begin(stale, Purpose.REGISTER, alice)
+    assert not SecurityKey.objects.filter(user=alice).exists()
