@@ -39,6 +39,7 @@ from webauthn.helpers.structs import (
     UserVerificationRequirement,
 )
 
+from keyfob.accounts.flows import require_recent_auth
 from keyfob.accounts.models import User
 from keyfob.audit import notices
 from keyfob.audit.events import Context, record
@@ -241,6 +242,13 @@ def _parse(response: str) -> dict[str, Any]:
     return data
 
 
+def _response_field(data: dict[str, Any], name: str) -> Any:
+    """``data["response"][name]``, or None when the browser's answer has no such part (junk
+    posted by hand must be refused, not crash)."""
+    response = data.get("response")
+    return response.get(name) if isinstance(response, dict) else None
+
+
 def _raw_id(data: dict[str, Any]) -> str:
     """The credential id, in the base64url form it is stored in."""
     try:
@@ -255,9 +263,12 @@ def register_key(
     """Check the browser's answer to this session's registration challenge and add the key.
 
     Returns the new recovery codes when it is the account's first authenticator (2FA is
-    turned on), else an empty list. Raises :class:`ChallengeExpired`, :class:`KeyRefused`,
-    :class:`WrongHost`, :class:`TooManyKeys`.
+    turned on), else an empty list. Raises
+    :class:`~keyfob.accounts.flows.ReauthRequired` without a recent confirmation (like every
+    sensitive change, whatever guard the view has), :class:`ChallengeExpired`,
+    :class:`KeyRefused`, :class:`WrongHost`, :class:`TooManyKeys`.
     """
+    require_recent_auth(request)
     origin = expected_origin(request)
     data = _parse(response)
     row = _take_challenge(request, Purpose.REGISTER, user)
@@ -270,7 +281,9 @@ def register_key(
         )
     except (WebAuthnException, ValueError, TypeError, KeyError) as exc:
         raise KeyRefused("registration not proven") from exc
-    transports = (data.get("response") or {}).get("transports") or []
+    transports = _response_field(data, "transports")
+    if not isinstance(transports, list):  # the library ignores one that is not a list
+        transports = []
     extensions = data.get("clientExtensionResults") or {}
     cred_props = extensions.get("credProps") if isinstance(extensions, dict) else None
     key = SecurityKey(
@@ -366,7 +379,7 @@ def verify_key(
             raise KeyRefused("not a key of this account")
         if passwordless and not key.passwordless:
             raise NotPasswordless("this key needs the password first")
-        handle = (data.get("response") or {}).get("userHandle")
+        handle = _response_field(data, "userHandle")
         if passwordless and (not isinstance(handle, str) or handle != key.user_handle):
             raise KeyRefused("user handle does not match the key's account")
         try:
