@@ -208,55 +208,34 @@ def test_an_excluded_credential_is_not_made_twice() -> None:
 
 
 @pytest.mark.parametrize(
-    ("origin", "knobs", "message"),
+    ("origin", "knobs", "require_uv", "error", "message"),
     [
-        ("http://evil.example", {}, "origin"),
-        (ORIGIN, {"rp_id": "evil.example"}, "RP ID hash"),
-        (ORIGIN, {"client_data_type": "webauthn.get"}, "client data type"),
-        (ORIGIN, {"user_present": False}, "User presence"),
+        ("http://evil.example", {}, False, InvalidRegistrationResponse, "origin"),
+        (ORIGIN, {"rp_id": "evil.example"}, False, InvalidRegistrationResponse, "RP ID hash"),
+        (ORIGIN, {"client_data_type": "webauthn.get"}, False, InvalidRegistrationResponse,
+         "client data type"),
+        (ORIGIN, {"user_present": False}, False, InvalidRegistrationResponse, "User presence"),
+        (ORIGIN, {"user_verified": False}, True, InvalidRegistrationResponse,
+         "User verification"),
+        # BS without BE is impossible; the library's refusal is *not* an
+        # InvalidRegistrationResponse (a server must catch WebAuthnException).
+        (ORIGIN, {"backed_up": True}, False, InvalidBackupFlags, "backed up"),
     ],
-)
+)  # fmt: skip
 def test_registration_knobs_make_the_library_refuse(
-    origin: str, knobs: dict[str, Any], message: str
+    origin: str, knobs: dict[str, Any], require_uv: bool, error: type[Exception], message: str
 ) -> None:
-    """Another origin, another RP id hash, the other ceremony's type, no user presence:
-    each registration is refused, for that reason."""
+    """Another origin, another RP id hash, the other ceremony's type, no user presence, no
+    UV where it is required, BS without BE: each registration is refused, for that reason."""
     options, challenge = registration_options()
     credential = SoftAuthenticator().create(options, origin, **knobs)
-    with pytest.raises(InvalidRegistrationResponse, match=message):
+    with pytest.raises(error, match=message):
         verify_registration_response(
             credential=credential,
             expected_challenge=challenge,
             expected_rp_id=RP_ID,
             expected_origin=ORIGIN,
-        )
-
-
-def test_registration_without_uv_is_refused_when_uv_is_required() -> None:
-    """``user_verified=False`` makes a registration the library refuses when UV is required."""
-    options, challenge = registration_options()
-    credential = SoftAuthenticator().create(options, ORIGIN, user_verified=False)
-    with pytest.raises(InvalidRegistrationResponse, match="User verification"):
-        verify_registration_response(
-            credential=credential,
-            expected_challenge=challenge,
-            expected_rp_id=RP_ID,
-            expected_origin=ORIGIN,
-            require_user_verification=True,
-        )
-
-
-def test_backed_up_without_backup_eligible_is_refused_with_another_exception() -> None:
-    """BS without BE is impossible; the library refuses it with InvalidBackupFlags, which is
-    *not* an InvalidRegistrationResponse (a server must catch WebAuthnException)."""
-    options, challenge = registration_options()
-    credential = SoftAuthenticator().create(options, ORIGIN, backed_up=True)
-    with pytest.raises(InvalidBackupFlags):
-        verify_registration_response(
-            credential=credential,
-            expected_challenge=challenge,
-            expected_rp_id=RP_ID,
-            expected_origin=ORIGIN,
+            require_user_verification=require_uv,
         )
 
 

@@ -274,7 +274,9 @@ def verify(
     factor = twofactor.Factor.RECOVERY if is_recovery_code(compact) else twofactor.Factor.CODE
     signed_in = (EventKind.SIGNIN_OK, {"login": login, "server": server, "factor": factor})
     if factor == twofactor.Factor.CODE and not auths:
-        return Outcome(Result.NOT_ENROLLED)
+        # An account whose 2FA is security keys only has no code an SSH prompt can take
+        # (its recovery codes still work): refused, never waved through as not enrolled.
+        return Outcome(Result.REJECTED if twofactor.has_2fa(user) else Result.NOT_ENROLLED)
     try:
         if factor == twofactor.Factor.RECOVERY:
             twofactor.use_recovery_code(user, compact, context, event=signed_in)
@@ -295,4 +297,6 @@ def check(server: str, login: str) -> Outcome:
     found = account_for(login, server)
     if found is None:
         return Outcome(Result.UNKNOWN_LOGIN)
-    return Outcome(Result.CODE_REQUIRED if found[1] else Result.NOT_ENROLLED)
+    user, apps = found
+    enrolled = bool(apps) or twofactor.has_2fa(user)  # keys only: asked, recovery codes work
+    return Outcome(Result.CODE_REQUIRED if enrolled else Result.NOT_ENROLLED)

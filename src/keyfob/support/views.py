@@ -249,13 +249,12 @@ def _detail(
     # The posted form's errors are also said at the top: its section may not be on the page
     # (disabling a request that is not approved, for instance).
     errors = [str(e) for form in bound.values() for field in form.errors.values() for e in field]
-    authenticator = twofactor.confirmed_authenticator(customer)
     context = {
         "req": req,
         "errors": errors,
         "customer": customer,
         "own": customer.pk == staff.pk,
-        "authenticator": authenticator,
+        "twofactor_since": twofactor.twofactor_since(customer),
         "activity": SecurityEvent.objects.filter(user=customer)[:15],
         "previous": Request.objects.filter(user=customer).exclude(pk=req.pk)[:20],
         "timeline": [(e, _event_detail(e)) for e in req.events.select_related("actor")],

@@ -173,8 +173,11 @@ class SecurityKey(models.Model):
 
     @property
     def passwordless(self) -> bool:
-        """Whether it may sign in without the password (both factors in one)."""
-        return self.discoverable and self.user_verified
+        """Whether it may sign in without the password (both factors in one): it verified
+        its user when added, and holds the account (a browser that does not say so at
+        registration is believed at the first sign-in the key answers without being told
+        which account, which only a key that holds it can do)."""
+        return self.user_verified and self.discoverable
 
 
 class Purpose(models.TextChoices):

@@ -44,6 +44,7 @@ from keyfob.twofactor.flows.verify import (
     confirmed_authenticator,
     confirmed_authenticators,
     has_2fa,
+    twofactor_since,
     verify_code,
 )
 from keyfob.twofactor.flows.webauthn import (
@@ -101,6 +102,7 @@ __all__ = [
     "trust_browser",
     "trusted_browsers",
     "turned_off_by_support",
+    "twofactor_since",
     "use_recovery_code",
     "use_trusted_browser",
     "verify_code",

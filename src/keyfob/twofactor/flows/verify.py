@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from typing import Any, TypeVar
 
@@ -80,6 +81,15 @@ def confirmed_authenticator(user: User) -> Authenticator | None:
         .order_by("confirmed_at", "pk")
         .first()
     )
+
+
+def twofactor_since(user: User) -> datetime | None:
+    """When 2FA went on: the first confirmed app's or key's time, whichever is earlier;
+    None while it is off."""
+    app = confirmed_authenticator(user)
+    key = SecurityKey.objects.filter(user=user).order_by("created_at").first()
+    times = [app.confirmed_at if app else None, key.created_at if key else None]
+    return min((t for t in times if t is not None), default=None)
 
 
 def confirmed_authenticators(user: User) -> list[Authenticator]:

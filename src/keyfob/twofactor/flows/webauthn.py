@@ -67,7 +67,8 @@ class KeyRefused(InvalidCode):
 
 
 class KeyCloned(KeyRefused):
-    """The key's signature counter went backwards: a copy of it signed since."""
+    """The key's signature counter did not move forward: a copy of it signed since (or
+    this answer is a copy of one already taken)."""
 
     code = "key_cloned"
     event = EventKind.KEY_CLONE
@@ -210,25 +211,37 @@ def begin(request: HttpRequest, purpose: Purpose, user: User | None = None) -> d
     return data
 
 
-def _take_challenge(request: HttpRequest, purpose: Purpose, user: User | None) -> WebAuthnChallenge:
-    """Consume this session's live challenge for ``purpose`` (and ``user``) and return it.
-
-    Consumed before the answer is checked: a challenge gets one answer, right or wrong.
-    Raises :class:`ChallengeExpired`.
-    """
-    tokens = request.session.get(SESSION_KEY) or {}
-    token = tokens.pop(purpose, None) if isinstance(tokens, dict) else None
-    request.session[SESSION_KEY] = tokens if isinstance(tokens, dict) else {}
+def _live_challenge(request: HttpRequest, purpose: Purpose, user: User | None) -> WebAuthnChallenge:
+    """This session's live challenge for ``purpose`` (and ``user``). Raises
+    :class:`ChallengeExpired`. Read only: :func:`_spend` uses it, once the answer is proven
+    (a wrong answer leaves it for the right one, under the account's throttle)."""
+    tokens = request.session.get(SESSION_KEY)
+    token = tokens.get(purpose) if isinstance(tokens, dict) else None
     if not isinstance(token, str):
         raise ChallengeExpired("no challenge in this session")
-    now = clock.now()
-    live = WebAuthnChallenge.objects.filter(
-        binding=_digest(token), purpose=purpose, user=user, used_at__isnull=True, expires_at__gt=now
-    )
-    row = live.first()
-    if row is None or not consume(live.filter(pk=row.pk), used_at=now):
+    row = WebAuthnChallenge.objects.filter(
+        binding=_digest(token),
+        purpose=purpose,
+        user=user,
+        used_at__isnull=True,
+        expires_at__gt=clock.now(),
+    ).first()
+    if row is None:
         raise ChallengeExpired("challenge used, expired or another session's")
     return row
+
+
+def _spend(request: HttpRequest, row: WebAuthnChallenge) -> None:
+    """Use the challenge up (one conditional UPDATE: of two answers at once, one wins) and
+    forget it in the session. Raises :class:`ChallengeExpired` when it was used or expired
+    meanwhile."""
+    now = clock.now()
+    live = WebAuthnChallenge.objects.filter(pk=row.pk, used_at__isnull=True, expires_at__gt=now)
+    if not consume(live, used_at=now):
+        raise ChallengeExpired("challenge used meanwhile")
+    tokens = request.session.get(SESSION_KEY)
+    if isinstance(tokens, dict):
+        request.session[SESSION_KEY] = {k: v for k, v in tokens.items() if k != row.purpose}
 
 
 def _parse(response: str) -> dict[str, Any]:
@@ -242,11 +255,10 @@ def _parse(response: str) -> dict[str, Any]:
     return data
 
 
-def _response_field(data: dict[str, Any], name: str) -> Any:
-    """``data["response"][name]``, or None when the browser's answer has no such part (junk
-    posted by hand must be refused, not crash)."""
-    response = data.get("response")
-    return response.get(name) if isinstance(response, dict) else None
+def _part(data: dict[str, Any], name: str) -> dict[str, Any]:
+    """``data[name]`` when it is a JSON object, else an empty one (junk changes nothing)."""
+    value = data.get(name)
+    return value if isinstance(value, dict) else {}
 
 
 def _raw_id(data: dict[str, Any]) -> str:
@@ -271,7 +283,7 @@ def register_key(
     require_recent_auth(request)
     origin = expected_origin(request)
     data = _parse(response)
-    row = _take_challenge(request, Purpose.REGISTER, user)
+    row = _live_challenge(request, Purpose.REGISTER, user)
     try:
         verified = verify_registration_response(
             credential=data,
@@ -281,18 +293,19 @@ def register_key(
         )
     except (WebAuthnException, ValueError, TypeError, KeyError) as exc:
         raise KeyRefused("registration not proven") from exc
-    transports = _response_field(data, "transports")
-    if not isinstance(transports, list):  # the library ignores one that is not a list
-        transports = []
-    extensions = data.get("clientExtensionResults") or {}
-    cred_props = extensions.get("credProps") if isinstance(extensions, dict) else None
+    transports = _part(data, "response").get("transports")
+    cred_props = _part(data, "clientExtensionResults").get("credProps")
     key = SecurityKey(
         user=user,
         name=name,
         credential_id=bytes_to_base64url(verified.credential_id),
         public_key=verified.credential_public_key,
         sign_count=verified.sign_count,
-        transports=sorted({t for t in transports if isinstance(t, str) and t in _TRANSPORTS}),
+        transports=sorted(
+            {t for t in transports if isinstance(t, str) and t in _TRANSPORTS}
+            if isinstance(transports, list)
+            else ()
+        ),
         aaguid=verified.aaguid,
         backup_eligible=verified.credential_device_type == "multi_device",
         backed_up=verified.credential_backed_up,
@@ -309,6 +322,7 @@ def register_key(
             not held
             and not Authenticator.objects.filter(user=user, confirmed_at__isnull=False).exists()
         )
+        _spend(request, row)
         try:
             with transaction.atomic():
                 key.save()
@@ -324,15 +338,16 @@ def register_key(
         return codes
 
 
-def _use_counter(key: SecurityKey, new_count: int, backed_up: bool) -> bool:
+def _use_counter(key: SecurityKey, new_count: int, backed_up: bool, discovered: bool) -> bool:
     """Move the key's counter to ``new_count`` by compare-and-set (a key that keeps no
-    counter reports 0 each time); return whether this call did."""
+    counter reports 0 each time); return whether this call did. ``discovered``: the key
+    answered without being named, so it holds the account."""
     condition = Q(sign_count=0) if new_count == 0 else Q(sign_count__lt=new_count)
+    changes: dict[str, Any] = {"sign_count": new_count, "backed_up": backed_up}
+    if discovered:
+        changes["discoverable"] = True
     return consume(
-        SecurityKey.objects.filter(condition, pk=key.pk),
-        sign_count=new_count,
-        backed_up=backed_up,
-        last_used_at=clock.now(),
+        SecurityKey.objects.filter(condition, pk=key.pk), last_used_at=clock.now(), **changes
     )
 
 
@@ -356,7 +371,7 @@ def verify_key(
     origin = expected_origin(request)
     data = _parse(response)
     credential_id = _raw_id(data)
-    row = _take_challenge(request, purpose, user)
+    row = _live_challenge(request, purpose, user)
     owner = user
     keys = SecurityKey.objects.select_related("user").filter(credential_id=credential_id)
     if user is not None:
@@ -377,9 +392,11 @@ def verify_key(
     def attempt() -> SecurityKey:
         if key is None:
             raise KeyRefused("not a key of this account")
-        if passwordless and not key.passwordless:
+        # Only a key that verified its user when added signs in alone. That it holds the
+        # account needs no flag: it answered a request that named no key.
+        if passwordless and not key.user_verified:
             raise NotPasswordless("this key needs the password first")
-        handle = _response_field(data, "userHandle")
+        handle = _part(data, "response").get("userHandle")
         if passwordless and (not isinstance(handle, str) or handle != key.user_handle):
             raise KeyRefused("user handle does not match the key's account")
         try:
@@ -399,7 +416,8 @@ def verify_key(
         if (new_count or key.sign_count) and new_count <= key.sign_count:
             notices.queue(owner, NoticeKind.KEY_CLONE, context, name=key.label)
             raise KeyCloned(f"counter {new_count} after {key.sign_count}")
-        if not _use_counter(key, new_count, verified.credential_backed_up):
+        _spend(request, row)
+        if not _use_counter(key, new_count, verified.credential_backed_up, passwordless):
             raise CodeReused("this signature counter was just used")
         return key
 
