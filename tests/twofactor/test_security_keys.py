@@ -677,3 +677,19 @@ def test_odd_transports_in_a_genuine_registration_are_ignored(
         assert response["Location"] == "/account/security/"
     found = SecurityKey.objects.filter(user=user_with_totp.user).order_by("pk")
     assert [k.transports for k in found] == [[], [], [], ["usb"]]
+
+
+def test_a_confirmation_running_out_inside_the_flow_asks_again(
+    kclient: Client, user_with_totp: Enrolled, frozen_time: float, monkeypatch: Any
+) -> None:
+    """The window closing between the page's guard and the flow's own check is answered
+    like the guard's refusal (not as a refused key)."""
+    signed_in(kclient, user_with_totp)
+    answer = created(kclient, SoftAuthenticator())
+
+    def stale(*args: Any, **kwargs: Any) -> list[str]:
+        raise account_flows.ReauthRequired()
+
+    monkeypatch.setattr(flows, "register_key", stale)
+    response = kclient.post(ADD, {"credential": answer})
+    assert response["Location"].startswith("/account/confirm/")

@@ -169,6 +169,19 @@ ADD_KEY_MESSAGES: dict[str, Callable[[KeyfobError], str]] = {
 }
 
 
+# What each ceremony may refuse with, to be told with the tables above (anything else, such
+# as ReauthRequired, goes on to its own handler).
+KEY_ERRORS = (
+    flows.KeyRefused,
+    flows.ChallengeExpired,
+    flows.WrongHost,
+    flows.NotEnrolled,
+    CodeReused,
+    Throttled,
+)
+ADD_KEY_ERRORS = (flows.KeyRefused, flows.ChallengeExpired, flows.WrongHost, flows.TooManyKeys)
+
+
 def key_error(exc: KeyfobError, table: dict[str, Callable[[KeyfobError], str]]) -> str:
     """What to tell a person whose security key was refused (``table``: KEY_MESSAGES or
     ADD_KEY_MESSAGES)."""
@@ -205,7 +218,7 @@ def key_options(request: HttpRequest, purpose: Purpose, user: User) -> JsonRespo
     text (the page's script says only that the key could not be used)."""
     try:
         return JsonResponse(flows.begin(request, purpose, user))
-    except KeyfobError as exc:
+    except (*KEY_ERRORS, *ADD_KEY_ERRORS) as exc:
         table = ADD_KEY_MESSAGES if purpose == Purpose.REGISTER else KEY_MESSAGES
         return key_options_refused(key_error(exc, table))
 
@@ -227,7 +240,7 @@ def check_key(
         return flows.verify_key(
             request, purpose, form.cleaned_data["credential"], context, user=user
         )
-    except KeyfobError as exc:
+    except KEY_ERRORS as exc:
         form.add_error(None, key_error(exc, KEY_MESSAGES))
         return None
 
@@ -685,7 +698,7 @@ def add_key_view(request: HttpRequest) -> HttpResponse:
             )
         except flows.TooManyKeys:  # another tab added the last one meanwhile
             return _too_many_keys(request)
-        except KeyfobError as exc:
+        except ADD_KEY_ERRORS as exc:
             form.add_error(None, key_error(exc, ADD_KEY_MESSAGES))
         else:
             if adding:
