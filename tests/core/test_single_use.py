@@ -1,6 +1,7 @@
 """One contract for every single-use secret (DESIGN.md invariant 1), run by each kind.
 
-Every kind: used once it is refused (sequential replay); ten submissions of one value at
+Every kind (codes, tokens, e-mailed codes, WebAuthn challenges and signature counters):
+used once it is refused (sequential replay); ten submissions of one value at
 once, each thread on its own database connection, are accepted exactly once; it reads the
 time from the clock seam (``core.clock``). A sign-in factor's failures are also counted by
 the account's shared code throttle.
@@ -8,6 +9,7 @@ the account's shared code throttle.
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from typing import Any, ClassVar
 
@@ -28,9 +30,11 @@ from keyfob.otp import KeyfobError
 from keyfob.support import flows as support
 from keyfob.twofactor import flows as twofactor
 from keyfob.twofactor.app_settings import app_settings
-from keyfob.twofactor.models import Kind, RecoveryCode
+from keyfob.twofactor.models import Kind, Purpose, RecoveryCode, SecurityKey
 from tests.audit.test_concurrency import in_threads
 from tests.conftest import enrol, make_user
+from tests.twofactor.test_webauthn_flows import ORIGIN, add_key, web_request
+from tests.webauthn_soft import SoftAuthenticator
 
 pytestmark = pytest.mark.django_db(transaction=True)
 T0 = 1_900_000_005.0  # the middle of a 30-second step
@@ -314,3 +318,78 @@ class TestOutboxClaim(SingleUseContract):
         assert self.use(value) is False  # not due yet
         with clock.frozen(T0 + 301):
             assert self.use(value) is True
+
+
+class _KeyOf(SingleUseContract):
+    """A security key's answer, checked by the portal's flows (tests/webauthn_soft.py plays
+    the key and the browser)."""
+
+    sign_in_factor = True
+
+    def factor_of(self) -> User:
+        return self.user
+
+    def register(self) -> None:
+        self.user = account()
+        self.soft = SoftAuthenticator()
+        add_key(self.user, self.soft, sign_count=5)
+
+    def answer(self, session: dict[str, Any], response: dict[str, Any]) -> bool:
+        """Post ``response`` in a request whose session holds ``session`` (each thread its
+        own request, as each browser tab would be)."""
+        request = web_request(self.user, SessionStore())
+        request.session.update(session)
+        try:
+            twofactor.verify_key(request, Purpose.SIGNIN, json.dumps(response), CTX, self.user)
+        except KeyfobError:
+            return False
+        return True
+
+    def challenge(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        request = web_request(self.user)
+        options = twofactor.begin(request, Purpose.SIGNIN, self.user)
+        return dict(request.session.items()), options
+
+
+class TestWebAuthnChallenge(_KeyOf):
+    """A challenge takes one answer: the same signed answer, posted again or ten times at
+    once, signs in once."""
+
+    def make(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        self.register()
+        session, options = self.challenge()
+        return session, self.soft.get(options, ORIGIN)
+
+    def use(self, value: tuple[dict[str, Any], dict[str, Any]]) -> bool:
+        return self.answer(*value)
+
+    def wrong(self, value: tuple[dict[str, Any], dict[str, Any]]) -> Any:
+        session, response = value
+        forged = dict(response, response={**response["response"], "signature": "AAAA"})
+        return session, forged
+
+    def check_clock(self, value: tuple[dict[str, Any], dict[str, Any]]) -> None:
+        with clock.frozen(T0 + app_settings.webauthn_challenge_seconds + 1):
+            assert self.use(value) is False
+        assert self.use(value) is True
+
+
+class TestSignatureCounter(_KeyOf):
+    """A key's signature counter moves forward once per value: answers to ten different
+    challenges carrying one counter value (what copies of a key would send) sign in once."""
+
+    def make(self) -> int:
+        self.register()
+        return self.soft.credentials[0].sign_count + 1
+
+    def use(self, value: int) -> bool:
+        session, options = self.challenge()
+        return self.answer(session, self.soft.get(options, ORIGIN, sign_count=value))
+
+    def wrong(self, value: int) -> int:
+        return value - 1  # not past the registered count: refused as a copy
+
+    def check_clock(self, value: int) -> None:
+        assert self.use(value) is True
+        key = SecurityKey.objects.get(user=self.user)
+        assert key.last_used_at == clock.now() and key.sign_count == value

@@ -21,6 +21,16 @@ BAD = {
         "-1",
         "KEYFOB_TOTP_WINDOW: expected a whole number of time steps from 0 to 10, got '-1'",
     ),
+    "KEYFOB_WEBAUTHN_RP_ID": (
+        "https://portal.example.com",
+        "KEYFOB_WEBAUTHN_RP_ID: expected a DNS name: the portal's host or a parent domain of "
+        "it, got 'https://portal.example.com'",
+    ),
+    "KEYFOB_STAFF_PHISHING_RESISTANT": (
+        "sometimes",
+        "KEYFOB_STAFF_PHISHING_RESISTANT: expected one of 1/0, true/false, yes/no, on/off, "
+        "got 'sometimes'",
+    ),
     "KEYFOB_SUPPORT_FOUR_EYES": (
         "maybe",
         "KEYFOB_SUPPORT_FOUR_EYES: expected one of 1/0, true/false, yes/no, on/off, got 'maybe'",
@@ -38,6 +48,39 @@ def assert_one_line(result: subprocess.CompletedProcess[str], line: str) -> None
 def test_check_stops_with_one_line(tmp_path: Path, name: str) -> None:
     value, line = BAD[name]
     assert_one_line(keyfob(base_env(tmp_path, **{name: value}), "check"), line)
+
+
+@pytest.mark.parametrize("rp_id", ["example.org", "127.0.0.1", "localhost."])
+def test_a_relying_party_id_must_cover_an_allowed_host(tmp_path: Path, rp_id: str) -> None:
+    """Keys registered for a domain the portal is not under could never be used: stopped.
+    An address is never a relying party id."""
+    env = base_env(tmp_path, KEYFOB_ALLOWED_HOSTS="portal.example.com", KEYFOB_WEBAUTHN_RP_ID=rp_id)
+    result = keyfob(env, "check")
+    assert result.returncode == 2 and result.stderr.startswith("KEYFOB_WEBAUTHN_RP_ID: expected")
+    assert result.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("hosts", "rp_id", "expected"),
+    [
+        ("portal.example.com", "example.com", "example.com"),
+        ("portal.example.com", "", "portal.example.com"),
+        ("127.0.0.1,.example.com", "", "example.com"),
+        ("127.0.0.1,[::1]", "", "localhost"),
+    ],
+)
+def test_the_relying_party_id_and_its_default(
+    tmp_path: Path, hosts: str, rp_id: str, expected: str
+) -> None:
+    """Default: the first allowed host that is a DNS name (an address cannot be one)."""
+    env = base_env(tmp_path, KEYFOB_ALLOWED_HOSTS=hosts, KEYFOB_WEBAUTHN_RP_ID=rp_id)
+    code = "from django.conf import settings; print(settings.KEYFOB_WEBAUTHN_RP_ID)"
+    result = subprocess.run(
+        [sys.executable, "-c", f"import django; django.setup(); {code}"],
+        env={**env, "DJANGO_SETTINGS_MODULE": "keyfob.site.settings"},
+        cwd=tmp_path, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.stdout.strip() == expected, result.stderr
 
 
 def test_serve_and_any_command_stop_with_one_line(tmp_path: Path) -> None:

@@ -448,6 +448,15 @@ KEYFOB_WEBAUTHN_RP_ID = env.parsed(
     _rp_id,
     "a DNS name: the portal's host or a parent domain of it",
 )
+if env.raw("KEYFOB_WEBAUTHN_RP_ID") and not any(
+    host.lstrip(".") == KEYFOB_WEBAUTHN_RP_ID
+    or host.lstrip(".").endswith("." + KEYFOB_WEBAUTHN_RP_ID)
+    for host in ALLOWED_HOSTS
+):
+    raise SettingError(
+        f"KEYFOB_WEBAUTHN_RP_ID: expected one of KEYFOB_ALLOWED_HOSTS or a parent domain of "
+        f"one, got {KEYFOB_WEBAUTHN_RP_ID!r}"
+    )
 # Off lets staff open the support desk after a code sign-in, which can be phished.
 KEYFOB_STAFF_PHISHING_RESISTANT = env.flag("KEYFOB_STAFF_PHISHING_RESISTANT", True)
 KEYFOB_API_MAX_BODY = env.number("KEYFOB_API_MAX_BODY", 4096, 256, 1048576, "bytes")

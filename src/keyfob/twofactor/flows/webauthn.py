@@ -140,7 +140,8 @@ def begin(request: HttpRequest, purpose: Purpose, user: User | None = None) -> d
 
     ``user`` is the account (None only for PASSWORDLESS, where the key says whose it is).
     Raises :class:`WrongHost`, :class:`TooManyKeys` (REGISTER), :class:`NotEnrolled` (an
-    account without a key asked to use one).
+    account without a key asked to use one), ``ReauthRequired`` (REGISTER without a recent
+    confirmation).
     """
     assert (user is None) == (purpose == Purpose.PASSWORDLESS)
     expected_origin(request)  # refuses a host outside the relying party id
@@ -151,6 +152,7 @@ def begin(request: HttpRequest, purpose: Purpose, user: User | None = None) -> d
     options: Any
     if purpose == Purpose.REGISTER:
         assert user is not None
+        require_recent_auth(request)
         if len(keys) >= app_settings.max_security_keys:
             raise TooManyKeys(f"at most {app_settings.max_security_keys} security keys")
         handle = _user_handle(user)
@@ -275,10 +277,10 @@ def register_key(
     """Check the browser's answer to this session's registration challenge and add the key.
 
     Returns the new recovery codes when it is the account's first authenticator (2FA is
-    turned on), else an empty list. Raises
-    :class:`~keyfob.accounts.flows.ReauthRequired` without a recent confirmation (like every
-    sensitive change, whatever guard the view has), :class:`ChallengeExpired`,
-    :class:`KeyRefused`, :class:`WrongHost`, :class:`TooManyKeys`.
+    turned on), else an empty list. Raises :class:`ChallengeExpired`, :class:`KeyRefused`,
+    :class:`WrongHost`, :class:`TooManyKeys`, and ``ReauthRequired`` without a recent
+    password (and second factor, with 2FA on): adding a key is a sensitive change, whatever
+    guard the page has (DESIGN.md invariant 7).
     """
     require_recent_auth(request)
     origin = expected_origin(request)
