@@ -1,9 +1,6 @@
 """KEYFOB_STAFF_PHISHING_RESISTANT: staff pages need a sign-in made with a security key or
 passkey (on, the default), or any second factor (off). Real sign-ins through the pages with
 Django's test client; the browser's side is tests/twofactor/test_browser_passkeys.py.
-
-"Add a security key" (``account:add-key``) is being written on branch `keys`: until it is
-in this branch, tests/support/urls_add_key.py stands in for it.
 """
 
 from __future__ import annotations
@@ -23,7 +20,7 @@ from tests.support.conftest import enrolled
 from tests.twofactor.passkeys import HOST, ORIGIN, register
 from tests.webauthn_soft import SoftAuthenticator
 
-pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.support.urls_add_key")]
+pytestmark = pytest.mark.django_db
 
 STAFF_PAGE = "/support/"
 ADD_KEY = "/account/security/keys/add/"
@@ -64,7 +61,7 @@ def test_staff_without_a_key_are_sent_to_add_one(sam: Enrolled) -> None:
     response = client.get(STAFF_PAGE)
     assert response.status_code == 302 and response["Location"] == ADD_KEY
     assert "Staff pages need a security key or passkey" in said(response)
-    assert client.get(ADD_KEY).status_code == 200
+    assert "Add this security key" in client.get(ADD_KEY).content.decode()
 
 
 def test_staff_with_a_key_signed_in_with_a_code_confirm_with_the_key(sam: Enrolled) -> None:
@@ -76,6 +73,22 @@ def test_staff_with_a_key_signed_in_with_a_code_confirm_with_the_key(sam: Enroll
     # A POST is not replayed: back to the Security page, to go on from there.
     response = client.post("/support/new/", {})
     assert response["Location"] == "/account/confirm/?next=%2Faccount%2Fsecurity%2F"
+
+
+def test_confirming_with_the_key_opens_staff_pages_and_a_code_does_not(
+    sam: Enrolled, frozen_time: float
+) -> None:
+    soft, key = register(sam.user, resident=False)
+    client = with_code(sam)
+    with clock.frozen(frozen_time + 30):  # the next code
+        done = client.post(f"{CONFIRM}&app=1", {"password": PASSWORD, "code": sam.code()})
+    assert done["Location"] == STAFF_PAGE
+    assert client.get(STAFF_PAGE)["Location"] == CONFIRM  # a code again: not enough
+    options = client.post("/account/confirm/key-options/").json()
+    credential = json.dumps(soft.get(options, ORIGIN, credential_id=key.credential_id))
+    done = client.post(CONFIRM, {"password": PASSWORD, "credential": credential})
+    assert done["Location"] == STAFF_PAGE
+    assert client.get(STAFF_PAGE).status_code == 200
 
 
 def test_staff_signed_in_with_a_passkey_open_staff_pages(sam: Enrolled) -> None:

@@ -2,11 +2,11 @@
 authenticator (tests.clients.VirtualAuthenticator, CTAP2) and webauthn.js: the button, the
 passkey autofill on the e-mail field, keys that may not sign in alone, and the staff rule.
 
-The keys are added through Keyfob's own registration flow with the software authenticator
+Most keys are added through Keyfob's own registration flow with the software authenticator
 (tests/twofactor/passkeys.py), then their private keys are put into Chrome's authenticator
 (WebAuthn.addCredential): the account's row is what a real registration stores, and Chrome
-signs the sign-in. (Adding a key from the Security page is the `keys` branch's, with its
-own browser tests.)
+signs the sign-in. A staff member without a key adds one on "Add a security key" itself
+(tests/twofactor/test_browser_security_keys.py has that page's own tests).
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from keyfob.accounts.models import User
 from keyfob.audit.models import EventKind, SecurityEvent
 from keyfob.core import clock
 from keyfob.twofactor.models import SecurityKey
@@ -139,8 +138,8 @@ def test_the_passkey_autofill_signs_in(page: Any, base: str) -> None:
 
 def test_a_key_added_without_user_verification_needs_the_password(page: Any, base: str) -> None:
     """A key that did not verify its user when added is refused alone, even verifying now,
-    with the page saying to use the password, then the key; the password and a code still
-    sign in (the key at the code step is the `keys` branch's)."""
+    with the page saying to use the password, then the key; after the password, the same
+    key signs in at the code step."""
     carol = enrol(make_user("carol@example.com"))
     soft, key = register(carol.user, user_verified=False)
     assert not key.user_verified
@@ -154,11 +153,17 @@ def test_a_key_added_without_user_verification_needs_the_password(page: Any, bas
     assert serious_violations(page) == []
     assert not SecurityEvent.objects.filter(kind=EventKind.SIGNIN_OK).exists()
     assert SecurityEvent.objects.filter(user=carol.user, kind=EventKind.KEY_WRONG).count() == 1
-    # The sign-in form is right there.
+    # The sign-in form is right there; the code step offers the key first.
     page.get_by_label("Email").fill("carol@example.com")
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in", exact=True).click()
-    app_code_step(page, base, carol)
+    page.wait_for_url(f"{base}/login/code/")
+    page.get_by_role("button", name="Use your security key").click()
+    page.wait_for_url(f"{base}/account/security/")
+    assert SecurityEvent.objects.get(user=carol.user, kind=EventKind.SIGNIN_OK).detail == {
+        "second_factor": "security_key",
+        "authenticator": "Security key",
+    }
 
 
 def test_a_key_that_keeps_no_account_finds_nothing_to_offer(page: Any, base: str) -> None:
@@ -212,17 +217,43 @@ def test_staff_signed_in_with_a_passkey_open_the_desk(page: Any, base: str, sam:
     assert serious_violations(page) == []
 
 
-def test_staff_signed_in_with_a_code_are_sent_to_confirm_with_their_key(
+def test_staff_signed_in_with_a_code_confirm_with_their_key(
     page: Any, base: str, sam: Enrolled
 ) -> None:
     """The menu still shows Support; the desk sends them to "Confirm it is you", which says
-    why."""
-    register(sam.user, resident=False)
+    why and takes the key; then the desk opens."""
+    soft, _ = register(sam.user, resident=False)
+    plug(page, soft, transport="usb", resident_key=False)
     sign_in(page, base, sam.user.email)
     app_code_step(page, base, sam)
     page.get_by_role("link", name=re.compile("^Support")).click()
-    page.wait_for_url(re.compile(r"/account/confirm/\?next=%2Fsupport%2F$"))
+    page.wait_for_url(f"{base}/account/confirm/?next=%2Fsupport%2F")
     page.get_by_text("Staff pages need a sign-in made with your security key or passkey").wait_for()
     assert serious_violations(page) == []
-    assert SecurityKey.objects.filter(user=sam.user).count() == 1
-    assert User.objects.get(pk=sam.user.pk).is_staff
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Confirm with your security key").click()
+    page.wait_for_url(f"{base}/support/")
+    page.get_by_role("heading", name="Support").first.wait_for()
+
+
+def test_staff_without_a_key_add_one_then_open_the_desk(
+    page: Any, base: str, sam: Enrolled
+) -> None:
+    """Sent to "Add a security key", which says why; the key added, the desk asks to confirm
+    with it once, then opens."""
+    VirtualAuthenticator.add(page, resident_key=False, user_verification=True)
+    sign_in(page, base, sam.user.email)
+    app_code_step(page, base, sam)
+    page.get_by_role("link", name=re.compile("^Support")).click()
+    page.wait_for_url(f"{base}/account/security/keys/add/")
+    page.get_by_text("Staff pages need a security key or passkey").wait_for()
+    assert serious_violations(page) == []
+    page.get_by_label("Name of this security key").fill("Desk key")
+    page.get_by_role("button", name="Add this security key").click()
+    page.wait_for_url(f"{base}/account/security/")
+    page.get_by_role("link", name=re.compile("^Support")).click()
+    page.wait_for_url(f"{base}/account/confirm/?next=%2Fsupport%2F")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Confirm with your security key").click()
+    page.wait_for_url(f"{base}/support/")
+    assert SecurityKey.objects.get(user=sam.user).name == "Desk key"

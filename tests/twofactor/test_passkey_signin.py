@@ -17,7 +17,7 @@ from keyfob.accounts.models import User
 from keyfob.audit.models import EventKind, SecurityEvent
 from keyfob.core import clock
 from keyfob.core.models import Throttle
-from keyfob.twofactor.forms import MAX_CREDENTIAL
+from keyfob.twofactor.forms import MAX_KEY_ANSWER
 from keyfob.twofactor.models import SecurityKey, WebAuthnChallenge
 from keyfob.twofactor.signin import PHISHING_RESISTANT_KEY
 from tests.conftest import make_user
@@ -223,7 +223,7 @@ JUNK = [
     {"credential": '{"rawId": 5}'},
     {"credential": '{"rawId": "!!!"}'},
     {"credential": '{"rawId": "\\u0000"}'},
-    {"credential": "x" * (MAX_CREDENTIAL + 1)},
+    {"credential": "x" * (MAX_KEY_ANSWER + 1)},
     {"credential": ["two", "values"]},
 ]
 

@@ -24,8 +24,15 @@ from keyfob import otp
 from keyfob.accounts.models import EmailChange, User
 from keyfob.audit.models import Outbox
 from keyfob.core import clock
-from keyfob.twofactor.models import Authenticator, RecoveryCode, TrustedBrowser
+from keyfob.twofactor.models import (
+    Authenticator,
+    RecoveryCode,
+    SecurityKey,
+    TrustedBrowser,
+    WebAuthnChallenge,
+)
 from tests.conftest import PASSWORD, Enrolled, enrol, make_user, password_step, setup_page
+from tests.twofactor.keys import enrol_key
 
 pytestmark = pytest.mark.django_db
 
@@ -38,6 +45,8 @@ def state(user: User) -> dict[str, Any]:
     return {
         "account": (user.email, user.password, user.phone, user.kind),
         "authenticators": list(Authenticator.objects.filter(user=user).values()),
+        "keys": list(SecurityKey.objects.filter(user=user).values()),
+        "challenges": WebAuthnChallenge.objects.count(),
         "recovery": sorted(RecoveryCode.objects.filter(user=user).values_list("digest", flat=True)),
         "browsers": list(TrustedBrowser.objects.filter(user=user).values("pk", "revoked_at")),
         "email_changes": EmailChange.objects.filter(user=user).count(),
@@ -62,6 +71,8 @@ WITHOUT_2FA = [
     ("/account/email/", {"email": "thief@example.net"}),
     ("/account/security/setup/", {"kind": "totp"}),
     ("/account/security/setup/phone/", {"phone": "+33699999999"}),
+    ("/account/security/keys/options/", {}),
+    ("/account/security/keys/add/", {"name": "Stolen", "credential": "{}"}),
 ]
 WITH_2FA = [
     *WITHOUT_2FA[:4],
@@ -71,11 +82,16 @@ WITH_2FA = [
     ("/account/security/browsers/{browser}/revoke/", {}),
     ("/account/security/apps/{app}/rename/", {"name": "Stolen"}),
     ("/account/security/apps/{app}/remove/", {}),
+    *WITHOUT_2FA[-2:],
+    ("/account/security/keys/{key}/rename/", {"name": "Stolen"}),
+    ("/account/security/keys/{key}/remove/", {}),
 ]
 # The rest of /account/ changes nothing security-relevant, or only finishes what a fresh
 # confirmation started: reading one's fresh recovery codes (bounded in time, below),
-# typing back the e-mailed code of an address change, the Security page, the confirmation.
+# typing back the e-mailed code of an address change, the Security page, the confirmation
+# and the security key options it asks for (a challenge for the confirmation itself).
 NOT_SENSITIVE = {"security", "recovery-codes", "recovery-codes-download", "email-confirm", "reauth"}
+NOT_SENSITIVE |= {"reauth-key-options"}
 
 
 def account_views() -> set[str]:
@@ -90,6 +106,7 @@ def test_the_walk_covers_every_account_view() -> None:
     """A new view under /account/ must join the walk below, or say why it need not."""
     walked = {"profile", "password", "email", "setup", "setup-phone", "disable", "regenerate"}
     walked |= {"revoke-all", "revoke-browser", "rename-authenticator", "remove-authenticator"}
+    walked |= {"add-key", "add-key-options", "rename-key", "remove-key"}
     assert account_views() == walked | NOT_SENSITIVE
 
 
@@ -101,8 +118,9 @@ def test_a_stale_session_changes_nothing(client: Client, frozen_time: float) -> 
             before = state(alice)
             assert refused(client.post(path, data)), path
             assert state(alice) == before, path
-        # Opening the setup page shows no key either.
+        # Opening the setup page shows no key either, nor does the security key page.
         assert refused(client.get("/account/security/setup/"))
+        assert refused(client.get("/account/security/keys/add/"))
         assert not Authenticator.objects.filter(user=alice).exists()
 
 
@@ -114,10 +132,12 @@ def test_a_stale_session_with_2fa_changes_nothing(client: Client, frozen_time: f
     browser = TrustedBrowser.objects.get(user=bob.user).pk
     # A second app, so that removing one is not turning 2FA off.
     app = enrol(bob.user, name="Tablet").user.authenticators.get(name="Tablet").pk
+    key = enrol_key(bob.user, name="Blue key").key.pk
     with clock.frozen(frozen_time + STALE):
         for path, data in WITH_2FA:
             before = state(bob.user)
-            assert refused(client.post(path.format(browser=browser, app=app), data)), path
+            url = path.format(browser=browser, app=app, key=key)
+            assert refused(client.post(url, data)), path
             assert state(bob.user) == before, path
 
 

@@ -154,6 +154,11 @@ def test_a_counter_that_does_not_move_forward_is_a_possible_clone(
     assert Outbox.objects.get(user=alice, kind=NoticeKind.KEY_CLONE).params["name"] == "Blue key"
     assert throttle.consecutive_failures(throttle.CODE, str(alice.pk)) == 1
     assert sign_in(alice, soft, sign_count=6).pk == key.pk
+    # The copy tries again: refused and recorded again, but the holder is told once an hour.
+    with pytest.raises(flows.KeyCloned):
+        sign_in(alice, soft, sign_count=count)
+    assert SecurityEvent.objects.filter(user=alice, kind=EventKind.KEY_CLONE).count() == 2
+    assert Outbox.objects.filter(user=alice, kind=NoticeKind.KEY_CLONE).count() == 1
 
 
 def test_a_key_that_keeps_no_counter_signs_in_again(alice: User) -> None:

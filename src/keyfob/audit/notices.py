@@ -42,6 +42,11 @@ SEALED = "sealed"
 WHEN_FORMAT = "j F Y, H:i"
 
 
+# Warnings whose cause anyone holding the password (or a copied key) can repeat: one an hour
+# tells the holder as much as a hundred would.
+_AT_MOST_HOURLY = frozenset({NoticeKind.WRONG_CODES, NoticeKind.KEY_CLONE})
+
+
 def queue(
     user: Any,
     kind: NoticeKind,
@@ -61,7 +66,8 @@ def queue(
 
     The notice is written in ``language`` if given, else in the language the portal last
     showed the account (``last_language``), else in the profile's. Returns None for a
-    WRONG_CODES notice when the account already got one in the last hour. Raises ValueError
+    warning an attacker can repeat at will (WRONG_CODES, KEY_CLONE) when the account already
+    got one of that kind in the last hour. Raises ValueError
     for an unknown kind or a parameter that could carry a secret, TypeError for a parameter
     that is not plain JSON.
     """
@@ -85,7 +91,7 @@ def queue(
         created_at=now,
         next_attempt_at=now,
     )
-    if kind != NoticeKind.WRONG_CODES:
+    if kind not in _AT_MOST_HOURLY:
         row.save()
         return row
     # Its own (nested) transaction, so the check and the insert hold the account's row lock

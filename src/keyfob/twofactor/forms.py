@@ -1,6 +1,10 @@
-"""The forms that take an authentication code (its field lives in keyfob.accounts.forms)."""
+"""The forms that take an authentication code (its field lives in keyfob.accounts.forms) or
+a security key's answer."""
 
 from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
 
 from django import forms
 from django.core.exceptions import ValidationError
@@ -46,45 +50,96 @@ class RecoveryCodeField(forms.CharField):
             ) from None
 
 
+class Way(StrEnum):
+    """How a person gives the second factor on a page that asks for it."""
+
+    KEY = "key"  # a security key or passkey (WebAuthn)
+    CODE = "code"  # a code from an authenticator app
+    RECOVERY = "recovery"  # one of the recovery codes
+
+
+# A browser's answer to a WebAuthn ceremony is a JSON object of a few kilobytes (a key's
+# credential id is at most 1023 bytes); anything far longer is not one.
+MAX_KEY_ANSWER = 32_000
+
+
+def clean_key_answer(form: forms.Form, cleaned: dict[str, Any]) -> dict[str, Any]:
+    """Put the browser's answer to the page's WebAuthn ceremony in ``cleaned["credential"]``.
+
+    It arrives as JSON in a hidden ``credential`` input that the template writes itself
+    (webauthn.js fills it; nobody types it, so it has no label and is no field of the
+    form). Missing or oversized, it is an error of the whole form; whether it proves a key
+    is the flow's to say.
+    """
+    answer = form.data.get("credential")
+    if not isinstance(answer, str) or not answer.strip():
+        raise ValidationError(
+            _("Use your security key first: press the button, then touch or unlock the key."),
+            code="no_answer",
+        )
+    if len(answer) > MAX_KEY_ANSWER:
+        raise ValidationError(
+            _("This is not an answer from a security key. Press the button to try again."),
+            code="too_long",
+        )
+    cleaned["credential"] = answer
+    return cleaned
+
+
 class SignInCodeForm(forms.Form):
-    """The sign-in's second step: a code, or a recovery code, and whether to trust this browser."""
+    """The sign-in's second step: a code, a recovery code or a security key's answer, and
+    whether to trust this browser."""
 
     trust = forms.BooleanField(required=False)
 
-    def __init__(self, *args: object, recovery: bool = False, **kwargs: object) -> None:
+    def __init__(self, *args: object, way: Way = Way.CODE, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         days = app_settings.trust_days  # KEYFOB_TRUST_DAYS: the label says what is granted
         self.fields["trust"].label = ngettext(
             "Trust this browser for %(days)d day", "Trust this browser for %(days)d days", days
         ) % {"days": days}
-        field: forms.Field = RecoveryCodeField() if recovery else CodeField()
-        self.fields = {("recovery_code" if recovery else "code"): field, **self.fields}
-        self.recovery = recovery
+        if way == Way.RECOVERY:
+            self.fields = {"recovery_code": RecoveryCodeField(), **self.fields}
+        elif way == Way.CODE:
+            self.fields = {"code": CodeField(), **self.fields}
+        self.way = way
 
     @property
-    def secret_value(self) -> str:
-        return str(self.cleaned_data["recovery_code" if self.recovery else "code"])
+    def recovery(self) -> bool:
+        return self.way == Way.RECOVERY
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        return clean_key_answer(self, cleaned) if self.way == Way.KEY else cleaned
 
 
 class ReauthForm(PasswordCheckForm):
-    """Password and, with 2FA on, a current code or a recovery code."""
+    """Password and, with 2FA on, a current code, a recovery code or a security key."""
 
     def __init__(
-        self, *args: object, second_factor: bool, recovery: bool, **kwargs: object
+        self, *args: object, second_factor: bool, way: Way = Way.CODE, **kwargs: object
     ) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        self.recovery = recovery
+        self.way = way if second_factor else None
         # Not autofocused: the password comes first on this form.
-        if second_factor and recovery:
+        if self.way == Way.RECOVERY:
             self.fields["recovery_code"] = RecoveryCodeField(
                 widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"})
             )
-        elif second_factor:
+        elif self.way == Way.CODE:
             self.fields["code"] = CodeField(
                 widget=forms.TextInput(
                     attrs={"autocomplete": "one-time-code", "inputmode": "numeric"}
                 )
             )
+
+    @property
+    def recovery(self) -> bool:
+        return self.way == Way.RECOVERY
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        return clean_key_answer(self, cleaned) if self.way == Way.KEY else cleaned
 
 
 class SetupKindForm(forms.Form):
@@ -120,6 +175,29 @@ class AuthenticatorNameForm(forms.Form):
         self.fields["name"].required = required
 
 
+class KeyNameForm(AuthenticatorNameForm):
+    """The name a security key is listed under: optional when it is added, required to
+    rename it."""
+
+    def __init__(self, *args: object, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["name"].label = _("Name of this security key")
+        self.fields["name"].help_text = _(
+            "For example “Blue key” or “Laptop”: it tells your keys apart on the Security page."
+        )
+
+
+class AddKeyForm(KeyNameForm):
+    """Adding a security key: its name (optional) and the browser's answer to the
+    registration ceremony."""
+
+    def __init__(self, *args: object, **kwargs: Any) -> None:
+        super().__init__(*args, required=False, **kwargs)
+
+    def clean(self) -> dict[str, Any]:
+        return clean_key_answer(self, super().clean() or {})
+
+
 class SavedCodesForm(forms.Form):
     saved = forms.BooleanField(
         label=_("I have saved these recovery codes somewhere safe"),
@@ -127,13 +205,9 @@ class SavedCodesForm(forms.Form):
     )
 
 
-# A browser's WebAuthn answer is well under this (a credential id has at most 1023 bytes);
-# anything longer is refused before it is parsed.
-MAX_CREDENTIAL = 20_000
-
-
 class CredentialForm(forms.Form):
-    """The browser's answer to a WebAuthn challenge, as webauthn.js writes it (JSON). Its
-    contents are checked by the flow; the form only bounds it."""
+    """The browser's answer to the passkey sign-in's challenge, read as every key page
+    reads it (:func:`clean_key_answer`); whether it proves a key is the flow's to say."""
 
-    credential = forms.CharField(max_length=MAX_CREDENTIAL, widget=forms.HiddenInput)
+    def clean(self) -> dict[str, Any]:
+        return clean_key_answer(self, super().clean() or {})

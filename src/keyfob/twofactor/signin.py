@@ -8,6 +8,7 @@ full session (a new session id) only after the second factor.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth import logout
@@ -28,13 +29,17 @@ from keyfob.audit.events import Context
 from keyfob.otp import KeyfobError, Throttled
 from keyfob.twofactor import flows, trust
 from keyfob.twofactor.app_settings import app_settings
-from keyfob.twofactor.forms import CredentialForm, ReauthForm, SignInCodeForm
+from keyfob.twofactor.forms import CredentialForm, ReauthForm, SignInCodeForm, Way
 from keyfob.twofactor.models import Purpose
 from keyfob.twofactor.views import (
     CODE_MESSAGES,
+    check_key,
     check_second_factor,
+    key_options,
+    key_options_refused,
     password_checked,
     recovery_left_message,
+    second_factor_choice,
 )
 
 # Set in a session signed in (or confirmed, "Confirm it is you") with a security key or
@@ -229,14 +234,26 @@ def signin_code_view(request: HttpRequest) -> HttpResponse:
             messages.error(request, _("Your sign-in took too long. Please start again."))
         return redirect("login")
     user, next_url = found
-    recovery = request.GET.get("recovery") == "1"
-    form = SignInCodeForm(request.POST if request.method == "POST" else None, recovery=recovery)
+    # A security key first, when the account has one; an app's code or a recovery code
+    # on request (links on the page).
+    choice = second_factor_choice(request, user)
+    form = SignInCodeForm(request.POST if request.method == "POST" else None, way=choice.way)
     if request.method == "POST" and form.is_valid():
         context = Context.from_request(request)
-        detail = check_second_factor(user, form, context, after_password=True)
+        detail: dict[str, Any] | None
+        if choice.way == Way.KEY:
+            key = check_key(request, user, form, Purpose.SIGNIN, context)
+            if key is not None:
+                detail = {"second_factor": "security_key", "authenticator": key.label}
+            else:
+                detail = None
+        else:
+            detail = check_second_factor(user, form, context, after_password=True)
         if detail is not None:
             account_flows.complete_signin(request, user, **detail)
-            if recovery:
+            if choice.way == Way.KEY:
+                mark_phishing_resistant(request, user)
+            if choice.way == Way.RECOVERY:
                 recovery_left_message(request, user)
             response = redirect(safe_next(request, next_url))
             if form.cleaned_data.get("trust"):
@@ -245,8 +262,23 @@ def signin_code_view(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "twofactor/signin_code.html",
-        {"form": form, "recovery": recovery, "support_email": app_settings.support_email},
+        {
+            "form": form,
+            "choice": choice,
+            "recovery": choice.way == Way.RECOVERY,
+            "support_email": app_settings.support_email,
+        },
     )
+
+
+@require_POST
+def signin_key_options_view(request: HttpRequest) -> HttpResponse:
+    """The options of the security key ceremony at the code step (JSON, for webauthn.js),
+    for the account whose password was just typed; the pending marker's rules apply."""
+    found = account_flows.pending(request, app_settings.pending_signin_seconds)
+    if found is None:
+        return key_options_refused(_("Your sign-in took too long. Please start again."))
+    return key_options(request, Purpose.SIGNIN, found[0])
 
 
 @login_required
@@ -256,22 +288,46 @@ def reauth_view(request: HttpRequest) -> HttpResponse:
     assert isinstance(user, User)
     next_url = safe_next(request, request.POST.get("next") or request.GET.get("next"))
     second_factor = flows.has_2fa(user)
-    recovery = second_factor and request.GET.get("recovery") == "1"
+    choice = second_factor_choice(request, user) if second_factor else None
+    way = choice.way if choice is not None else None
     form = ReauthForm(
         request.POST if request.method == "POST" else None,
         second_factor=second_factor,
-        recovery=recovery,
+        way=way or Way.CODE,
     )
     if request.method == "POST" and form.is_valid():
         context = Context.from_request(request)
-        if password_checked(request, user, form) and (
-            not second_factor
-            or check_second_factor(user, form, context, after_password=False) is not None
-        ):
-            account_flows.mark_recent_auth(request)
-            return redirect(next_url)
+        if password_checked(request, user, form):
+            if way == Way.KEY:
+                confirmed = check_key(request, user, form, Purpose.REAUTH, context) is not None
+            else:
+                confirmed = (
+                    not second_factor
+                    or check_second_factor(user, form, context, after_password=False) is not None
+                )
+            if confirmed:
+                account_flows.mark_recent_auth(request)
+                if way == Way.KEY:
+                    mark_phishing_resistant(request, user)
+                return redirect(next_url)
     return render(
         request,
         "twofactor/reauth.html",
-        {"form": form, "next": next_url, "recovery": recovery, "second_factor": second_factor},
+        {
+            "form": form,
+            "next": next_url,
+            "choice": choice,
+            "recovery": way == Way.RECOVERY,
+            "second_factor": second_factor,
+        },
     )
+
+
+@login_required
+@require_POST
+def reauth_key_options_view(request: HttpRequest) -> HttpResponse:
+    """The options of the security key ceremony of "Confirm it is you" (JSON, for
+    webauthn.js). It writes only a challenge for the account's own confirmation."""
+    user = request.user
+    assert isinstance(user, User)
+    return key_options(request, Purpose.REAUTH, user)

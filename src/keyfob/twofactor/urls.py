@@ -9,6 +9,7 @@ from keyfob.twofactor import signin, views
 signin_urlpatterns: list[URLPattern] = [
     path("login/", signin.login_view, name="login"),
     path("login/code/", signin.signin_code_view, name="login-code"),
+    path("login/code/key-options/", signin.signin_key_options_view, name="login-key-options"),
     path("login/passkey/", signin.passkey_signin_view, name="login-passkey"),
     path("login/passkey/options/", signin.passkey_options_view, name="login-passkey-options"),
     path("logout/", signin.logout_view, name="logout"),
@@ -29,6 +30,10 @@ urlpatterns: list[URLPattern] = [
         views.remove_authenticator_view,
         name="remove-authenticator",
     ),
+    path("security/keys/add/", views.add_key_view, name="add-key"),
+    path("security/keys/options/", views.add_key_options_view, name="add-key-options"),
+    path("security/keys/<int:pk>/rename/", views.rename_key_view, name="rename-key"),
+    path("security/keys/<int:pk>/remove/", views.remove_key_view, name="remove-key"),
     path("security/recovery-codes/", views.recovery_codes_view, name="recovery-codes"),
     path(
         "security/recovery-codes/download/",
@@ -39,4 +44,5 @@ urlpatterns: list[URLPattern] = [
     path("security/browsers/revoke/", views.revoke_browser_view, name="revoke-all"),
     path("security/browsers/<int:pk>/revoke/", views.revoke_browser_view, name="revoke-browser"),
     path("confirm/", signin.reauth_view, name="reauth"),
+    path("confirm/key-options/", signin.reauth_key_options_view, name="reauth-key-options"),
 ]

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils.timesince import timesince
 from django.utils.translation import gettext as _
@@ -31,14 +32,17 @@ from keyfob.otp import CodeReused, InvalidCode, KeyfobError, Throttled
 from keyfob.twofactor import flows
 from keyfob.twofactor.app_settings import app_settings
 from keyfob.twofactor.forms import (
+    AddKeyForm,
     AuthenticatorNameForm,
+    KeyNameForm,
     ReauthForm,
     SavedCodesForm,
     SetupCodeForm,
     SetupKindForm,
     SignInCodeForm,
+    Way,
 )
-from keyfob.twofactor.models import Authenticator, Kind
+from keyfob.twofactor.models import Authenticator, Kind, Purpose, SecurityKey
 
 KNOWN_APPS = ["FreeOTP", "Google Authenticator", "Aegis", "2FAS", "Ente Auth"]
 FRESH_CODES_KEY = "keyfob.fresh_recovery_codes"
@@ -118,6 +122,127 @@ def code_error(
     """What to tell a person whose code (or, with RECOVERY_MESSAGES, recovery code) was
     refused."""
     return table.get(exc.code, table["invalid_code"])(exc)
+
+
+def _try_key_again(exc: KeyfobError) -> str:
+    return _("That took too long, or the page was sent twice. Press the button to try again.")
+
+
+def _wrong_host(exc: KeyfobError) -> str:
+    return _(
+        "Security keys cannot be used at this address of the site. Open the site at its "
+        "usual address."
+    )
+
+
+# What to tell a person whose security key or passkey was refused (at sign-in or at
+# "Confirm it is you"), by the error's code; a code not listed reads as a refused key.
+KEY_MESSAGES: dict[str, Callable[[KeyfobError], str]] = {
+    "throttled": _wait,
+    "key_refused": lambda exc: _(
+        "This security key was not accepted. Use a security key or passkey you added to "
+        "this account, or another way below."
+    ),
+    "key_cloned": lambda exc: _(
+        "This security key was refused: its answer shows it may have been copied. We sent "
+        "you an e-mail about it. Use another way below, then remove the key from Account → "
+        "Security."
+    ),
+    "challenge_expired": _try_key_again,
+    "code_reused": _try_key_again,
+    "not_enrolled": lambda exc: _("This account has no security key. Use another way below."),
+    "wrong_host": _wrong_host,
+}
+
+# The same when adding a key.
+ADD_KEY_MESSAGES: dict[str, Callable[[KeyfobError], str]] = {
+    "key_refused": lambda exc: _(
+        "The answer from your security key could not be checked, or this key is already "
+        "added. Press the button to try again, or use another key."
+    ),
+    "challenge_expired": _try_key_again,
+    "wrong_host": _wrong_host,
+    "too_many_keys": lambda exc: (
+        _("An account has at most %(n)d security keys. Remove one you no longer use first.")
+        % {"n": app_settings.max_security_keys}
+    ),
+}
+
+
+# What each ceremony may refuse with, to be told with the tables above (anything else, such
+# as ReauthRequired, goes on to its own handler).
+KEY_ERRORS = (
+    flows.KeyRefused,
+    flows.ChallengeExpired,
+    flows.WrongHost,
+    flows.NotEnrolled,
+    CodeReused,
+    Throttled,
+)
+ADD_KEY_ERRORS = (flows.KeyRefused, flows.ChallengeExpired, flows.WrongHost, flows.TooManyKeys)
+
+
+def key_error(exc: KeyfobError, table: dict[str, Callable[[KeyfobError], str]]) -> str:
+    """What to tell a person whose security key was refused (``table``: KEY_MESSAGES or
+    ADD_KEY_MESSAGES)."""
+    return table.get(exc.code, table["key_refused"])(exc)
+
+
+@dataclass(frozen=True)
+class SecondFactorChoice:
+    """What a page that asks for the second factor offers: ``way`` is the one it asks for
+    now, the others are links."""
+
+    way: Way
+    has_keys: bool
+    has_apps: bool
+
+
+def second_factor_choice(request: HttpRequest, user: User) -> SecondFactorChoice:
+    """A security key first when the account has one (a phishing page cannot relay it);
+    an app's code when asked (``?app=1``) or when there is no key; a recovery code when
+    asked (``?recovery=1``)."""
+    has_keys = SecurityKey.objects.filter(user=user).exists()
+    has_apps = Authenticator.objects.filter(user=user, confirmed_at__isnull=False).exists()
+    if request.GET.get("recovery") == "1":
+        way = Way.RECOVERY
+    elif not has_keys or (has_apps and request.GET.get("app") == "1"):
+        way = Way.CODE
+    else:
+        way = Way.KEY
+    return SecondFactorChoice(way, has_keys, has_apps)
+
+
+def key_options(request: HttpRequest, purpose: Purpose, user: User) -> JsonResponse:
+    """The options of a WebAuthn ceremony as JSON for webauthn.js, or, refused, an error
+    text (the page's script says only that the key could not be used)."""
+    try:
+        return JsonResponse(flows.begin(request, purpose, user))
+    except (*KEY_ERRORS, *ADD_KEY_ERRORS) as exc:
+        table = ADD_KEY_MESSAGES if purpose == Purpose.REGISTER else KEY_MESSAGES
+        return key_options_refused(key_error(exc, table))
+
+
+def key_options_refused(text: str) -> JsonResponse:
+    return JsonResponse({"error": text}, status=400)
+
+
+def check_key(
+    request: HttpRequest,
+    user: User,
+    form: SignInCodeForm | ReauthForm,
+    purpose: Purpose,
+    context: Context,
+) -> SecurityKey | None:
+    """Check the form's security key answer for ``user``; put the error on the form. Return
+    the key that signed it, if accepted."""
+    try:
+        return flows.verify_key(
+            request, purpose, form.cleaned_data["credential"], context, user=user
+        )
+    except KEY_ERRORS as exc:
+        form.add_error(None, key_error(exc, KEY_MESSAGES))
+        return None
 
 
 def check_second_factor(
@@ -217,17 +342,41 @@ def activity_rows(request: HttpRequest, user: User) -> list[dict[str, object]]:
     ]
 
 
+@dataclass(frozen=True)
+class AuthenticatorRow:
+    """One line of the Security page's list: an authenticator app or a security key."""
+
+    item: Authenticator | SecurityKey
+    added: datetime
+
+    @property
+    def is_key(self) -> bool:
+        return isinstance(self.item, SecurityKey)
+
+
+def authenticator_rows(user: User) -> list[AuthenticatorRow]:
+    """The account's authenticator apps and security keys, in the order they were added."""
+    rows = [
+        AuthenticatorRow(a, a.confirmed_at or a.created_at)
+        for a in flows.confirmed_authenticators(user)
+    ]
+    rows += [AuthenticatorRow(k, k.created_at) for k in flows.security_keys(user)]
+    return sorted(rows, key=lambda r: (r.added, r.is_key, r.item.pk))
+
+
 @login_required
 def security_view(request: HttpRequest) -> HttpResponse:
     user = _user(request)
-    apps = flows.confirmed_authenticators(user)
-    auth = min(apps, key=lambda a: (a.confirmed_at, a.pk)) if apps else None
-    left = flows.recovery_codes_left(user) if auth else 0
+    rows = authenticator_rows(user)
+    first = rows[0] if rows else None  # 2FA is on since it was added
+    left = flows.recovery_codes_left(user) if rows else 0
     context = {
-        "authenticator": auth,  # the first: 2FA is on since it was confirmed
-        "authenticators": apps,
+        "first": first,
+        "authenticators": rows,
+        "has_keys": any(r.is_key for r in rows),
+        "has_apps": any(not r.is_key for r in rows),
         "recovery_left": left,
-        "recovery_low": auth is not None and left <= 2,
+        "recovery_low": first is not None and left <= 2,
         "browsers": flows.trusted_browsers(user),
         "events": activity_rows(request, user),
         # No zone in the profile: the page's script shows times in the browser's own zone.
@@ -259,7 +408,7 @@ def setup_view(request: HttpRequest) -> HttpResponse:
     it grants no re-authentication."""
     user = _user(request)
     adding = flows.has_2fa(user)
-    if not adding and not user.phone and not request.session.get(NO_PHONE_KEY):
+    if _two_factor_needs_phone(request, user):
         return redirect("account:setup-phone")
     name_form = AuthenticatorNameForm(required=False)
     if request.method == "POST" and "kind" in request.POST:
@@ -499,7 +648,7 @@ def remove_authenticator_view(request: HttpRequest, pk: int) -> HttpResponse:
     own page says what it means."""
     user = _user(request)
     auth = _own_app(user, pk)
-    if len(flows.confirmed_authenticators(user)) == 1:
+    if len(authenticator_rows(user)) == 1:  # of any kind: apps and keys
         return redirect("account:disable")
     if request.method == "POST":
         try:
@@ -513,3 +662,108 @@ def remove_authenticator_view(request: HttpRequest, pk: int) -> HttpResponse:
         )
         return redirect("account:security")
     return render(request, "twofactor/remove.html", {"authenticator": auth})
+
+
+def _two_factor_needs_phone(request: HttpRequest, user: User) -> bool:
+    """Turning 2FA on asks first for the phone number support would call (setup_view)."""
+    return not flows.has_2fa(user) and not user.phone and not request.session.get(NO_PHONE_KEY)
+
+
+def _too_many_keys(request: HttpRequest) -> HttpResponse:
+    messages.error(request, key_error(flows.TooManyKeys(), ADD_KEY_MESSAGES))
+    return redirect("account:security")
+
+
+@reauth_required
+@require_http_methods(["GET", "POST"])
+def add_key_view(request: HttpRequest) -> HttpResponse:
+    """Adding a security key or passkey; the first authenticator of the account turns 2FA
+    on, as the setup page's app does. The page's script runs the ceremony (options from
+    :func:`add_key_options_view`) and posts the browser's answer with the name.
+
+    Like every sensitive change it needs a recent confirmation; a key that turns 2FA on
+    proves itself, not the person, so it grants no re-authentication."""
+    user = _user(request)
+    adding = flows.has_2fa(user)
+    if _two_factor_needs_phone(request, user):
+        return redirect("account:setup-phone")
+    if len(flows.security_keys(user)) >= app_settings.max_security_keys:
+        return _too_many_keys(request)
+    form = AddKeyForm(request.POST if request.method == "POST" else None)
+    if request.method == "POST" and form.is_valid():
+        name = form.cleaned_data["name"]
+        try:
+            codes = flows.register_key(
+                request, user, form.cleaned_data["credential"], name, Context.from_request(request)
+            )
+        except flows.TooManyKeys:  # another tab added the last one meanwhile
+            return _too_many_keys(request)
+        except ADD_KEY_ERRORS as exc:
+            form.add_error(None, key_error(exc, ADD_KEY_MESSAGES))
+        else:
+            if adding:
+                label = name or str(_("Security key"))
+                messages.success(
+                    request, _("Your security key “%(name)s” is added.") % {"name": label}
+                )
+                return redirect("account:security")
+            account_flows.forget_recent_auth(request)
+            _hold_fresh_codes(request, user, codes)
+            messages.success(request, _("Two-factor authentication is on."))
+            return redirect("account:recovery-codes")
+    return render(request, "twofactor/add_key.html", {"form": form, "adding": adding})
+
+
+@require_POST
+@reauth_required
+def add_key_options_view(request: HttpRequest) -> HttpResponse:
+    """The options of the ceremony that adds a key (JSON, for webauthn.js)."""
+    return key_options(request, Purpose.REGISTER, _user(request))
+
+
+def _own_key(user: User, pk: int) -> SecurityKey:
+    """One of the account's security keys; 404 for any other (another account's says
+    nothing of its existence)."""
+    found = next((k for k in flows.security_keys(user) if k.pk == pk), None)
+    if found is None:
+        raise Http404
+    return found
+
+
+@reauth_required
+@require_http_methods(["GET", "POST"])
+def rename_key_view(request: HttpRequest, pk: int) -> HttpResponse:
+    user = _user(request)
+    key = _own_key(user, pk)
+    form = KeyNameForm(
+        request.POST if request.method == "POST" else None, initial={"name": key.name}
+    )
+    if request.method == "POST" and form.is_valid():
+        try:
+            flows.rename_key(user, key.pk, form.cleaned_data["name"], Context.from_request(request))
+        except SecurityKey.DoesNotExist:  # removed in another tab meanwhile
+            raise Http404 from None
+        messages.success(request, _("The security key is renamed."))
+        return redirect("account:security")
+    return render(request, "twofactor/rename_key.html", {"form": form, "key": key})
+
+
+@reauth_required
+@require_http_methods(["GET", "POST"])
+def remove_key_view(request: HttpRequest, pk: int) -> HttpResponse:
+    """Removing one key. The account's last authenticator, of any kind, is not removed
+    here: that is turning 2FA off, whose own page says what it means."""
+    user = _user(request)
+    key = _own_key(user, pk)
+    if len(authenticator_rows(user)) == 1:
+        return redirect("account:disable")
+    if request.method == "POST":
+        try:
+            name = flows.remove_key(user, key.pk, Context.from_request(request))
+        except flows.LastAuthenticator:  # another tab removed the others meanwhile
+            return redirect("account:disable")
+        except SecurityKey.DoesNotExist:
+            raise Http404 from None
+        messages.success(request, _("The security key “%(name)s” is removed.") % {"name": name})
+        return redirect("account:security")
+    return render(request, "twofactor/remove_key.html", {"key": key})
