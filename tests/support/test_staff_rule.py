@@ -80,15 +80,41 @@ def test_confirming_with_the_key_opens_staff_pages_and_a_code_does_not(
 ) -> None:
     soft, key = register(sam.user, resident=False)
     client = with_code(sam)
+    # "Confirm it is you" asks staff with a key for the key alone: ?app=1 and ?recovery=1
+    # change nothing, and a code posted anyway confirms nothing.
+    for way in ("&app=1", "&recovery=1"):
+        page = client.get(f"{CONFIRM}{way}").content.decode()
+        assert "Staff confirm with their security key" in page and 'name="code"' not in page
     with clock.frozen(frozen_time + 30):  # the next code
-        done = client.post(f"{CONFIRM}&app=1", {"password": PASSWORD, "code": sam.code()})
-    assert done["Location"] == STAFF_PAGE
-    assert client.get(STAFF_PAGE)["Location"] == CONFIRM  # a code again: not enough
+        refused = client.post(f"{CONFIRM}&app=1", {"password": PASSWORD, "code": sam.code()})
+    assert refused.status_code == 200
+    assert client.get(STAFF_PAGE)["Location"] == CONFIRM  # a code: not enough
     options = client.post("/account/confirm/key-options/").json()
     credential = json.dumps(soft.get(options, ORIGIN, credential_id=key.credential_id))
     done = client.post(CONFIRM, {"password": PASSWORD, "credential": credential})
     assert done["Location"] == STAFF_PAGE
     assert client.get(STAFF_PAGE).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "change",
+    [ADD_KEY, "/account/security/setup/", "/account/security/disable/"],
+)
+def test_a_relayed_code_grants_staff_with_a_key_no_change(sam: Enrolled, change: str) -> None:
+    """A phishing page that relays a staff member's password and code gets a session, but
+    no freshness: adding its own key, an app, or turning 2FA off asks for the staff
+    member's key first. Customers' code sign-ins still count as fresh."""
+    register(sam.user, resident=False)
+    client = with_code(sam)
+    response = client.get(change)
+    assert response.status_code == 302
+    assert response["Location"].startswith("/account/confirm/")
+
+
+def test_off_a_code_sign_in_of_staff_with_a_key_is_fresh(sam: Enrolled, settings: Any) -> None:
+    settings.KEYFOB_STAFF_PHISHING_RESISTANT = False
+    register(sam.user, resident=False)
+    assert with_code(sam).get(ADD_KEY).status_code == 200
 
 
 def test_staff_signed_in_with_a_passkey_open_staff_pages(sam: Enrolled) -> None:

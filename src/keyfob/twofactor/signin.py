@@ -253,6 +253,9 @@ def signin_code_view(request: HttpRequest) -> HttpResponse:
             account_flows.complete_signin(request, user, **detail)
             if choice.way == Way.KEY:
                 mark_phishing_resistant(request, user)
+            elif flows.only_keys_confirm(user):
+                # Signed in, but a relayed code grants staff with a key no freshness.
+                account_flows.forget_recent_auth(request)
             if choice.way == Way.RECOVERY:
                 recovery_left_message(request, user)
             response = redirect(safe_next(request, next_url))
@@ -288,7 +291,11 @@ def reauth_view(request: HttpRequest) -> HttpResponse:
     assert isinstance(user, User)
     next_url = safe_next(request, request.POST.get("next") or request.GET.get("next"))
     second_factor = flows.has_2fa(user)
-    choice = second_factor_choice(request, user) if second_factor else None
+    choice = (
+        second_factor_choice(request, user, key_only=flows.only_keys_confirm(user))
+        if second_factor
+        else None
+    )
     way = choice.way if choice is not None else None
     form = ReauthForm(
         request.POST if request.method == "POST" else None,

@@ -196,14 +196,19 @@ class SecondFactorChoice:
     way: Way
     has_keys: bool
     has_apps: bool
+    key_only: bool = False  # no other way is offered (staff, "Confirm it is you")
 
 
-def second_factor_choice(request: HttpRequest, user: User) -> SecondFactorChoice:
+def second_factor_choice(
+    request: HttpRequest, user: User, *, key_only: bool = False
+) -> SecondFactorChoice:
     """A security key first when the account has one (a phishing page cannot relay it);
     an app's code when asked (``?app=1``) or when there is no key; a recovery code when
-    asked (``?recovery=1``)."""
+    asked (``?recovery=1``). With ``key_only`` (the account has a key), the key alone."""
     has_keys = SecurityKey.objects.filter(user=user).exists()
     has_apps = Authenticator.objects.filter(user=user, confirmed_at__isnull=False).exists()
+    if key_only and has_keys:
+        return SecondFactorChoice(Way.KEY, has_keys, has_apps, key_only=True)
     if request.GET.get("recovery") == "1":
         way = Way.RECOVERY
     elif not has_keys or (has_apps and request.GET.get("app") == "1"):

@@ -102,6 +102,18 @@ def security_keys(user: User) -> list[SecurityKey]:
     return list(SecurityKey.objects.filter(user=user))
 
 
+def only_keys_confirm(user: User) -> bool:
+    """Whether only a security key may confirm it is this account's holder (sign-in
+    freshness, "Confirm it is you"): staff with a key, under the staff rule. Else a phisher
+    who relayed a staff member's password and code could add a key of their own, remove
+    theirs or turn 2FA off, and then pass the rule."""
+    return (
+        app_settings.staff_phishing_resistant
+        and user.is_staff
+        and SecurityKey.objects.filter(user=user).exists()
+    )
+
+
 def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
