@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
@@ -629,6 +630,13 @@ def _own_app(user: User, pk: int) -> Authenticator:
     return found
 
 
+def _rename_page(request: HttpRequest, form: forms.Form, heading: str, label: str) -> HttpResponse:
+    """The page that renames an app or a key (one template: only the heading differs)."""
+    return render(
+        request, "twofactor/rename.html", {"form": form, "heading": heading, "label": label}
+    )
+
+
 @reauth_required
 @require_http_methods(["GET", "POST"])
 def rename_authenticator_view(request: HttpRequest, pk: int) -> HttpResponse:
@@ -643,7 +651,7 @@ def rename_authenticator_view(request: HttpRequest, pk: int) -> HttpResponse:
         )
         messages.success(request, _("The authenticator app is renamed."))
         return redirect("account:security")
-    return render(request, "twofactor/rename.html", {"form": form, "authenticator": auth})
+    return _rename_page(request, form, _("Rename an authenticator app"), auth.label)
 
 
 @reauth_required
@@ -750,7 +758,7 @@ def rename_key_view(request: HttpRequest, pk: int) -> HttpResponse:
             raise Http404 from None
         messages.success(request, _("The security key is renamed."))
         return redirect("account:security")
-    return render(request, "twofactor/rename_key.html", {"form": form, "key": key})
+    return _rename_page(request, form, _("Rename a security key"), key.label)
 
 
 @reauth_required
