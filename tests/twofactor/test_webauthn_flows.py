@@ -215,7 +215,17 @@ def test_a_bad_ceremony_is_refused_and_the_challenge_still_works(
 
 @pytest.mark.parametrize(
     "junk",
-    ["", "{", "[]", "null", '{"rawId": 5}', '{"rawId": "@@"}', '{"rawId": "AA", "response": "x"}'],
+    [
+        "",
+        "{",
+        "[]",
+        "null",
+        '{"rawId": 5}',
+        '{"rawId": "@@"}',
+        '{"rawId": "AA", "response": "x"}',
+        # Nested deeper than Python's recursion limit: json.loads raises RecursionError.
+        "[" * 20_000,
+    ],
 )
 def test_junk_is_refused_and_changes_nothing(alice: User, junk: str) -> None:
     soft = SoftAuthenticator()

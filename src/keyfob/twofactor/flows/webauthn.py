@@ -250,7 +250,7 @@ def _parse(response: str) -> dict[str, Any]:
     """The browser's credential as a JSON object, or :class:`KeyRefused`."""
     try:
         data = json.loads(response)
-    except ValueError:
+    except (ValueError, RecursionError):  # nested past the recursion limit: not an answer
         raise KeyRefused("not JSON") from None
     if not isinstance(data, dict) or not isinstance(data.get("rawId"), str):
         raise KeyRefused("not a WebAuthn credential")
