@@ -308,6 +308,23 @@ def test_keys_are_capped_and_a_key_is_registered_once(alice: User) -> None:
         flows.begin(web_request(alice), Purpose.REGISTER, alice)
 
 
+def test_a_credential_id_longer_than_webauthn_allows_is_refused(alice: User) -> None:
+    """WebAuthn §7.1: a credential id is at most 1023 bytes. A longer one (2000 bytes fits
+    in a form's answer) is refused like any answer that proves no key; stored, it would
+    outgrow its column (a DataError, so a 500, on PostgreSQL)."""
+    soft = SoftAuthenticator()
+    request = web_request(alice)
+    options = flows.begin(request, Purpose.REGISTER, alice)
+    answer = json.dumps(soft.create(options, ORIGIN, credential_id_length=2000))
+    with pytest.raises(flows.KeyRefused):
+        flows.register_key(request, alice, answer, "", CTX)
+    assert not SecurityKey.objects.filter(user=alice).exists()
+    assert not RecoveryCode.objects.filter(user=alice).exists()
+    # The longest id WebAuthn allows is taken.
+    key, _codes = add_key(alice, soft, credential_id_length=1023)
+    assert len(key.credential_id) == 1364  # base64url of 1023 bytes
+
+
 def test_removing_keys_and_the_last_authenticator(alice: User) -> None:
     first, _ = add_key(alice, SoftAuthenticator(), "One")
     second, _ = add_key(alice, SoftAuthenticator(), "Two")

@@ -56,6 +56,9 @@ from keyfob.twofactor.models import Authenticator, Purpose, SecurityKey, WebAuth
 # The session holds, per purpose, only a random token whose digest finds the challenge row.
 SESSION_KEY = "keyfob.webauthn"
 _TRANSPORTS = frozenset(t.value for t in AuthenticatorTransport)
+# WebAuthn §7.1 (registration, step "credentialId"): longer ids are refused. Its base64url
+# form (1364 characters) fits SecurityKey.credential_id.
+MAX_CREDENTIAL_ID = 1023
 
 
 class KeyRefused(InvalidCode):
@@ -295,6 +298,8 @@ def register_key(
         )
     except (WebAuthnException, ValueError, TypeError, KeyError) as exc:
         raise KeyRefused("registration not proven") from exc
+    if len(verified.credential_id) > MAX_CREDENTIAL_ID:
+        raise KeyRefused("credential id longer than WebAuthn allows")
     transports = _part(data, "response").get("transports")
     cred_props = _part(data, "clientExtensionResults").get("credProps")
     key = SecurityKey(
