@@ -321,9 +321,13 @@ def register_key(
         user_handle=row.user_handle,
     )
     with transaction.atomic():
-        # The account's keys locked (PostgreSQL): two additions at once cannot pass the cap.
-        held = list(SecurityKey.objects.select_for_update().filter(user=user).values("pk"))
-        if len(held) >= app_settings.max_security_keys:
+        # The account's row locked (PostgreSQL), as for the e-mail change's daily limit: two
+        # additions at once are counted one after the other, so they cannot pass the cap
+        # together, and only one of them is the first. (Locking the keys alone would not
+        # do: the row another addition is inserting is not there to lock.)
+        User.objects.select_for_update().filter(pk=user.pk).first()
+        held = SecurityKey.objects.filter(user=user).count()
+        if held >= app_settings.max_security_keys:
             raise TooManyKeys(f"at most {app_settings.max_security_keys} security keys")
         first = (
             not held
