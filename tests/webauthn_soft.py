@@ -118,12 +118,14 @@ class SoftAuthenticator:
         user_present: bool = True,
         rp_id: str | None = None,
         client_data_type: str = "webauthn.create",
+        credential_id_length: int = 32,
     ) -> dict[str, Any]:
         """Make a credential for ``options`` (creation options) at ``origin``; return the
         registration JSON (``toJSON()`` of the browser's PublicKeyCredential).
 
         ``rp_id`` replaces the options' RP id in the authenticator data (a wrong RP id hash);
-        ``client_data_type`` replaces "webauthn.create". Raises CeremonyError
+        ``client_data_type`` replaces "webauthn.create"; ``credential_id_length`` is the new
+        credential id's length in bytes (WebAuthn allows at most 1023). Raises CeremonyError
         ("InvalidStateError") when the options exclude a credential this authenticator holds,
         as a browser does.
         """
@@ -133,7 +135,7 @@ class SoftAuthenticator:
         if any(c.id in excluded and c.rp_id == rp_id for c in self.credentials):
             raise CeremonyError("InvalidStateError", "this authenticator holds an excluded key")
         credential = SoftCredential(
-            id=secrets.token_bytes(32),
+            id=secrets.token_bytes(credential_id_length),
             private_key=ec.generate_private_key(ec.SECP256R1()),
             rp_id=rp_id,
             user_handle=b64url_decode(options["user"]["id"]),

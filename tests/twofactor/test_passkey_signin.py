@@ -224,6 +224,8 @@ JUNK = [
     {"credential": '{"rawId": "!!!"}'},
     {"credential": '{"rawId": "\\u0000"}'},
     {"credential": "x" * (MAX_KEY_ANSWER + 1)},
+    # Nested deeper than Python's recursion limit: a RecursionError, not a ValueError.
+    {"credential": "[" * 20_000},
     {"credential": ["two", "values"]},
 ]
 

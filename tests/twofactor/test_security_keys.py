@@ -526,6 +526,10 @@ JUNK = [
     '"e30", "attestationObject": "oA", "authenticatorData": "AA", "signature": "AA", '
     '"transports": 5, "userHandle": 7}}',
     "{" * 5000,
+    # Nested deeper than Python's recursion limit (json.loads raises RecursionError, not
+    # ValueError), and still under the form's length cap.
+    "[" * 20_000,
+    '{"rawId": "AAAA", "x": ' + "[" * 20_000,
     "x" * 40_000,
 ]
 

@@ -24,6 +24,7 @@ from keyfob.otp import Throttled
 from keyfob.twofactor import flows
 from keyfob.twofactor.app_settings import app_settings
 from keyfob.twofactor.models import Purpose, RecoveryCode, SecurityKey, WebAuthnChallenge
+from tests.audit.test_concurrency import in_threads
 from tests.conftest import enrol, make_user
 from tests.webauthn_soft import CeremonyError, SoftAuthenticator
 
@@ -215,7 +216,17 @@ def test_a_bad_ceremony_is_refused_and_the_challenge_still_works(
 
 @pytest.mark.parametrize(
     "junk",
-    ["", "{", "[]", "null", '{"rawId": 5}', '{"rawId": "@@"}', '{"rawId": "AA", "response": "x"}'],
+    [
+        "",
+        "{",
+        "[]",
+        "null",
+        '{"rawId": 5}',
+        '{"rawId": "@@"}',
+        '{"rawId": "AA", "response": "x"}',
+        # Nested deeper than Python's recursion limit: json.loads raises RecursionError.
+        "[" * 20_000,
+    ],
 )
 def test_junk_is_refused_and_changes_nothing(alice: User, junk: str) -> None:
     soft = SoftAuthenticator()
@@ -296,6 +307,66 @@ def test_keys_are_capped_and_a_key_is_registered_once(alice: User) -> None:
         add_key(alice, SoftAuthenticator())
     with pytest.raises(flows.TooManyKeys):
         flows.begin(web_request(alice), Purpose.REGISTER, alice)
+
+
+def _registrations_at_once(user: User, n: int) -> list[object]:
+    """``n`` "Add a security key" answers, each from its own session and authenticator,
+    sent at once (a thread and a database connection each); each result or exception."""
+    prepared = []
+    for _ in range(n):
+        request = web_request(user)
+        options = flows.begin(request, Purpose.REGISTER, user)
+        prepared.append((request, json.dumps(SoftAuthenticator().create(options, ORIGIN))))
+
+    def register(i: int) -> object:
+        request, answer = prepared[i]
+        try:
+            return flows.register_key(request, user, answer, f"Key {i}", CTX)
+        except flows.TooManyKeys as exc:
+            return exc
+
+    return in_threads(n, register)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_keys_added_at_once_do_not_pass_the_cap(alice: User) -> None:
+    """Attack: one short of the cap, several tabs press "Add" together. Locking the
+    account's keys locks nothing new rows can be counted against (PostgreSQL, READ
+    COMMITTED): each saw the cap not reached. Only one may be added."""
+    for _ in range(app_settings.max_security_keys - 1):
+        add_key(alice, SoftAuthenticator())
+    results = _registrations_at_once(alice, 4)
+    assert sum(isinstance(r, flows.TooManyKeys) for r in results) == 3
+    assert SecurityKey.objects.filter(user=alice).count() == app_settings.max_security_keys
+
+
+@pytest.mark.django_db(transaction=True)
+def test_first_keys_added_at_once_turn_2fa_on_once(alice: User) -> None:
+    """Two first keys at once: one turns 2FA on and gets the recovery codes; the other is
+    one more key. Else each makes a set, and the set one tab shows no longer works."""
+    results = _registrations_at_once(alice, 2)
+    codes = [r for r in results if isinstance(r, list) and r]
+    assert len(codes) == 1 and [r for r in results if r == []] != []
+    assert SecurityEvent.objects.filter(user=alice, kind=EventKind.TWOFACTOR_ON).count() == 1
+    assert RecoveryCode.objects.filter(user=alice).count() == flows.RECOVERY_CODES
+    assert SecurityKey.objects.filter(user=alice).count() == 2
+
+
+def test_a_credential_id_longer_than_webauthn_allows_is_refused(alice: User) -> None:
+    """WebAuthn §7.1: a credential id is at most 1023 bytes. A longer one (2000 bytes fits
+    in a form's answer) is refused like any answer that proves no key; stored, it would
+    outgrow its column (a DataError, so a 500, on PostgreSQL)."""
+    soft = SoftAuthenticator()
+    request = web_request(alice)
+    options = flows.begin(request, Purpose.REGISTER, alice)
+    answer = json.dumps(soft.create(options, ORIGIN, credential_id_length=2000))
+    with pytest.raises(flows.KeyRefused):
+        flows.register_key(request, alice, answer, "", CTX)
+    assert not SecurityKey.objects.filter(user=alice).exists()
+    assert not RecoveryCode.objects.filter(user=alice).exists()
+    # The longest id WebAuthn allows is taken.
+    key, _codes = add_key(alice, soft, credential_id_length=1023)
+    assert len(key.credential_id) == 1364  # base64url of 1023 bytes
 
 
 def test_removing_keys_and_the_last_authenticator(alice: User) -> None:

@@ -56,6 +56,9 @@ from keyfob.twofactor.models import Authenticator, Purpose, SecurityKey, WebAuth
 # The session holds, per purpose, only a random token whose digest finds the challenge row.
 SESSION_KEY = "keyfob.webauthn"
 _TRANSPORTS = frozenset(t.value for t in AuthenticatorTransport)
+# WebAuthn §7.1 (registration, step "credentialId"): longer ids are refused. Its base64url
+# form (1364 characters) fits SecurityKey.credential_id.
+MAX_CREDENTIAL_ID = 1023
 
 
 class KeyRefused(InvalidCode):
@@ -262,7 +265,7 @@ def _parse(response: str) -> dict[str, Any]:
     """The browser's credential as a JSON object, or :class:`KeyRefused`."""
     try:
         data = json.loads(response)
-    except ValueError:
+    except (ValueError, RecursionError):  # nested past the recursion limit: not an answer
         raise KeyRefused("not JSON") from None
     if not isinstance(data, dict) or not isinstance(data.get("rawId"), str):
         raise KeyRefused("not a WebAuthn credential")
@@ -307,6 +310,8 @@ def register_key(
         )
     except (WebAuthnException, ValueError, TypeError, KeyError) as exc:
         raise KeyRefused("registration not proven") from exc
+    if len(verified.credential_id) > MAX_CREDENTIAL_ID:
+        raise KeyRefused("credential id longer than WebAuthn allows")
     transports = _part(data, "response").get("transports")
     cred_props = _part(data, "clientExtensionResults").get("credProps")
     key = SecurityKey(
@@ -328,9 +333,13 @@ def register_key(
         user_handle=row.user_handle,
     )
     with transaction.atomic():
-        # The account's keys locked (PostgreSQL): two additions at once cannot pass the cap.
-        held = list(SecurityKey.objects.select_for_update().filter(user=user).values("pk"))
-        if len(held) >= app_settings.max_security_keys:
+        # The account's row locked (PostgreSQL), as for the e-mail change's daily limit: two
+        # additions at once are counted one after the other, so they cannot pass the cap
+        # together, and only one of them is the first. (Locking the keys alone would not
+        # do: the row another addition is inserting is not there to lock.)
+        User.objects.select_for_update().filter(pk=user.pk).first()
+        held = SecurityKey.objects.filter(user=user).count()
+        if held >= app_settings.max_security_keys:
             raise TooManyKeys(f"at most {app_settings.max_security_keys} security keys")
         first = (
             not held
