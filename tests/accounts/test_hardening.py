@@ -157,3 +157,23 @@ def test_a_stale_session_cannot_change_the_phone(
         assert client.post("/account/", data)["Location"] == "/account/"
     user.refresh_from_db()
     assert user.phone == "+33699999999"
+
+
+def test_prune_activity_deletes_expired_sessions(db: None) -> None:
+    """Sessions left behind (a passkey challenge asked for by a visitor who never signed in)
+    go once expired; a live one stays."""
+    from datetime import timedelta
+
+    from django.contrib.sessions.backends.db import SessionStore
+    from django.contrib.sessions.models import Session
+    from django.utils import timezone
+
+    left, live = SessionStore(), SessionStore()
+    for session in (left, live):
+        session["keyfob.webauthn"] = {"passwordless": "token"}
+        session.save()
+    Session.objects.filter(session_key=left.session_key).update(
+        expire_date=timezone.now() - timedelta(seconds=1)
+    )
+    call_command("prune-activity")
+    assert list(Session.objects.values_list("session_key", flat=True)) == [live.session_key]

@@ -17,6 +17,7 @@ from keyfob.accounts.models import User
 from keyfob.audit.models import EventKind, SecurityEvent
 from keyfob.core import clock
 from keyfob.core.models import Throttle
+from keyfob.twofactor.flows.webauthn import MAX_CHALLENGES_PER_ADDRESS
 from keyfob.twofactor.forms import MAX_KEY_ANSWER
 from keyfob.twofactor.models import SecurityKey, WebAuthnChallenge
 from keyfob.twofactor.signin import PHISHING_RESISTANT_KEY
@@ -329,3 +330,26 @@ def test_the_message_table_has_a_text_for_every_refusal() -> None:
     assert "1 minute" in passkey_error(Throttled(60))
     distinct = {passkey_error(e) for e in reasons}
     assert len(distinct) == len(reasons) - 2  # NotPasswordless and NotEnrolled read as refused
+
+
+def test_one_address_holds_a_bounded_number_of_challenges(frozen_time: float) -> None:
+    """Anyone may ask for a passkey challenge, and each is a row: a client that drops its
+    cookie each time is stopped at 30 live ones from its address (429, said in words) until
+    the oldest expires; another address, and a browser asking again in its own session, are
+    not affected."""
+    for _ in range(MAX_CHALLENGES_PER_ADDRESS):
+        assert Client(HTTP_HOST=HOST).post("/login/passkey/options/").status_code == 200
+    refused = Client(HTTP_HOST=HOST).post("/login/passkey/options/")
+    assert refused.status_code == 429 and "Try again in" in refused.json()["error"]
+    assert WebAuthnChallenge.objects.count() == MAX_CHALLENGES_PER_ADDRESS
+    elsewhere = Client(HTTP_HOST=HOST, REMOTE_ADDR="192.0.2.77")
+    assert elsewhere.post("/login/passkey/options/").status_code == 200
+    with clock.frozen(frozen_time + 301):
+        assert Client(HTTP_HOST=HOST).post("/login/passkey/options/").status_code == 200
+
+
+def test_a_browser_asking_again_replaces_its_challenge(frozen_time: float) -> None:
+    client = Client(HTTP_HOST=HOST)
+    for _ in range(40):
+        assert client.post("/login/passkey/options/").status_code == 200
+    assert WebAuthnChallenge.objects.count() == 1

@@ -202,9 +202,14 @@ class WebAuthnChallenge(models.Model):
     challenge = models.BinaryField()
     # Registration only: the account's user handle given to the key with this challenge.
     user_handle = models.CharField(max_length=100, blank=True)
+    # Passwordless only: who asked (no account yet), to bound what one address can make.
+    address = models.GenericIPAddressField(null=True, blank=True)
     created_at = models.DateTimeField(default=clock.now)
     expires_at = models.DateTimeField(db_index=True)
     used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["address", "expires_at"])]
 
     def __repr__(self) -> str:
         return f"<WebAuthnChallenge {self.purpose} user={self.user_id}>"

@@ -188,6 +188,8 @@ def passkey_options_view(request: HttpRequest) -> HttpResponse:
         options = flows.begin(request, Purpose.PASSWORDLESS)
     except flows.WrongHost as exc:
         return JsonResponse({"error": passkey_error(exc)}, status=400)
+    except Throttled as exc:
+        return JsonResponse({"error": passkey_error(exc)}, status=429)
     return JsonResponse(options)
 
 

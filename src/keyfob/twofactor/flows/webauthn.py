@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -42,12 +42,12 @@ from webauthn.helpers.structs import (
 from keyfob.accounts.flows import require_recent_auth
 from keyfob.accounts.models import User
 from keyfob.audit import notices
-from keyfob.audit.events import Context, record
+from keyfob.audit.events import Context, client_address, record
 from keyfob.audit.models import EventKind
 from keyfob.audit.notices import NoticeKind
 from keyfob.core import clock
 from keyfob.core.consume import consume
-from keyfob.otp import CodeReused, InvalidCode, KeyfobError
+from keyfob.otp import CodeReused, InvalidCode, KeyfobError, Throttled
 from keyfob.twofactor.app_settings import app_settings
 from keyfob.twofactor.flows.recovery import replace_recovery_codes
 from keyfob.twofactor.flows.verify import Event, Factor, NotEnrolled, throttled_attempt
@@ -156,7 +156,8 @@ def begin(request: HttpRequest, purpose: Purpose, user: User | None = None) -> d
     ``user`` is the account (None only for PASSWORDLESS, where the key says whose it is).
     Raises :class:`WrongHost`, :class:`TooManyKeys` (REGISTER), :class:`NotEnrolled` (an
     account without a key asked to use one), ``ReauthRequired`` (REGISTER without a recent
-    confirmation).
+    confirmation), :class:`~keyfob.otp.Throttled` (PASSWORDLESS: the address asked for too
+    many).
     """
     assert (user is None) == (purpose == Purpose.PASSWORDLESS)
     expected_origin(request)  # refuses a host outside the relying party id
@@ -209,12 +210,16 @@ def begin(request: HttpRequest, purpose: Purpose, user: User | None = None) -> d
         if isinstance(tokens.get(purpose), str):
             stale |= Q(binding=_digest(tokens[purpose]))
         WebAuthnChallenge.objects.filter(stale).delete()
+        address = client_address(request) if purpose == Purpose.PASSWORDLESS else None
+        if address is not None:
+            _refuse_a_flood(address, now)
         WebAuthnChallenge.objects.create(
             purpose=purpose,
             user=user,
             binding=_digest(token),
             challenge=challenge,
             user_handle=handle,
+            address=address,
             created_at=now,
             expires_at=now + timedelta(seconds=app_settings.webauthn_challenge_seconds),
         )
@@ -226,6 +231,23 @@ def begin(request: HttpRequest, purpose: Purpose, user: User | None = None) -> d
         # answer the key is never offered for a sign-in without the password.
         data["extensions"] = {"credProps": True}
     return data
+
+
+# Passwordless challenges one address may hold at once. Anyone may ask for one (the
+# sign-in page does as it loads), and each is a row; a browser's own earlier one is replaced,
+# so only a client that drops its session cookie reaches this.
+MAX_CHALLENGES_PER_ADDRESS = 30
+
+
+def _refuse_a_flood(address: str, now: datetime) -> None:
+    """Raise :class:`Throttled` when ``address`` holds the most live passwordless
+    challenges it may, until the oldest expires."""
+    live = WebAuthnChallenge.objects.filter(
+        purpose=Purpose.PASSWORDLESS, address=address, expires_at__gt=now
+    ).order_by("expires_at")
+    expiries = list(live.values_list("expires_at", flat=True)[:MAX_CHALLENGES_PER_ADDRESS])
+    if len(expiries) >= MAX_CHALLENGES_PER_ADDRESS:
+        raise Throttled((expiries[0] - now).total_seconds(), "too many passkey challenges")
 
 
 def _live_challenge(request: HttpRequest, purpose: Purpose, user: User | None) -> WebAuthnChallenge:

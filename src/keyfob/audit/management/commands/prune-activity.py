@@ -1,12 +1,14 @@
-"""keyfob prune-activity: delete security events older than the retention (default 365 days)
-and throttle rows quiet for a day."""
+"""keyfob prune-activity: delete security events older than the retention (default 365 days),
+throttle rows quiet for a day and expired sessions."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
+from django.utils.module_loading import import_string
 
 from keyfob.audit.app_settings import app_settings
 from keyfob.audit.models import SecurityEvent
@@ -31,3 +33,7 @@ class Command(BaseCommand):
         self.stdout.write(f"deleted {deleted} events older than {days} days")
         idle = throttle.prune_idle()
         self.stdout.write(f"deleted {idle} throttle rows quiet for a day")
+        # Sessions a visitor left (a passkey challenge, a sign-in never finished): Django
+        # keeps each row until something deletes it.
+        import_string(f"{settings.SESSION_ENGINE}.SessionStore").clear_expired()
+        self.stdout.write("deleted expired sessions")
