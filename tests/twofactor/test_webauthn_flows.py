@@ -14,6 +14,7 @@ from django.contrib.sessions.backends.db import SessionStore
 from django.http import HttpRequest
 from django.test import RequestFactory
 
+from keyfob import otp
 from keyfob.accounts.flows import ReauthRequired, mark_recent_auth
 from keyfob.accounts.models import User
 from keyfob.api import flows as api
@@ -350,6 +351,29 @@ def test_first_keys_added_at_once_turn_2fa_on_once(alice: User) -> None:
     assert SecurityEvent.objects.filter(user=alice, kind=EventKind.TWOFACTOR_ON).count() == 1
     assert RecoveryCode.objects.filter(user=alice).count() == flows.RECOVERY_CODES
     assert SecurityKey.objects.filter(user=alice).count() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_app_and_a_key_confirmed_at_once_turn_2fa_on_once(alice: User) -> None:
+    """The first app's code and the first key's answer at once: one of them turns 2FA on
+    (one set of recovery codes), the other is one more authenticator."""
+    pending = flows.start_setup(alice)
+    code = otp.totp(pending.secret(), clock.time())
+    request = web_request(alice)
+    answer = json.dumps(
+        SoftAuthenticator().create(flows.begin(request, Purpose.REGISTER, alice), ORIGIN)
+    )
+    results = in_threads(
+        2,
+        lambda i: (
+            flows.confirm_setup(alice, code, CTX)
+            if i == 0
+            else flows.register_key(request, alice, answer, "", CTX)
+        ),
+    )
+    assert sorted(len(r) for r in results) == [0, flows.RECOVERY_CODES]
+    assert SecurityEvent.objects.filter(user=alice, kind=EventKind.TWOFACTOR_ON).count() == 1
+    assert RecoveryCode.objects.filter(user=alice).count() == flows.RECOVERY_CODES
 
 
 def test_a_credential_id_longer_than_webauthn_allows_is_refused(alice: User) -> None:

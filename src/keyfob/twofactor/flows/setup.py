@@ -103,6 +103,9 @@ def confirm_setup(user: User, code: str, context: Context) -> list[str]:
 
     def attempt() -> list[str]:
         auth = check()
+        # The account's row locked, as a key's registration does: an app and a key
+        # confirmed at once are counted one after the other, so only one turns 2FA on.
+        User.objects.select_for_update().filter(pk=user.pk).first()
         others = Authenticator.objects.filter(user=user, confirmed_at__isnull=False)
         if others.exclude(pk=auth.pk).exists() or SecurityKey.objects.filter(user=user).exists():
             record(user, EventKind.AUTHENTICATOR_ADDED, context, name=auth.label, method=auth.kind)
