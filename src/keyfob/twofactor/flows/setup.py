@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 from enum import StrEnum
+from typing import TypeVar
 
 from django.db import transaction
+from django.db.models import QuerySet
 
 from keyfob import otp
 from keyfob.accounts.models import User
@@ -103,20 +105,49 @@ def confirm_setup(user: User, code: str, context: Context) -> list[str]:
 
     def attempt() -> list[str]:
         auth = check()
-        # The account's row locked, as a key's registration does: an app and a key
-        # confirmed at once are counted one after the other, so only one turns 2FA on.
-        User.objects.select_for_update().filter(pk=user.pk).first()
-        others = Authenticator.objects.filter(user=user, confirmed_at__isnull=False)
-        if others.exclude(pk=auth.pk).exists() or SecurityKey.objects.filter(user=user).exists():
-            record(user, EventKind.AUTHENTICATOR_ADDED, context, name=auth.label, method=auth.kind)
-            notices.queue(user, NoticeKind.AUTHENTICATOR_ADDED, context, name=auth.label)
-            return []
-        codes = replace_recovery_codes(user)
-        record(user, EventKind.TWOFACTOR_ON, context, method=auth.kind, name=auth.label)
-        notices.queue(user, NoticeKind.TWOFACTOR_ON, context)
-        return codes
+        lock_account(user)
+        return turned_on_or_added(
+            user,
+            context,
+            name=auth.label,
+            method=auth.kind,
+            added=(EventKind.AUTHENTICATOR_ADDED, NoticeKind.AUTHENTICATOR_ADDED),
+        )
 
     return throttled_attempt(user, context, Factor.CODE, attempt)
+
+
+def lock_account(user: User) -> None:
+    """Lock the account's row until the transaction ends (PostgreSQL; SQLite's IMMEDIATE
+    transactions serialise writers anyway): authenticators added at once, of either kind,
+    are then counted one after the other, so only one is the first and none passes a cap.
+    (Locking the authenticator rows would not do: a row being inserted is not there.)"""
+    User.objects.select_for_update().filter(pk=user.pk).first()
+
+
+def turned_on_or_added(
+    user: User,
+    context: Context,
+    *,
+    name: str,
+    method: str,
+    added: tuple[EventKind, NoticeKind],
+    **detail: object,
+) -> list[str]:
+    """After an authenticator (app or key, named ``name``) is confirmed, under
+    :func:`lock_account`: if it is the account's only one, 2FA is on: new recovery codes
+    (returned, to be shown once), recorded and notified. Else it is one more (``added``'s
+    event, with ``detail``, and notice) and the recovery codes stay: an empty list."""
+    apps = Authenticator.objects.filter(user=user, confirmed_at__isnull=False).count()
+    if apps + SecurityKey.objects.filter(user=user).count() > 1:
+        event, notice = added
+        record(user, event, context, name=name, **detail)
+        notices.queue(user, notice, context, name=name)
+        return []
+    codes = replace_recovery_codes(user)
+    record(user, EventKind.TWOFACTOR_ON, context, method=method, name=name)
+    notices.queue(user, NoticeKind.TWOFACTOR_ON, context)
+    return codes
 
 
 def disable(user: User, context: Context, *, by: By = By.USER) -> None:
@@ -157,16 +188,36 @@ def rename_authenticator(user: User, pk: int, name: str, context: Context) -> Au
 
     Raises ``Authenticator.DoesNotExist`` for another account's or an unknown one.
     """
+    return renamed(
+        user,
+        Authenticator.objects.filter(pk=pk, user=user, confirmed_at__isnull=False),
+        name,
+        context,
+        (EventKind.AUTHENTICATOR_RENAMED, NoticeKind.AUTHENTICATOR_RENAMED),
+    )
+
+
+_Named = TypeVar("_Named", Authenticator, SecurityKey)
+
+
+def renamed(
+    user: User,
+    rows: QuerySet[_Named],
+    name: str,
+    context: Context,
+    kinds: tuple[EventKind, NoticeKind],
+) -> _Named:
+    """Rename the one row of ``rows`` (``user``'s app or key; ``DoesNotExist`` if none),
+    locked, with the event and notice of ``kinds``; return it."""
     with transaction.atomic():
-        auth = Authenticator.objects.select_for_update().get(
-            pk=pk, user=user, confirmed_at__isnull=False
-        )
-        old = auth.label
-        auth.name = name
-        auth.save(update_fields=["name"])
-        record(user, EventKind.AUTHENTICATOR_RENAMED, context, old=old, name=auth.label)
-        notices.queue(user, NoticeKind.AUTHENTICATOR_RENAMED, context, old=old, name=auth.label)
-        return auth
+        row = rows.select_for_update().get()
+        old = row.label
+        row.name = name
+        row.save(update_fields=["name"])
+        event, notice = kinds
+        record(user, event, context, old=old, name=row.label)
+        notices.queue(user, notice, context, old=old, name=row.label)
+        return row
 
 
 def _locked_authenticators(user: User) -> tuple[list[Authenticator], list[SecurityKey]]:

@@ -42,16 +42,16 @@ from webauthn.helpers.structs import (
 from keyfob.accounts.flows import require_recent_auth
 from keyfob.accounts.models import User
 from keyfob.audit import notices
-from keyfob.audit.events import Context, client_address, record
+from keyfob.audit.events import Context, client_address
 from keyfob.audit.models import EventKind
 from keyfob.audit.notices import NoticeKind
 from keyfob.core import clock
 from keyfob.core.consume import consume
 from keyfob.otp import CodeReused, InvalidCode, KeyfobError, Throttled
 from keyfob.twofactor.app_settings import app_settings
-from keyfob.twofactor.flows.recovery import replace_recovery_codes
+from keyfob.twofactor.flows.setup import lock_account, renamed, turned_on_or_added
 from keyfob.twofactor.flows.verify import Event, Factor, NotEnrolled, throttled_attempt
-from keyfob.twofactor.models import Authenticator, Purpose, SecurityKey, WebAuthnChallenge
+from keyfob.twofactor.models import Purpose, SecurityKey, WebAuthnChallenge
 
 # The session holds, per purpose, only a random token whose digest finds the challenge row.
 SESSION_KEY = "keyfob.webauthn"
@@ -355,32 +355,23 @@ def register_key(
         user_handle=row.user_handle,
     )
     with transaction.atomic():
-        # The account's row locked (PostgreSQL), as for the e-mail change's daily limit: two
-        # additions at once are counted one after the other, so they cannot pass the cap
-        # together, and only one of them is the first. (Locking the keys alone would not
-        # do: the row another addition is inserting is not there to lock.)
-        User.objects.select_for_update().filter(pk=user.pk).first()
-        held = SecurityKey.objects.filter(user=user).count()
-        if held >= app_settings.max_security_keys:
+        lock_account(user)
+        if SecurityKey.objects.filter(user=user).count() >= app_settings.max_security_keys:
             raise TooManyKeys(f"at most {app_settings.max_security_keys} security keys")
-        first = (
-            not held
-            and not Authenticator.objects.filter(user=user, confirmed_at__isnull=False).exists()
-        )
         _spend(request, row)
         try:
             with transaction.atomic():
                 key.save()
         except IntegrityError:  # the same credential registered already
             raise KeyRefused("credential already registered") from None
-        if not first:
-            record(user, EventKind.KEY_ADDED, context, name=key.label, synced=key.backup_eligible)
-            notices.queue(user, NoticeKind.KEY_ADDED, context, name=key.label)
-            return []
-        codes = replace_recovery_codes(user)
-        record(user, EventKind.TWOFACTOR_ON, context, method="security_key", name=key.label)
-        notices.queue(user, NoticeKind.TWOFACTOR_ON, context)
-        return codes
+        return turned_on_or_added(
+            user,
+            context,
+            name=key.label,
+            method="security_key",
+            added=(EventKind.KEY_ADDED, NoticeKind.KEY_ADDED),
+            synced=key.backup_eligible,
+        )
 
 
 def _use_counter(key: SecurityKey, new_count: int, backed_up: bool, discovered: bool) -> bool:
@@ -479,11 +470,10 @@ def verify_key(
 def rename_key(user: User, pk: int, name: str, context: Context) -> SecurityKey:
     """Give one of the account's keys a new name (recorded, notified). Raises
     ``SecurityKey.DoesNotExist`` for another account's or an unknown one."""
-    with transaction.atomic():
-        key = SecurityKey.objects.select_for_update().get(pk=pk, user=user)
-        old = key.label
-        key.name = name
-        key.save(update_fields=["name"])
-        record(user, EventKind.KEY_RENAMED, context, old=old, name=key.label)
-        notices.queue(user, NoticeKind.KEY_RENAMED, context, old=old, name=key.label)
-        return key
+    return renamed(
+        user,
+        SecurityKey.objects.filter(pk=pk, user=user),
+        name,
+        context,
+        (EventKind.KEY_RENAMED, NoticeKind.KEY_RENAMED),
+    )
