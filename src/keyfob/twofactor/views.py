@@ -6,7 +6,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from django import forms
 from django.contrib import messages
@@ -621,10 +621,14 @@ def revoke_browser_view(request: HttpRequest, pk: int | None = None) -> HttpResp
     return redirect("account:security")
 
 
-def _own_app(user: User, pk: int) -> Authenticator:
-    """One of the account's confirmed authenticator apps; 404 for any other (another
-    account's says nothing of its existence)."""
-    found = next((a for a in flows.confirmed_authenticators(user) if a.pk == pk), None)
+_Item = TypeVar("_Item", Authenticator, SecurityKey)
+
+
+def _own(rows: list[AuthenticatorRow], kind: type[_Item], pk: int) -> _Item:
+    """The account's app or key (``kind``) numbered ``pk``, among its ``rows``
+    (:func:`authenticator_rows`); 404 for any other (another account's says nothing of its
+    existence)."""
+    found = next((r.item for r in rows if isinstance(r.item, kind) and r.item.pk == pk), None)
     if found is None:
         raise Http404
     return found
@@ -641,7 +645,7 @@ def _rename_page(request: HttpRequest, form: forms.Form, heading: str, label: st
 @require_http_methods(["GET", "POST"])
 def rename_authenticator_view(request: HttpRequest, pk: int) -> HttpResponse:
     user = _user(request)
-    auth = _own_app(user, pk)
+    auth = _own(authenticator_rows(user), Authenticator, pk)
     form = AuthenticatorNameForm(
         request.POST if request.method == "POST" else None, initial={"name": auth.name}
     )
@@ -660,8 +664,9 @@ def remove_authenticator_view(request: HttpRequest, pk: int) -> HttpResponse:
     """Removing one app. The last one is not removed here: that is turning 2FA off, whose
     own page says what it means."""
     user = _user(request)
-    auth = _own_app(user, pk)
-    if len(authenticator_rows(user)) == 1:  # of any kind: apps and keys
+    rows = authenticator_rows(user)
+    auth = _own(rows, Authenticator, pk)
+    if len(rows) == 1:  # of any kind: apps and keys
         return redirect("account:disable")
     if request.method == "POST":
         try:
@@ -734,20 +739,11 @@ def add_key_options_view(request: HttpRequest) -> HttpResponse:
     return key_options(request, Purpose.REGISTER, _user(request))
 
 
-def _own_key(user: User, pk: int) -> SecurityKey:
-    """One of the account's security keys; 404 for any other (another account's says
-    nothing of its existence)."""
-    found = next((k for k in flows.security_keys(user) if k.pk == pk), None)
-    if found is None:
-        raise Http404
-    return found
-
-
 @reauth_required
 @require_http_methods(["GET", "POST"])
 def rename_key_view(request: HttpRequest, pk: int) -> HttpResponse:
     user = _user(request)
-    key = _own_key(user, pk)
+    key = _own(authenticator_rows(user), SecurityKey, pk)
     form = KeyNameForm(
         request.POST if request.method == "POST" else None, initial={"name": key.name}
     )
@@ -767,8 +763,9 @@ def remove_key_view(request: HttpRequest, pk: int) -> HttpResponse:
     """Removing one key. The account's last authenticator, of any kind, is not removed
     here: that is turning 2FA off, whose own page says what it means."""
     user = _user(request)
-    key = _own_key(user, pk)
-    if len(authenticator_rows(user)) == 1:
+    rows = authenticator_rows(user)
+    key = _own(rows, SecurityKey, pk)
+    if len(rows) == 1:
         return redirect("account:disable")
     if request.method == "POST":
         try:
