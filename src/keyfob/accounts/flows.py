@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from datetime import timedelta
+from datetime import datetime, timedelta
 from importlib import import_module
 from typing import Any
 
@@ -540,3 +540,16 @@ def finish_password_reset(request: HttpRequest, email: str, code: str, password:
         else:
             failure = WrongResetCode(checked.left)
     raise failure
+
+
+def prune_password_resets(now: datetime, **_kwargs: Any) -> tuple[str, int]:
+    """Delete the password resets whose code expired before ``now`` (used, spent or not:
+    a row per address typed, so they would pile up); a notice still waiting to be sent
+    loses its sealed code first. Receiver of ``keyfob.audit.signals.pruning``."""
+    with transaction.atomic():
+        expired = PasswordReset.objects.filter(expires_at__lte=now)
+        sealed = expired.filter(outbox__params__has_key=notices.SEALED)
+        for outbox_id in sealed.values_list("outbox_id", flat=True):
+            notices.drop_seal(outbox_id)
+        deleted, _ = expired.delete()
+    return "expired password resets", deleted
