@@ -210,9 +210,7 @@ def test_prune_activity_deletes_expired_resets(
     with clock.frozen(frozen_time + 30 * 60 + 1):
         call_command("prune-activity", stdout=out)
     assert "deleted 2 expired password resets" in out.getvalue()
-    assert list(PasswordReset.objects.values_list("outbox__to", flat=True)) == [
-        "later@example.com"
-    ]
+    assert list(PasswordReset.objects.values_list("outbox__to", flat=True)) == ["later@example.com"]
     # The expired code left the notice that was still waiting to go.
     first = Outbox.objects.filter(kind=NoticeKind.PASSWORD_RESET_CODE).order_by("pk")[0]
     assert first.to == "alice@example.com" and notices.SEALED not in first.params
