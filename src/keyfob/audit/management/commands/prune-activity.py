@@ -5,7 +5,7 @@ throttle rows quiet for a day, expired sessions, and what the apps above keep pa
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
@@ -39,5 +39,7 @@ class Command(BaseCommand):
         # keeps each row until something deletes it.
         import_string(f"{settings.SESSION_ENGINE}.SessionStore").clear_expired()
         self.stdout.write("deleted expired sessions")
-        for _receiver, (what, count) in pruning.send(sender=self.__class__, now=clock.now()):
+        for _receiver, answer in pruning.send(sender=self.__class__, now=clock.now()):
+            # Each receiver answers (what, how many); django-stubs types answers as str.
+            what, count = cast("tuple[str, int]", answer)
             self.stdout.write(f"deleted {count} {what}")
