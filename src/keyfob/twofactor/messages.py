@@ -5,6 +5,7 @@ passkey was refused: one table per surface, looked up by the error's ``code``
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
@@ -188,3 +189,27 @@ PASSKEY_MESSAGES: dict[str, Callable[[KeyfobError], str]] = {
 def passkey_error(exc: KeyfobError) -> str:
     """What to tell a person whose passkey did not sign them in."""
     return PASSKEY_MESSAGES.get(exc.code, _key_not_alone)(exc)
+
+
+@dataclass(frozen=True)
+class FamilyTexts:
+    """What the rename and remove pages say of an app or of a key."""
+
+    rename_heading: str
+    renamed: str
+    removed: str  # %(name)s
+
+
+def family_texts(family: flows.Family) -> FamilyTexts:
+    """:class:`FamilyTexts` of ``family``, in the active language."""
+    if family == flows.Family.KEY:
+        return FamilyTexts(
+            rename_heading=_("Rename a security key"),
+            renamed=_("The security key is renamed."),
+            removed=_("The security key “%(name)s” is removed."),
+        )
+    return FamilyTexts(
+        rename_heading=_("Rename an authenticator app"),
+        renamed=_("The authenticator app is renamed."),
+        removed=_("The authenticator app “%(name)s” is removed."),
+    )

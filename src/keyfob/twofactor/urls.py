@@ -4,6 +4,7 @@ mounts both)."""
 
 from django.urls import URLPattern, path
 
+from keyfob.twofactor.flows import Family
 from keyfob.twofactor.views import apps, keys, security, signin
 
 signin_urlpatterns: list[URLPattern] = [
@@ -20,20 +21,33 @@ urlpatterns: list[URLPattern] = [
     path("security/setup/", apps.setup_view, name="setup"),
     path("security/setup/phone/", apps.setup_phone_view, name="setup-phone"),
     path("security/disable/", security.disable_view, name="disable"),
+    path("security/keys/add/", keys.add_key_view, name="add-key"),
+    path("security/keys/options/", keys.add_key_options_view, name="add-key-options"),
+    # Apps and keys: one rename and one remove page, the family told by the URL.
     path(
         "security/apps/<int:pk>/rename/",
-        apps.rename_authenticator_view,
+        security.rename_view,
+        {"family": Family.APP},
         name="rename-authenticator",
     ),
     path(
         "security/apps/<int:pk>/remove/",
-        apps.remove_authenticator_view,
+        security.remove_view,
+        {"family": Family.APP},
         name="remove-authenticator",
     ),
-    path("security/keys/add/", keys.add_key_view, name="add-key"),
-    path("security/keys/options/", keys.add_key_options_view, name="add-key-options"),
-    path("security/keys/<int:pk>/rename/", keys.rename_key_view, name="rename-key"),
-    path("security/keys/<int:pk>/remove/", keys.remove_key_view, name="remove-key"),
+    path(
+        "security/keys/<int:pk>/rename/",
+        security.rename_view,
+        {"family": Family.KEY},
+        name="rename-key",
+    ),
+    path(
+        "security/keys/<int:pk>/remove/",
+        security.remove_view,
+        {"family": Family.KEY},
+        name="remove-key",
+    ),
     path("security/recovery-codes/", security.recovery_codes_view, name="recovery-codes"),
     path(
         "security/recovery-codes/download/",

@@ -1,10 +1,10 @@
 """Authenticator apps: turning 2FA on with an app (and the phone number asked before), adding
-one more, renaming and removing one."""
+one more. Renaming and removing one: ``security.rename_view``, ``security.remove_view``."""
 
 from __future__ import annotations
 
 from django.contrib import messages
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods
@@ -27,12 +27,7 @@ from keyfob.twofactor.messages import (
     code_error,
 )
 from keyfob.twofactor.models import Authenticator, Kind
-from keyfob.twofactor.views.security import (
-    _hold_fresh_codes,
-    _own,
-    _rename_page,
-    authenticator_rows,
-)
+from keyfob.twofactor.views.security import _hold_fresh_codes
 from keyfob.twofactor.views.steps import (
     signed_in_user as _user,
 )
@@ -171,44 +166,3 @@ def setup_phone_view(request: HttpRequest) -> HttpResponse:
 def _two_factor_needs_phone(request: HttpRequest, user: User) -> bool:
     """Turning 2FA on asks first for the phone number support would call (setup_view)."""
     return not flows.has_2fa(user) and not user.phone and not request.session.get(NO_PHONE_KEY)
-
-
-@reauth_required
-@require_http_methods(["GET", "POST"])
-def rename_authenticator_view(request: HttpRequest, pk: int) -> HttpResponse:
-    user = _user(request)
-    auth = _own(authenticator_rows(user), Authenticator, pk)
-    form = AuthenticatorNameForm(
-        request.POST if request.method == "POST" else None, initial={"name": auth.name}
-    )
-    if request.method == "POST" and form.is_valid():
-        flows.rename_authenticator(
-            user, auth.pk, form.cleaned_data["name"], Context.from_request(request)
-        )
-        messages.success(request, _("The authenticator app is renamed."))
-        return redirect("account:security")
-    return _rename_page(request, form, _("Rename an authenticator app"), auth.label)
-
-
-@reauth_required
-@require_http_methods(["GET", "POST"])
-def remove_authenticator_view(request: HttpRequest, pk: int) -> HttpResponse:
-    """Removing one app. The last one is not removed here: that is turning 2FA off, whose
-    own page says what it means."""
-    user = _user(request)
-    rows = authenticator_rows(user)
-    auth = _own(rows, Authenticator, pk)
-    if len(rows) == 1:  # of any kind: apps and keys
-        return redirect("account:disable")
-    if request.method == "POST":
-        try:
-            name = flows.remove_authenticator(user, auth.pk, Context.from_request(request))
-        except flows.LastAuthenticator:  # another tab removed the others meanwhile
-            return redirect("account:disable")
-        except Authenticator.DoesNotExist:
-            raise Http404 from None
-        messages.success(
-            request, _("The authenticator app “%(name)s” is removed.") % {"name": name}
-        )
-        return redirect("account:security")
-    return render(request, "twofactor/remove.html", {"authenticator": auth})

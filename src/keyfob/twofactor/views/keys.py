@@ -1,9 +1,10 @@
-"""Security keys and passkeys: adding, renaming and removing one."""
+"""Security keys and passkeys: adding one. Renaming and removing one:
+``security.rename_view``, ``security.remove_view``."""
 
 from __future__ import annotations
 
 from django.contrib import messages
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
@@ -15,21 +16,15 @@ from keyfob.twofactor import flows
 from keyfob.twofactor.app_settings import app_settings
 from keyfob.twofactor.forms import (
     AddKeyForm,
-    KeyNameForm,
 )
 from keyfob.twofactor.messages import (
     ADD_KEY_ERRORS,
     ADD_KEY_MESSAGES,
     key_error,
 )
-from keyfob.twofactor.models import Purpose, SecurityKey
+from keyfob.twofactor.models import Purpose
 from keyfob.twofactor.views.apps import _two_factor_needs_phone
-from keyfob.twofactor.views.security import (
-    _hold_fresh_codes,
-    _own,
-    _rename_page,
-    authenticator_rows,
-)
+from keyfob.twofactor.views.security import _hold_fresh_codes
 from keyfob.twofactor.views.steps import (
     key_options,
 )
@@ -88,43 +83,3 @@ def add_key_view(request: HttpRequest) -> HttpResponse:
 def add_key_options_view(request: HttpRequest) -> HttpResponse:
     """The options of the ceremony that adds a key (JSON, for webauthn.js)."""
     return key_options(request, Purpose.REGISTER, _user(request))
-
-
-@reauth_required
-@require_http_methods(["GET", "POST"])
-def rename_key_view(request: HttpRequest, pk: int) -> HttpResponse:
-    user = _user(request)
-    key = _own(authenticator_rows(user), SecurityKey, pk)
-    form = KeyNameForm(
-        request.POST if request.method == "POST" else None, initial={"name": key.name}
-    )
-    if request.method == "POST" and form.is_valid():
-        try:
-            flows.rename_key(user, key.pk, form.cleaned_data["name"], Context.from_request(request))
-        except SecurityKey.DoesNotExist:  # removed in another tab meanwhile
-            raise Http404 from None
-        messages.success(request, _("The security key is renamed."))
-        return redirect("account:security")
-    return _rename_page(request, form, _("Rename a security key"), key.label)
-
-
-@reauth_required
-@require_http_methods(["GET", "POST"])
-def remove_key_view(request: HttpRequest, pk: int) -> HttpResponse:
-    """Removing one key. The account's last authenticator, of any kind, is not removed
-    here: that is turning 2FA off, whose own page says what it means."""
-    user = _user(request)
-    rows = authenticator_rows(user)
-    key = _own(rows, SecurityKey, pk)
-    if len(rows) == 1:
-        return redirect("account:disable")
-    if request.method == "POST":
-        try:
-            name = flows.remove_key(user, key.pk, Context.from_request(request))
-        except flows.LastAuthenticator:  # another tab removed the others meanwhile
-            return redirect("account:disable")
-        except SecurityKey.DoesNotExist:
-            raise Http404 from None
-        messages.success(request, _("The security key “%(name)s” is removed.") % {"name": name})
-        return redirect("account:security")
-    return render(request, "twofactor/remove_key.html", {"key": key})

@@ -1,5 +1,6 @@
 """Account → Security: the overview (authenticators, recovery codes, trusted browsers,
-activity), recovery codes, trusted browsers and turning 2FA off."""
+activity), renaming and removing an app or a key, recovery codes, trusted browsers and
+turning 2FA off."""
 
 from __future__ import annotations
 
@@ -7,9 +8,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TypeVar
 
-from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
@@ -30,8 +29,11 @@ from keyfob.otp import KeyfobError
 from keyfob.twofactor import flows
 from keyfob.twofactor.app_settings import app_settings
 from keyfob.twofactor.forms import (
+    AuthenticatorNameForm,
+    KeyNameForm,
     SavedCodesForm,
 )
+from keyfob.twofactor.messages import family_texts
 from keyfob.twofactor.models import Authenticator, SecurityKey
 from keyfob.twofactor.views.steps import signed_in_user as _user
 
@@ -231,21 +233,66 @@ def revoke_browser_view(request: HttpRequest, pk: int | None = None) -> HttpResp
     return redirect("account:security")
 
 
-_Item = TypeVar("_Item", Authenticator, SecurityKey)
-
-
-def _own(rows: list[AuthenticatorRow], kind: type[_Item], pk: int) -> _Item:
-    """The account's app or key (``kind``) numbered ``pk``, among its ``rows``
+def _own(
+    rows: list[AuthenticatorRow], family: flows.Family, pk: int
+) -> Authenticator | SecurityKey:
+    """The account's app or key (``family``) numbered ``pk``, among its ``rows``
     (:func:`authenticator_rows`); 404 for any other (another account's says nothing of its
     existence)."""
-    found = next((r.item for r in rows if isinstance(r.item, kind) and r.item.pk == pk), None)
+    found = next(
+        (r.item for r in rows if flows.family_of(r.item) == family and r.item.pk == pk), None
+    )
     if found is None:
         raise Http404
     return found
 
 
-def _rename_page(request: HttpRequest, form: forms.Form, heading: str, label: str) -> HttpResponse:
-    """The page that renames an app or a key (one template: only the heading differs)."""
-    return render(
-        request, "twofactor/rename.html", {"form": form, "heading": heading, "label": label}
-    )
+# The name forms differ only in their label and help text.
+_NAME_FORMS = {flows.Family.APP: AuthenticatorNameForm, flows.Family.KEY: KeyNameForm}
+
+
+@reauth_required
+@require_http_methods(["GET", "POST"])
+def rename_view(request: HttpRequest, family: flows.Family, pk: int) -> HttpResponse:
+    """Renaming one app or key (``family``; its URLs under apps/ and keys/ both lead here).
+    The flow finds it, locked: another account's, or one removed meanwhile, is a 404."""
+    user = _user(request)
+    texts = family_texts(family)
+    form_class = _NAME_FORMS[family]
+    form = form_class(request.POST if request.method == "POST" else None)
+    if form.is_bound and form.is_valid():
+        try:
+            flows.rename(user, family, pk, form.cleaned_data["name"], Context.from_request(request))
+        except flows.UnknownAuthenticator:
+            raise Http404 from None
+        messages.success(request, texts.renamed)
+        return redirect("account:security")
+    item = _own(authenticator_rows(user), family, pk)
+    if not form.is_bound:
+        form = form_class(initial={"name": item.name})
+    context = {"form": form, "heading": texts.rename_heading, "label": item.display_name}
+    return render(request, "twofactor/rename.html", context)
+
+
+@reauth_required
+@require_http_methods(["GET", "POST"])
+def remove_view(request: HttpRequest, family: flows.Family, pk: int) -> HttpResponse:
+    """Removing one app or key (``family``). The account's last authenticator, of any kind,
+    is not removed here: that is turning 2FA off, whose own page says what it means."""
+    user = _user(request)
+    rows = authenticator_rows(user)
+    item = _own(rows, family, pk)
+    if len(rows) == 1:
+        return redirect("account:disable")
+    if request.method == "POST":
+        try:
+            removed = flows.remove(user, family, item.pk, Context.from_request(request))
+        except flows.LastAuthenticator:  # another tab removed the others meanwhile
+            return redirect("account:disable")
+        except flows.UnknownAuthenticator:  # removed in another tab meanwhile
+            raise Http404 from None
+        name = removed.display_name
+        messages.success(request, family_texts(family).removed % {"name": name})
+        return redirect("account:security")
+    context = {"item": item, "is_key": family == flows.Family.KEY}
+    return render(request, "twofactor/remove.html", context)
