@@ -12,7 +12,7 @@ from keyfob.ssh import gafile, messages, serverconfig
 from keyfob.support import flows as support
 from keyfob.support import views as support_views
 from keyfob.twofactor import flows as twofactor
-from keyfob.twofactor import views as twofactor_views
+from keyfob.twofactor import messages as twofactor_views
 
 
 def _subclasses(base: type) -> list[type]:

@@ -12,7 +12,7 @@ from django.test import Client
 
 from keyfob.accounts.models import AccountKind, User
 from keyfob.audit.events import Context
-from keyfob.twofactor.signin import PHISHING_RESISTANT_KEY
+from keyfob.twofactor.views.signin import PHISHING_RESISTANT_KEY
 from tests.conftest import PASSWORD, Enrolled, enrol, make_user
 
 T0 = 1_900_000_005.0  # the middle of a 30-second step

@@ -14,7 +14,7 @@ from django.test import Client
 
 from keyfob.accounts.models import User
 from keyfob.core import clock
-from keyfob.twofactor.signin import PHISHING_RESISTANT_KEY
+from keyfob.twofactor.views.signin import PHISHING_RESISTANT_KEY
 from tests.conftest import PASSWORD, Enrolled, make_user
 from tests.support.conftest import enrolled
 from tests.twofactor.passkeys import HOST, ORIGIN, register

@@ -20,7 +20,7 @@ from keyfob.core.models import Throttle
 from keyfob.twofactor.flows.webauthn import MAX_CHALLENGES_PER_ADDRESS
 from keyfob.twofactor.forms import MAX_KEY_ANSWER
 from keyfob.twofactor.models import SecurityKey, WebAuthnChallenge
-from keyfob.twofactor.signin import PHISHING_RESISTANT_KEY
+from keyfob.twofactor.views.signin import PHISHING_RESISTANT_KEY
 from tests.conftest import make_user
 from tests.twofactor.passkeys import HOST, ORIGIN, register
 from tests.webauthn_soft import SoftAuthenticator
@@ -311,7 +311,7 @@ def test_the_message_table_has_a_text_for_every_refusal() -> None:
     tell a known key from an unknown one share one."""
     from keyfob.otp import CodeReused, Throttled
     from keyfob.twofactor import flows
-    from keyfob.twofactor.signin import PASSKEY_MESSAGES, passkey_error
+    from keyfob.twofactor.messages import PASSKEY_MESSAGES, passkey_error
 
     reasons = [
         flows.KeyRefused(),

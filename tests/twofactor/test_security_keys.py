@@ -22,10 +22,11 @@ from keyfob.audit.events import Context
 from keyfob.audit.models import EventKind, NoticeKind, Outbox, SecurityEvent
 from keyfob.core import clock
 from keyfob.otp import CodeReused, Throttled
-from keyfob.twofactor import flows, signin
-from keyfob.twofactor import views as twofactor_views
+from keyfob.twofactor import flows
+from keyfob.twofactor import messages as twofactor_views
+from keyfob.twofactor.messages import ADD_KEY_MESSAGES, KEY_MESSAGES
 from keyfob.twofactor.models import Authenticator, RecoveryCode, SecurityKey, WebAuthnChallenge
-from keyfob.twofactor.views import ADD_KEY_MESSAGES, KEY_MESSAGES
+from keyfob.twofactor.views import signin
 from tests.conftest import PASSWORD, Enrolled, make_user, password_step
 from tests.twofactor.keys import (
     ORIGIN,

@@ -180,7 +180,7 @@ def test_remove_one_app_but_the_last_is_turning_2fa_off(
     assert response["Location"] == "/account/security/disable/"
     assert Authenticator.objects.filter(pk=last).exists()
     with pytest.raises(flows.LastAuthenticator):
-        flows.remove_authenticator(old.user, last, CTX)
+        flows.remove(old.user, flows.Family.APP, last, CTX)
 
 
 def test_another_accounts_app_is_not_found(

@@ -393,21 +393,24 @@ def test_a_credential_id_longer_than_webauthn_allows_is_refused(alice: User) -> 
     assert len(key.credential_id) == 1364  # base64url of 1023 bytes
 
 
+KEY = flows.Family.KEY
+
+
 def test_removing_keys_and_the_last_authenticator(alice: User) -> None:
     first, _ = add_key(alice, SoftAuthenticator(), "One")
     second, _ = add_key(alice, SoftAuthenticator(), "Two")
-    assert flows.remove_key(alice, second.pk, CTX) == "Two"
+    assert flows.remove(alice, KEY, second.pk, CTX).label == "Two"
     with pytest.raises(flows.LastAuthenticator):
-        flows.remove_key(alice, first.pk, CTX)
+        flows.remove(alice, KEY, first.pk, CTX)
     enrol(alice)  # an app: now the key is not the last one
-    assert flows.remove_key(alice, first.pk, CTX) == "One"
+    assert flows.remove(alice, KEY, first.pk, CTX).label == "One"
     app = flows.confirmed_authenticators(alice)[0]
     with pytest.raises(flows.LastAuthenticator):
-        flows.remove_authenticator(alice, app.pk, CTX)
+        flows.remove(alice, flows.Family.APP, app.pk, CTX)
     bob = make_user("bob@example.com")
     bobs, _ = add_key(bob, SoftAuthenticator())
-    with pytest.raises(SecurityKey.DoesNotExist):
-        flows.remove_key(alice, bobs.pk, CTX)
+    with pytest.raises(flows.UnknownAuthenticator):
+        flows.remove(alice, KEY, bobs.pk, CTX)
     assert Outbox.objects.filter(user=alice, kind=NoticeKind.KEY_REMOVED).count() == 2
 
 
@@ -421,7 +424,7 @@ def test_turning_2fa_off_and_supports_reset_remove_every_key(alice: User) -> Non
 
 def test_rename_a_key(alice: User) -> None:
     key, _ = add_key(alice, SoftAuthenticator(), "Old")
-    assert flows.rename_key(alice, key.pk, "New", CTX).label == "New"
+    assert flows.rename(alice, KEY, key.pk, "New", CTX).label == "New"
     assert Outbox.objects.get(user=alice, kind=NoticeKind.KEY_RENAMED).params == {
         "old": "Old",
         "name": "New",

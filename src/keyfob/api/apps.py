@@ -11,7 +11,7 @@ class ApiConfig(AppConfig):
         # The SSH logins section of twofactor's Security page is this app's: it is added
         # here, so twofactor (a lower layer) never imports api.
         from keyfob.api.views import ssh_logins_section
-        from keyfob.twofactor.views import SECURITY_SECTIONS
+        from keyfob.twofactor.views.security import SECURITY_SECTIONS
 
         if ssh_logins_section not in SECURITY_SECTIONS:
             SECURITY_SECTIONS.append(ssh_logins_section)

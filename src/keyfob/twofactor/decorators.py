@@ -16,7 +16,7 @@ from keyfob.accounts.decorators import reauth_redirect
 from keyfob.accounts.models import User
 from keyfob.twofactor import flows
 from keyfob.twofactor.app_settings import app_settings
-from keyfob.twofactor.signin import phishing_resistant
+from keyfob.twofactor.views.signin import phishing_resistant
 
 View = Callable[..., HttpResponse]
 

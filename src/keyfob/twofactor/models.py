@@ -4,9 +4,25 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext, gettext_noop
 from django.utils.translation import gettext_lazy as _
 
 from keyfob.core import clock, keyring
+
+# The name an app or a key has when its holder gave none. Events and notices record it
+# untranslated (the English text, a message id), so each reader sees it in their own
+# language: the Security page's reader, a notice's recipient (:func:`shown_name`).
+DEFAULT_APP_NAME = gettext_noop("Authenticator app")
+DEFAULT_KEY_NAME = gettext_noop("Security key")
+DEFAULT_NAMES = frozenset({DEFAULT_APP_NAME, DEFAULT_KEY_NAME})
+
+
+def shown_name(recorded: object) -> str:
+    """An app's or key's name as recorded (a ``label``, an event's or notice's ``name``), in
+    the active language: a default name translated, any other as it was given."""
+    if recorded in DEFAULT_NAMES:
+        return gettext(str(recorded))
+    return "" if recorded is None else str(recorded)
 
 
 class Kind(models.TextChoices):
@@ -48,9 +64,15 @@ class Authenticator(models.Model):
 
     @property
     def label(self) -> str:
-        """The name the holder gave it; an authenticator carried over from the days of one
-        per account has none and reads as "Authenticator app"."""
-        return self.name or str(_("Authenticator app"))
+        """The name the holder gave it, as events and notices record it; one given none (as
+        one carried over from the days of one per account) is :data:`DEFAULT_APP_NAME`,
+        untranslated. Pages show :attr:`display_name`."""
+        return self.name or DEFAULT_APP_NAME
+
+    @property
+    def display_name(self) -> str:
+        """:attr:`label` in the active language."""
+        return shown_name(self.label)
 
     @property
     def is_confirmed(self) -> bool:
@@ -158,7 +180,14 @@ class SecurityKey(models.Model):
 
     @property
     def label(self) -> str:
-        return self.name or str(_("Security key"))
+        """As :attr:`Authenticator.label`: the name given, or :data:`DEFAULT_KEY_NAME`
+        untranslated."""
+        return self.name or DEFAULT_KEY_NAME
+
+    @property
+    def display_name(self) -> str:
+        """:attr:`label` in the active language."""
+        return shown_name(self.label)
 
     @property
     def kind_label(self) -> str:

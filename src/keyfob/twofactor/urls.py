@@ -4,7 +4,8 @@ mounts both)."""
 
 from django.urls import URLPattern, path
 
-from keyfob.twofactor import signin, views
+from keyfob.twofactor.flows import Family
+from keyfob.twofactor.views import apps, keys, security, signin
 
 signin_urlpatterns: list[URLPattern] = [
     path("login/", signin.login_view, name="login"),
@@ -16,33 +17,46 @@ signin_urlpatterns: list[URLPattern] = [
 ]
 
 urlpatterns: list[URLPattern] = [
-    path("security/", views.security_view, name="security"),
-    path("security/setup/", views.setup_view, name="setup"),
-    path("security/setup/phone/", views.setup_phone_view, name="setup-phone"),
-    path("security/disable/", views.disable_view, name="disable"),
+    path("security/", security.security_view, name="security"),
+    path("security/setup/", apps.setup_view, name="setup"),
+    path("security/setup/phone/", apps.setup_phone_view, name="setup-phone"),
+    path("security/disable/", security.disable_view, name="disable"),
+    path("security/keys/add/", keys.add_key_view, name="add-key"),
+    path("security/keys/options/", keys.add_key_options_view, name="add-key-options"),
+    # Apps and keys: one rename and one remove page, the family told by the URL.
     path(
         "security/apps/<int:pk>/rename/",
-        views.rename_authenticator_view,
+        security.rename_view,
+        {"family": Family.APP},
         name="rename-authenticator",
     ),
     path(
         "security/apps/<int:pk>/remove/",
-        views.remove_authenticator_view,
+        security.remove_view,
+        {"family": Family.APP},
         name="remove-authenticator",
     ),
-    path("security/keys/add/", views.add_key_view, name="add-key"),
-    path("security/keys/options/", views.add_key_options_view, name="add-key-options"),
-    path("security/keys/<int:pk>/rename/", views.rename_key_view, name="rename-key"),
-    path("security/keys/<int:pk>/remove/", views.remove_key_view, name="remove-key"),
-    path("security/recovery-codes/", views.recovery_codes_view, name="recovery-codes"),
+    path(
+        "security/keys/<int:pk>/rename/",
+        security.rename_view,
+        {"family": Family.KEY},
+        name="rename-key",
+    ),
+    path(
+        "security/keys/<int:pk>/remove/",
+        security.remove_view,
+        {"family": Family.KEY},
+        name="remove-key",
+    ),
+    path("security/recovery-codes/", security.recovery_codes_view, name="recovery-codes"),
     path(
         "security/recovery-codes/download/",
-        views.recovery_codes_download,
+        security.recovery_codes_download,
         name="recovery-codes-download",
     ),
-    path("security/recovery-codes/new/", views.regenerate_view, name="regenerate"),
-    path("security/browsers/revoke/", views.revoke_browser_view, name="revoke-all"),
-    path("security/browsers/<int:pk>/revoke/", views.revoke_browser_view, name="revoke-browser"),
+    path("security/recovery-codes/new/", security.regenerate_view, name="regenerate"),
+    path("security/browsers/revoke/", security.revoke_browser_view, name="revoke-all"),
+    path("security/browsers/<int:pk>/revoke/", security.revoke_browser_view, name="revoke-browser"),
     path("confirm/", signin.reauth_view, name="reauth"),
     path("confirm/key-options/", signin.reauth_key_options_view, name="reauth-key-options"),
 ]

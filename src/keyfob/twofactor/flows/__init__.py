@@ -1,10 +1,19 @@
 """What the two-factor app does, by what it does: checking a code (``verify``), turning 2FA
-on and off (``setup``), recovery codes (``recovery``), trusted browsers (``browsers``) and
-security keys and passkeys (``webauthn``).
+on and off (``setup``), renaming and removing an app or a key (``authenticators``),
+recovery codes (``recovery``), trusted browsers (``browsers``) and security keys and
+passkeys (``webauthn``).
 
 Callers use ``flows.<name>``; the names below are the app's whole public surface.
 """
 
+from keyfob.twofactor.flows.authenticators import (
+    Family,
+    LastAuthenticator,
+    UnknownAuthenticator,
+    family_of,
+    remove,
+    rename,
+)
 from keyfob.twofactor.flows.browsers import (
     revoke_on_credentials_change,
     revoke_trusted_browsers,
@@ -22,14 +31,10 @@ from keyfob.twofactor.flows.recovery import (
 from keyfob.twofactor.flows.setup import (
     MAX_AUTHENTICATORS,
     By,
-    LastAuthenticator,
     TooManyAuthenticators,
     confirm_setup,
     disable,
     key_uri,
-    remove_authenticator,
-    remove_key,
-    rename_authenticator,
     setup_expired,
     setup_seconds_left,
     start_setup,
@@ -57,7 +62,6 @@ from keyfob.twofactor.flows.webauthn import (
     begin,
     only_keys_confirm,
     register_key,
-    rename_key,
     security_keys,
     verify_key,
 )
@@ -70,6 +74,7 @@ __all__ = [
     "ClockDrift",
     "Event",
     "Factor",
+    "Family",
     "KeyCloned",
     "KeyRefused",
     "LastAuthenticator",
@@ -78,22 +83,22 @@ __all__ = [
     "SetupExpired",
     "TooManyAuthenticators",
     "TooManyKeys",
+    "UnknownAuthenticator",
     "WrongHost",
     "begin",
     "confirm_setup",
     "confirmed_authenticator",
     "confirmed_authenticators",
     "disable",
+    "family_of",
     "has_2fa",
     "key_uri",
     "only_keys_confirm",
     "recovery_codes_left",
     "regenerate_recovery_codes",
     "register_key",
-    "remove_authenticator",
-    "remove_key",
-    "rename_authenticator",
-    "rename_key",
+    "remove",
+    "rename",
     "replace_recovery_codes",
     "revoke_on_credentials_change",
     "revoke_trusted_browsers",

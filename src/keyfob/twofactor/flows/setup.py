@@ -1,14 +1,13 @@
-"""Turning 2FA on (a pending secret confirmed by a code) and off; adding, renaming and
-removing authenticator apps (2FA is on while at least one is confirmed)."""
+"""Turning 2FA on (a pending secret confirmed by a code) and off; adding authenticator apps
+(2FA is on while at least one app or key is confirmed). Renaming and removing one:
+``authenticators``."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 from enum import StrEnum
-from typing import TypeVar
 
 from django.db import transaction
-from django.db.models import QuerySet
 
 from keyfob import otp
 from keyfob.accounts.models import User
@@ -46,12 +45,6 @@ class TooManyAuthenticators(KeyfobError):
     """The account already has :data:`MAX_AUTHENTICATORS` authenticator apps."""
 
     code = "too_many_authenticators"
-
-
-class LastAuthenticator(KeyfobError):
-    """Removing the last authenticator is turning 2FA off, which has its own confirmation."""
-
-    code = "last_authenticator"
 
 
 def start_setup(user: User, kind: str = Kind.TOTP, name: str = "") -> Authenticator:
@@ -181,95 +174,6 @@ def turned_off_by_support(user: User) -> bool:
         and last.kind == EventKind.TWOFACTOR_OFF
         and last.detail.get("by") == By.SUPPORT
     )
-
-
-def rename_authenticator(user: User, pk: int, name: str, context: Context) -> Authenticator:
-    """Give one of the account's confirmed authenticators a new name (recorded, notified).
-
-    Raises ``Authenticator.DoesNotExist`` for another account's or an unknown one.
-    """
-    return renamed(
-        user,
-        Authenticator.objects.filter(pk=pk, user=user, confirmed_at__isnull=False),
-        name,
-        context,
-        (EventKind.AUTHENTICATOR_RENAMED, NoticeKind.AUTHENTICATOR_RENAMED),
-    )
-
-
-_Named = TypeVar("_Named", Authenticator, SecurityKey)
-
-
-def renamed(
-    user: User,
-    rows: QuerySet[_Named],
-    name: str,
-    context: Context,
-    kinds: tuple[EventKind, NoticeKind],
-) -> _Named:
-    """Rename the one row of ``rows`` (``user``'s app or key; ``DoesNotExist`` if none),
-    locked, with the event and notice of ``kinds``; return it."""
-    with transaction.atomic():
-        row = rows.select_for_update().get()
-        old = row.label
-        row.name = name
-        row.save(update_fields=["name"])
-        event, notice = kinds
-        record(user, event, context, old=old, name=row.label)
-        notices.queue(user, notice, context, old=old, name=row.label)
-        return row
-
-
-def _locked_authenticators(user: User) -> tuple[list[Authenticator], list[SecurityKey]]:
-    """The account's confirmed apps and its keys, their rows locked together (PostgreSQL):
-    two removals at once cannot each see the other's authenticator still there and leave
-    none. Inside the caller's transaction."""
-    apps = Authenticator.objects.filter(user=user, confirmed_at__isnull=False)
-    keys = SecurityKey.objects.filter(user=user)
-    return (
-        list(apps.select_for_update().order_by("pk")),
-        list(keys.select_for_update().order_by("pk")),
-    )
-
-
-def _refuse_last(apps: list[Authenticator], keys: list[SecurityKey]) -> None:
-    if len(apps) + len(keys) == 1:
-        raise LastAuthenticator("the last authenticator: turn two-factor authentication off")
-
-
-def remove_authenticator(user: User, pk: int, context: Context) -> str:
-    """Remove one of the account's confirmed authenticator apps; return its name.
-
-    Raises :class:`LastAuthenticator` if it is the account's only authenticator (that is
-    turning 2FA off, with its own confirmation: :func:`disable`),
-    ``Authenticator.DoesNotExist`` for another account's or an unknown one.
-    """
-    with transaction.atomic():
-        apps, keys = _locked_authenticators(user)
-        auth = next((a for a in apps if a.pk == pk), None)
-        if auth is None:
-            raise Authenticator.DoesNotExist()
-        _refuse_last(apps, keys)
-        auth.delete()
-        record(user, EventKind.AUTHENTICATOR_REMOVED, context, name=auth.label, method=auth.kind)
-        notices.queue(user, NoticeKind.AUTHENTICATOR_REMOVED, context, name=auth.label)
-        return auth.label
-
-
-def remove_key(user: User, pk: int, context: Context) -> str:
-    """Remove one of the account's security keys; return its name. Raises
-    :class:`LastAuthenticator` as :func:`remove_authenticator` does,
-    ``SecurityKey.DoesNotExist`` for another account's or an unknown one."""
-    with transaction.atomic():
-        apps, keys = _locked_authenticators(user)
-        key = next((k for k in keys if k.pk == pk), None)
-        if key is None:
-            raise SecurityKey.DoesNotExist()
-        _refuse_last(apps, keys)
-        key.delete()
-        record(user, EventKind.KEY_REMOVED, context, name=key.label)
-        notices.queue(user, NoticeKind.KEY_REMOVED, context, name=key.label)
-        return key.label
 
 
 def key_uri(user: User, auth: Authenticator) -> otp.KeyURI:

@@ -49,7 +49,7 @@ from keyfob.core import clock
 from keyfob.core.consume import consume
 from keyfob.otp import CodeReused, InvalidCode, KeyfobError, Throttled
 from keyfob.twofactor.app_settings import app_settings
-from keyfob.twofactor.flows.setup import lock_account, renamed, turned_on_or_added
+from keyfob.twofactor.flows.setup import lock_account, turned_on_or_added
 from keyfob.twofactor.flows.verify import Event, Factor, NotEnrolled, throttled_attempt
 from keyfob.twofactor.models import Purpose, SecurityKey, WebAuthnChallenge
 
@@ -464,16 +464,4 @@ def verify_key(
     failure_detail = {"authenticator": key.label} if key is not None else {}
     return throttled_attempt(
         owner, context, Factor.KEY, attempt, event, failure_detail=failure_detail
-    )
-
-
-def rename_key(user: User, pk: int, name: str, context: Context) -> SecurityKey:
-    """Give one of the account's keys a new name (recorded, notified). Raises
-    ``SecurityKey.DoesNotExist`` for another account's or an unknown one."""
-    return renamed(
-        user,
-        SecurityKey.objects.filter(pk=pk, user=user),
-        name,
-        context,
-        (EventKind.KEY_RENAMED, NoticeKind.KEY_RENAMED),
     )

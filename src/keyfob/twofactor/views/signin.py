@@ -7,7 +7,6 @@ full session (a new session id) only after the second factor.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from django.contrib import messages
@@ -30,9 +29,9 @@ from keyfob.otp import KeyfobError, Throttled
 from keyfob.twofactor import flows, trust
 from keyfob.twofactor.app_settings import app_settings
 from keyfob.twofactor.forms import CredentialForm, ReauthForm, SignInCodeForm, Way
+from keyfob.twofactor.messages import passkey_error
 from keyfob.twofactor.models import Purpose
-from keyfob.twofactor.views import (
-    CODE_MESSAGES,
+from keyfob.twofactor.views.steps import (
     check_key,
     check_second_factor,
     key_options,
@@ -133,46 +132,6 @@ def _login_page(
         "errors": [passkey_error] if passkey_error else [],
     }
     return render(request, "accounts/login.html", context)
-
-
-def _key_not_alone(exc: KeyfobError) -> str:
-    return _(
-        "This key cannot sign you in on its own. Sign in with your e-mail address and "
-        "password, then use the key when asked."
-    )
-
-
-# What a sign-in with a passkey is told, by the error's code (KeyfobError.code); a code not
-# listed reads like a refused key. Whether a key belongs to an account is never said: an
-# unknown key, another site's, one whose signature or user handle is wrong, one that did not
-# verify its user and one that may not sign in without the password (NotPasswordless) all
-# read the same. Only a refusal made after the key's signature was checked (a copied key,
-# its counter just used) names what happened, to the key's holder; and the account's
-# throttle says to wait, as at the code step, since hiding it would send a locked-out
-# holder to a password step that refuses the key too.
-PASSKEY_MESSAGES: dict[str, Callable[[KeyfobError], str]] = {
-    "key_refused": _key_not_alone,
-    "not_passwordless": _key_not_alone,
-    "not_enrolled": _key_not_alone,
-    "no_credential": lambda exc: _(
-        "Your browser sent no passkey. Try again, or sign in with your password."
-    ),
-    "challenge_expired": lambda exc: _("Your passkey sign-in took too long. Please try again."),
-    "code_reused": lambda exc: _("This answer from your key was already used. Please try again."),
-    "key_cloned": lambda exc: _(
-        "This key was refused: it may have been copied. Sign in with your password, then "
-        "check your Security page. We have e-mailed you about it."
-    ),
-    "throttled": CODE_MESSAGES["throttled"],
-    "wrong_host": lambda exc: _(
-        "Passkeys cannot be used at this address. Sign in with your password."
-    ),
-}
-
-
-def passkey_error(exc: KeyfobError) -> str:
-    """What to tell a person whose passkey did not sign them in."""
-    return PASSKEY_MESSAGES.get(exc.code, _key_not_alone)(exc)
 
 
 class _NoCredential(KeyfobError):

@@ -1,0 +1,85 @@
+"""Security keys and passkeys: adding one. Renaming and removing one:
+``security.rename_view``, ``security.remove_view``."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_http_methods, require_POST
+
+from keyfob.accounts import flows as account_flows
+from keyfob.accounts.decorators import reauth_required
+from keyfob.audit.events import Context
+from keyfob.twofactor import flows
+from keyfob.twofactor.app_settings import app_settings
+from keyfob.twofactor.forms import (
+    AddKeyForm,
+)
+from keyfob.twofactor.messages import (
+    ADD_KEY_ERRORS,
+    ADD_KEY_MESSAGES,
+    key_error,
+)
+from keyfob.twofactor.models import Purpose
+from keyfob.twofactor.views.apps import _two_factor_needs_phone
+from keyfob.twofactor.views.security import _hold_fresh_codes
+from keyfob.twofactor.views.steps import (
+    key_options,
+)
+from keyfob.twofactor.views.steps import (
+    signed_in_user as _user,
+)
+
+
+def _too_many_keys(request: HttpRequest) -> HttpResponse:
+    messages.error(request, key_error(flows.TooManyKeys(), ADD_KEY_MESSAGES))
+    return redirect("account:security")
+
+
+@reauth_required
+@require_http_methods(["GET", "POST"])
+def add_key_view(request: HttpRequest) -> HttpResponse:
+    """Adding a security key or passkey; the first authenticator of the account turns 2FA
+    on, as the setup page's app does. The page's script runs the ceremony (options from
+    :func:`add_key_options_view`) and posts the browser's answer with the name.
+
+    Like every sensitive change it needs a recent confirmation; a key that turns 2FA on
+    proves itself, not the person, so it grants no re-authentication."""
+    user = _user(request)
+    adding = flows.has_2fa(user)
+    if _two_factor_needs_phone(request, user):
+        return redirect("account:setup-phone")
+    if len(flows.security_keys(user)) >= app_settings.max_security_keys:
+        return _too_many_keys(request)
+    form = AddKeyForm(request.POST if request.method == "POST" else None)
+    if request.method == "POST" and form.is_valid():
+        name = form.cleaned_data["name"]
+        try:
+            codes = flows.register_key(
+                request, user, form.cleaned_data["credential"], name, Context.from_request(request)
+            )
+        except flows.TooManyKeys:  # another tab added the last one meanwhile
+            return _too_many_keys(request)
+        except ADD_KEY_ERRORS as exc:
+            form.add_error(None, key_error(exc, ADD_KEY_MESSAGES))
+        else:
+            if adding:
+                label = name or str(_("Security key"))
+                messages.success(
+                    request, _("Your security key “%(name)s” is added.") % {"name": label}
+                )
+                return redirect("account:security")
+            account_flows.forget_recent_auth(request)
+            _hold_fresh_codes(request, user, codes)
+            messages.success(request, _("Two-factor authentication is on."))
+            return redirect("account:recovery-codes")
+    return render(request, "twofactor/add_key.html", {"form": form, "adding": adding})
+
+
+@require_POST
+@reauth_required
+def add_key_options_view(request: HttpRequest) -> HttpResponse:
+    """The options of the ceremony that adds a key (JSON, for webauthn.js)."""
+    return key_options(request, Purpose.REGISTER, _user(request))
