@@ -10,6 +10,7 @@ from django.core.validators import RegexValidator
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from keyfob.accounts.addresses import normal_email
 from keyfob.core import clock
 
 # E.164: a plus sign, a country code that does not start with 0, at most 15 digits in all.
@@ -34,10 +35,26 @@ class Language(models.TextChoices):
 class UserManager(BaseUserManager):  # type: ignore[type-arg]
     use_in_migrations = True
 
+    @classmethod
+    def normalize_email(cls, email: str | None) -> str:
+        # Django's lower-cases the domain with str.lower() (the Kelvin sign becomes "k"):
+        # Keyfob's one normal form instead.
+        return normal_email(email or "")
+
+    def get_by_natural_key(self, username: str | None) -> User:
+        # What ModelBackend (the sign-in's password check) looks an account up by.
+        user: User = self.get(email=normal_email(username or ""))
+        return user
+
+    def with_email(self, email: str) -> models.QuerySet[User]:
+        """The account (none or one) whose address is ``email`` in the normal form: the
+        only way Keyfob looks an account up by a typed address."""
+        return self.filter(email=normal_email(email))
+
     def create_user(self, email: str, password: str | None = None, **fields: Any) -> User:
         if not email:
             raise ValueError("An e-mail address is required")
-        user: User = self.model(email=self.normalize_email(email).lower(), **fields)
+        user: User = self.model(email=normal_email(email), **fields)
         user.set_password(password)
         user.save(using=self._db)
         return user
@@ -86,6 +103,19 @@ class User(AbstractBaseUser, PermissionsMixin):
     def __str__(self) -> str:
         return self.email
 
+    @classmethod
+    def normalize_username(cls, username: str) -> str:
+        # Django's applies NFKC, which turns "example.com" in full-width letters into
+        # "example.com" in ASCII:
+        # another mailbox. Keyfob's one normal form instead (full_clean() calls this).
+        return normal_email(username)
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        # Stored in the normal form whatever the path (a form, a command, a shell), so the
+        # unique index is unique in that form.
+        self.email = normal_email(self.email)
+        super().save(*args, **kwargs)
+
     def get_full_name(self) -> str:
         return self.display_name or self.email
 
@@ -96,7 +126,10 @@ class User(AbstractBaseUser, PermissionsMixin):
 class MailedCode(models.Model):
     """What a code e-mailed to an address keeps while it waits to be typed back: only its
     keyed digest (and salt), when it expires, the wrong tries, when it was used, and the
-    notice that carries it sealed (so the seal can be wiped once the code is spent)."""
+    notice that carries it sealed (so the seal can be wiped once the code is spent).
+
+    Started and checked by the one life cycle in :mod:`keyfob.core.mailedcodes` (the e-mail
+    change and the password reset here, support's identity check)."""
 
     salt = models.CharField(max_length=32)
     digest = models.CharField(max_length=64)
@@ -129,9 +162,10 @@ class EmailChange(MailedCode):
 
 
 class PasswordReset(MailedCode):
-    """A password reset waiting for the code e-mailed to the address typed (one per address).
+    """A password reset waiting for its code (one per address typed, in the normal form).
 
-    Keyed by a digest of the address typed, known or not, and written the same way for both
+    The code goes to the account's own address; an address no account uses is only told
+    so. Keyed by a digest of the address typed, known or not, and written the same way for both
     (``user`` empty for an unknown address), so the answer and the work done say nothing of
     whether an account uses it. Only the code's keyed digest is kept; tries and use are each
     one conditional UPDATE (:func:`keyfob.core.consume.consume`).

@@ -11,11 +11,12 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
-from django.utils.translation import ngettext
 from django.views.decorators.http import require_http_methods
 
 from keyfob.accounts import flows
+from keyfob.accounts.addresses import normal_email
 from keyfob.accounts.decorators import reauth_redirect, reauth_required
+from keyfob.accounts.errors import AccountError
 from keyfob.accounts.forms import (
     EmailChangeForm,
     EmailCodeForm,
@@ -23,8 +24,8 @@ from keyfob.accounts.forms import (
     ResetCodeForm,
     ResetRequestForm,
 )
+from keyfob.accounts.messages import FIELD_REFUSALS, refusal
 from keyfob.accounts.models import User
-from keyfob.accounts.text import wait_text
 from keyfob.otp import Throttled
 
 
@@ -37,12 +38,9 @@ def profile_view(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         try:
             flows.update_profile(request, form.save(commit=False), list(form.changed_data))
-        except flows.ReauthRequired:
+        except flows.ReauthRequired as exc:
             # Nothing was saved; the person comes back here to save it again.
-            messages.info(
-                request,
-                _("Confirm it is you to change the phone number or the account kind."),
-            )
+            messages.info(request, refusal(exc))
             return reauth_redirect(reverse("account:profile"))
         messages.success(request, _("Your profile is saved."))
         response = redirect("account:profile")
@@ -78,11 +76,8 @@ def email_view(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         try:
             flows.start_email_change(request, user, form.cleaned_data["email"])
-        except flows.EmailChangeLimit:
-            form.add_error(
-                "email",
-                _("You have asked for too many confirmation e-mails today. Try again tomorrow."),
-            )
+        except flows.EmailChangeLimit as exc:
+            form.add_error("email", refusal(exc))
         else:
             return redirect("account:email-confirm")
     return render(request, "accounts/email.html", {"form": form})
@@ -106,22 +101,12 @@ def email_confirm_view(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         try:
             flows.confirm_email_change(request, user, form.cleaned_data["code"])
-        except flows.WrongEmailCode as exc:
-            form.add_error(
-                "code",
-                ngettext(
-                    "That is not the code we sent. %(left)d try left.",
-                    "That is not the code we sent. %(left)d tries left.",
-                    exc.left,
-                )
-                % {"left": exc.left},
-            )
-        except flows.EmailChangeLost:
-            messages.error(request, _("Too many wrong codes. Ask for a new one."))
-            return redirect("account:email")
-        except flows.EmailTaken:
-            messages.error(request, _("This address cannot be used."))
-            return redirect("account:email")
+        except AccountError as exc:
+            if exc.code in FIELD_REFUSALS:
+                form.add_error("code", refusal(exc))
+            else:  # nothing left to confirm, or the address is another account's
+                messages.error(request, refusal(exc))
+                return redirect("account:email")
         else:
             messages.success(request, _("Your e-mail address is changed."))
             return redirect("account:profile")
@@ -145,15 +130,11 @@ def signin_help_view(request: HttpRequest) -> HttpResponse:
 def reset_request_view(request: HttpRequest) -> HttpResponse:
     form = ResetRequestForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
-        email = form.cleaned_data["email"].strip().lower()
+        email = normal_email(form.cleaned_data["email"])
         try:
             flows.start_password_reset(request, email)
         except Throttled as exc:
-            form.add_error(
-                None,
-                _("Too many requests. Try again in %(wait)s.")
-                % {"wait": wait_text(exc.retry_after)},
-            )
+            form.add_error(None, refusal(exc))
         else:
             request.session[RESET_EMAIL_KEY] = email
             return redirect("password-reset-code")
@@ -173,24 +154,14 @@ def reset_code_view(request: HttpRequest) -> HttpResponse:
             flows.finish_password_reset(
                 request, email, form.cleaned_data["code"], form.cleaned_data["new_password1"]
             )
-        except flows.WrongResetCode as exc:
-            form.add_error(
-                "code",
-                ngettext(
-                    "That is not the code we sent. %(left)d try left.",
-                    "That is not the code we sent. %(left)d tries left.",
-                    exc.left,
-                )
-                % {"left": exc.left},
-            )
-        except flows.ResetLost:
-            request.session.pop(RESET_EMAIL_KEY, None)
-            messages.error(
-                request,
-                _("This code no longer works (too many tries, or too late). Ask for a new one."),
-            )
-            return redirect("password-reset")
-        except ValidationError as exc:
+        except AccountError as exc:
+            if exc.code in FIELD_REFUSALS:
+                form.add_error("code", refusal(exc))
+            else:  # nothing left to finish
+                request.session.pop(RESET_EMAIL_KEY, None)
+                messages.error(request, refusal(exc))
+                return redirect("password-reset")
+        except ValidationError as exc:  # Django's password rules, about this account
             form.add_error("new_password1", exc)
         else:
             request.session.pop(RESET_EMAIL_KEY, None)

@@ -111,6 +111,7 @@ class NoticeKind(models.TextChoices):
     SUPPORT_CODE = "support_code", _("Your verification code for support")
     # Every later change of a request's state (waiting for documents, approved, cancelled).
     SUPPORT_PROGRESS = "support_progress", _("News of your request to support")
+    SUPPORT_HANDOFF = "support_handoff", _("A support request waits for you")
 
 
 class OutboxState(models.TextChoices):

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import hmac
 from datetime import timedelta
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import F
 
 from keyfob.accounts.models import User
 from keyfob.audit import notices
 from keyfob.audit.events import Context
 from keyfob.audit.models import EventKind
 from keyfob.audit.notices import NoticeKind
-from keyfob.core import clock, keyring, mailedcodes
-from keyfob.core.consume import consume
+from keyfob.core import clock, mailedcodes
 from keyfob.support.app_settings import app_settings
 from keyfob.support.flows.errors import (
     CodeAlreadyUsed,
@@ -29,6 +26,7 @@ from keyfob.support.flows.errors import (
 )
 from keyfob.support.flows.state import (
     customer_context,
+    hand_off,
     load_request,
     log_step,
     move,
@@ -47,11 +45,14 @@ from keyfob.support.models import (
 CODE_DIGITS = 8
 
 
-def record_call(request_id: int, staff: User, outcome: str, note: str, context: Context) -> Request:
+def record_call(
+    request_id: int, staff: User, outcome: str, note: str, context: Context, *, site: str = ""
+) -> Request:
     """Record the outcome of the call to the profile's phone number.
 
-    Confirmed: approved. No answer: on to documents and the e-mailed code. Denied: rejected,
-    and the customer is told. Raises :class:`WrongState`, :class:`OwnAccount`.
+    Confirmed: approved (and handed off: :func:`hand_off`, its link starting with ``site``).
+    No answer: on to documents and the e-mailed code. Denied: rejected, and the customer is
+    told. Raises :class:`WrongState`, :class:`OwnAccount`.
     """
     outcome = CallOutcome(outcome)
     to = {
@@ -74,13 +75,14 @@ def record_call(request_id: int, staff: User, outcome: str, note: str, context: 
         )
         if to == State.APPROVED:
             log_step(req, Step.APPROVED, staff, context, EventKind.SUPPORT_APPROVED, by="call")
+            hand_off(req, site)
         elif to == State.REJECTED:
             log_step(req, Step.REJECTED, staff, context, EventKind.SUPPORT_REJECTED)
             notices.queue(req.user, NoticeKind.SUPPORT_REJECTED, customer_context(), by="support")
     return req
 
 
-def _approve_if_complete(req: Request, staff: User, context: Context) -> bool:
+def _approve_if_complete(req: Request, staff: User, context: Context, site: str) -> bool:
     """In a step's transaction: approve a waiting request whose documents and code are done."""
     verified = set(DocumentCheck.objects.filter(request=req).values_list("kind", flat=True))
     if not set(req.required_documents()) <= verified:
@@ -89,11 +91,12 @@ def _approve_if_complete(req: Request, staff: User, context: Context) -> bool:
         return False
     move(req, "approve")
     log_step(req, Step.APPROVED, staff, context, EventKind.SUPPORT_APPROVED, by="documents")
+    hand_off(req, site)
     return True
 
 
 def verify_document(
-    request_id: int, staff: User, kind: str, note: str, context: Context
+    request_id: int, staff: User, kind: str, note: str, context: Context, *, site: str = ""
 ) -> Request:
     """Mark a document received from the profile's address and verified.
 
@@ -126,21 +129,16 @@ def verify_document(
             staff_only={"note": note},
             document=kind,
         )
-        _approve_if_complete(req, staff, context)
+        _approve_if_complete(req, staff, context, site)
     return req
 
 
-def _digest(salt: str, code: str) -> str:
-    return mailedcodes.digest("keyfob.support.email-check", salt, code)
-
-
-def _seal_context(check_id: int) -> str:
-    return f"support-code:{check_id}"
-
-
-def _wipe_seal(check: EmailCheck) -> None:
-    """Remove the sealed code from its notice once the code is spent (used, burnt, replaced)."""
-    notices.drop_seal(check.outbox_id)
+CODES = mailedcodes.CodeKind(
+    purpose="keyfob.support.email-check",
+    seal="support-code",
+    digits=CODE_DIGITS,
+    drop_seal=notices.drop_seal,
+)
 
 
 def send_code(request_id: int, staff: User, context: Context) -> EmailCheck:
@@ -155,41 +153,40 @@ def send_code(request_id: int, staff: User, context: Context) -> EmailCheck:
         req = load_request(request_id)
         not_own(req, staff)
         move(req, "send a code")
-        for old in EmailCheck.objects.filter(request=req, used_at__isnull=True, burnt_at=None):
-            EmailCheck.objects.filter(pk=old.pk, used_at=None, burnt_at=None).update(burnt_at=now)
-            _wipe_seal(old)
-        code, salt = mailedcodes.new_code(CODE_DIGITS)
-        check = EmailCheck.objects.create(
+        check: EmailCheck = mailedcodes.start(
+            CODES,
+            EmailCheck.objects.filter(request=req, burnt_at=None),
+            lifetime=timedelta(hours=app_settings.code_hours),
+            retire={"burnt_at": now},
+            queue=lambda sealed, nonce: notices.queue(
+                req.user,
+                NoticeKind.SUPPORT_CODE,
+                customer_context(),
+                request=req.pk,
+                nonce=nonce,
+                sealed=sealed,
+                hours=app_settings.code_hours,
+                by="support",
+            ),
             request=req,
-            salt=salt,
-            digest=_digest(salt, code),
             sent_by=staff,
             sent_to=req.user.email,
             created_at=now,
-            expires_at=now + timedelta(hours=app_settings.code_hours),
         )
-        sealed = keyring.encrypt(code.encode(), context=_seal_context(check.pk))
-        check.outbox = notices.queue(
-            req.user,
-            NoticeKind.SUPPORT_CODE,
-            customer_context(),
-            request=req.pk,
-            check=check.pk,
-            sealed=sealed,
-            hours=app_settings.code_hours,
-            by="support",
-        )
-        check.save(update_fields=["outbox"])
         log_step(req, Step.CODE_SENT, staff, context, EventKind.SUPPORT_CODE_SENT)
     return check
 
 
 def unseal_code(params: dict[str, Any]) -> str:
     """The code a SUPPORT_CODE notice carries, for its e-mail; '' once it is spent."""
-    return notices.unseal(params, _seal_context(int(params["check"])))
+    # Notices queued before the one life cycle name the check's id instead of a nonce.
+    nonce = params["nonce"] if "nonce" in params else int(params["check"])
+    return notices.unseal(params, CODES.seal_context(str(nonce)))
 
 
-def check_code(request_id: int, staff: User, code: str, context: Context) -> bool:
+def check_code(
+    request_id: int, staff: User, code: str, context: Context, *, site: str = ""
+) -> bool:
     """Check the code the customer read back; return whether the request is now approved.
 
     A wrong code counts (committed before the error is raised); the last allowed wrong try
@@ -211,26 +208,18 @@ def check_code(request_id: int, staff: User, code: str, context: Context) -> boo
             raise CodeBurnt("burnt")
         if check.expires_at <= now:
             raise CodeExpired("expired")
-        live = EmailCheck.objects.filter(
-            pk=check.pk,
-            used_at=None,
-            burnt_at=None,
-            tries__lt=app_settings.code_tries,
-            expires_at__gt=now,
-        )
-        if hmac.compare_digest(_digest(check.salt, code), check.digest):
-            if not consume(live, used_at=now):
-                raise CodeBurnt("spent meanwhile")
-            _wipe_seal(check)
+        tries = app_settings.code_tries
+        live = CODES.live(EmailCheck.objects.filter(pk=check.pk, burnt_at=None), tries)
+        checked = mailedcodes.check(CODES, live, check, code, tries=tries)
+        if checked.used:
             log_step(req, Step.CODE_OK, staff, context, EventKind.SUPPORT_CODE_OK)
-            return _approve_if_complete(req, staff, context)
-        live.update(tries=F("tries") + 1)
-        check.refresh_from_db(fields=["tries"])
-        left = max(0, app_settings.code_tries - check.tries)
+            return _approve_if_complete(req, staff, context, site)
+        if checked.right:
+            raise CodeBurnt("spent meanwhile")
+        left = checked.left
         log_step(req, Step.CODE_WRONG, staff, context, EventKind.SUPPORT_CODE_WRONG, left=left)
         if left == 0:
             EmailCheck.objects.filter(pk=check.pk, burnt_at=None).update(burnt_at=now)
-            _wipe_seal(check)
             log_step(req, Step.CODE_BURNT, staff, context, None)
             failure = CodeBurnt("too many wrong tries")
         else:
