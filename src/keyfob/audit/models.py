@@ -84,6 +84,8 @@ class EventKind(models.TextChoices):
     )
     SSH_LINKED = "ssh_linked", _("SSH login linked to this account")
     SSH_UNLINKED = "ssh_unlinked", _("SSH login unlinked from this account")
+    SSH_LINK_REQUESTED = "ssh_link_requested", _("A server asked to link an SSH login")
+    SSH_LINK_DECLINED = "ssh_link_declined", _("Request to link an SSH login refused")
 
 
 class Channel(models.TextChoices):
@@ -142,6 +144,11 @@ class NoticeKind(models.TextChoices):
     SUPPORT_CODE = "support_code", _("Your verification code for support")
     # Every later change of a request's state (waiting for documents, approved, cancelled).
     SUPPORT_PROGRESS = "support_progress", _("News of your request to support")
+    SSH_LINK_REQUESTED = (
+        "ssh_link_requested",
+        _("A server asks to link an SSH login to your account"),
+    )
+    SSH_LINKED = "ssh_linked", _("An SSH login was linked to your account")
 
 
 class OutboxState(models.TextChoices):
