@@ -18,7 +18,6 @@ from enum import StrEnum
 
 from django.db import IntegrityError, transaction
 from django.db.models import Prefetch
-
 from django.http import HttpRequest
 
 from keyfob.accounts.flows import require_recent_auth
@@ -294,9 +293,7 @@ def decline_request(request: HttpRequest, user: User, pk: int) -> SshLinkRequest
     with transaction.atomic():
         asked = waiting_request(user, pk)
         asked.delete()
-        record(
-            user, EventKind.SSH_LINK_DECLINED, context, login=asked.login, server=asked.server
-        )
+        record(user, EventKind.SSH_LINK_DECLINED, context, login=asked.login, server=asked.server)
     return asked
 
 
