@@ -103,11 +103,12 @@ def test_listing_shows_only_the_tokens_own_servers_links(
     bob = User.objects.create_user("bob@example.com", PASSWORD)
     flows.link(user_with_totp.user, "alice", "web1", CLI)
     flows.link(bob, "bob", "web9", CLI)
-    flows.request_link("alice@example.com", "ops", "web9", CLI)  # waiting: not listed
     listed = get(rogue, "ssh/logins").json()["logins"]
     assert [(x["login"], x["server"], x["email"]) for x in listed] == [
         ("bob", "web9", "bob@example.com")
     ]
+    flows.request_link("alice@example.com", "ops", "web9", CLI)  # waiting: not listed
+    assert len(get(rogue, "ssh/logins").json()["logins"]) == 1
     assert get(rogue, "ssh/logins?email=alice@example.com").json() == {"logins": []}
     assert get(rogue, "ssh/logins?login=alice").json() == {"logins": []}
     for other in ("web1", ""):
