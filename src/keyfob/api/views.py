@@ -23,7 +23,7 @@ from django.db import DatabaseError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
-from django.utils.translation import gettext_lazy as _lazy
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
@@ -355,12 +355,12 @@ def ssh_logins_section(request: HttpRequest, user: User) -> str:
 
 # The account's answers to a server's request, by outcome (the page's messages).
 REQUEST_MESSAGES = {
-    "linked": _lazy("The login %(login)s on %(server)s is linked to your account."),
-    "declined": _lazy("The request to link %(login)s on %(server)s is refused."),
-    "login_taken": _lazy(
+    "linked": _("The login %(login)s on %(server)s is linked to your account."),
+    "declined": _("The request to link %(login)s on %(server)s is refused."),
+    "login_taken": _(
         "The login %(login)s on %(server)s was linked to another account meanwhile."
     ),
-    "gone": _lazy("This request is no longer waiting: it was answered, withdrawn or expired."),
+    "gone": _("This request is no longer waiting: it was answered, withdrawn or expired."),
 }
 
 
