@@ -282,3 +282,19 @@ def test_one_server_has_a_bounded_share_of_an_accounts_requests(
 
 def kinds(user: User) -> list[str]:
     return list(SecurityEvent.objects.filter(user=user).values_list("kind", flat=True))
+
+
+def test_the_operator_lists_every_servers_links_and_requests(user_with_totp: Enrolled) -> None:
+    flows.link(user_with_totp.user, "alice", "web1", CLI)
+    SshLogin.objects.create(login="legacy", server="", user=user_with_totp.user)
+    flows.request_link("alice@example.com", "ops", "web9", CLI)
+    out = StringIO()
+    call_command("ssh-links", stdout=out)
+    assert out.getvalue().splitlines() == [
+        "alice\tweb1\talice@example.com\tlinked",
+        "legacy\t*\talice@example.com\told",
+        "ops\tweb9\talice@example.com\tasked",
+    ]
+    only = StringIO()
+    call_command("ssh-links", "--server", "", stdout=only)
+    assert only.getvalue() == "legacy\t*\talice@example.com\told\n"
