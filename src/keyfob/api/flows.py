@@ -237,6 +237,9 @@ def request_link(
             return LinkState.LINKED, existing
         if user is None:
             return LinkState.PENDING, None
+        # One request at a time per account: the count below and the insert stay together,
+        # and the same request sent twice at once is asked (and mailed) once.
+        User.objects.select_for_update().filter(pk=user.pk).first()
         live = SshLinkRequest.objects.filter(user=user, created_at__gt=now - REQUEST_LIFETIME)
         if live.filter(login=login, server=server).exists():
             return LinkState.PENDING, None
