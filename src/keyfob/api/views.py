@@ -357,9 +357,7 @@ def ssh_logins_section(request: HttpRequest, user: User) -> str:
 REQUEST_MESSAGES = {
     "linked": _("The login %(login)s on %(server)s is linked to your account."),
     "declined": _("The request to link %(login)s on %(server)s is refused."),
-    "login_taken": _(
-        "The login %(login)s on %(server)s was linked to another account meanwhile."
-    ),
+    "login_taken": _("The login %(login)s on %(server)s was linked to another account meanwhile."),
     "gone": _("This request is no longer waiting: it was answered, withdrawn or expired."),
 }
 
