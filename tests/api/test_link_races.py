@@ -6,16 +6,13 @@ lock does it (on SQLite, IMMEDIATE transactions serialise writers anyway)."""
 from __future__ import annotations
 
 import pytest
-from django.contrib.sessions.backends.db import SessionStore
-from django.test import RequestFactory
-
-from keyfob.accounts import flows as accounts
 from keyfob.accounts.models import User
 from keyfob.api import flows
 from keyfob.api.models import SshLinkRequest, SshLogin
 from keyfob.audit.events import Context
 from keyfob.audit.models import Channel, NoticeKind, Outbox
 from keyfob.core import clock
+from tests.accounts.test_lock_races import recent_request
 from tests.audit.test_concurrency import in_threads
 from tests.conftest import PASSWORD, T0
 
@@ -46,13 +43,11 @@ def test_two_accounts_linking_one_login_at_once_leave_one_link() -> None:
         for person in people:
             flows.request_link(person.email, "shared", "w1", CLI)
         asked = {r.user_id: r.pk for r in SshLinkRequest.objects.all()}
+        requests = [recent_request(person) for person in people]
 
         def confirm(i: int) -> str:
-            request = RequestFactory().post("/")
-            request.session = SessionStore()
-            request.session[accounts.REAUTH_KEY] = clock.time()
             try:
-                flows.confirm_request(request, people[i], asked[people[i].pk])
+                flows.confirm_request(requests[i], people[i], asked[people[i].pk])
             except (flows.ApiError, SshLinkRequest.DoesNotExist):
                 return "refused"
             return "linked"
