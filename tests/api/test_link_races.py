@@ -6,6 +6,7 @@ lock does it (on SQLite, IMMEDIATE transactions serialise writers anyway)."""
 from __future__ import annotations
 
 import pytest
+
 from keyfob.accounts.models import User
 from keyfob.api import flows
 from keyfob.api.models import SshLinkRequest, SshLogin
