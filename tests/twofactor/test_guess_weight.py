@@ -20,8 +20,7 @@ from keyfob.core import clock, throttle
 from keyfob.otp import InvalidCode, Throttled
 from keyfob.twofactor import flows
 
-HOTP_LOOK_AHEAD = 10
-from keyfob.twofactor.flows.verify import *  # noqa
+from keyfob.twofactor.flows.verify import HOTP_LOOK_AHEAD, guess_weight
 from keyfob.twofactor.models import Authenticator, Kind
 from tests.conftest import T0, Enrolled, enrol, make_user
 

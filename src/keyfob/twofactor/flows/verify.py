@@ -327,7 +327,7 @@ def guess_weight(auths: Sequence[Authenticator], code: str) -> int:
     cannot match it and are not counted). One time-based app tries V1 = 2w + 1 (3 at the
     default window). A guess then counts as ceil(V / V1) failures of the daily allowance
     (throttle.CODE.daily = 100), so the values a guesser can try in a day stay within
-    daily × V1, whatever the number and kind of apps:
+    daily * V1, whatever the number and kind of apps:
 
         one TOTP app, w = 1:   V = 3,   weight 1,  100 guesses/day → 300 values → 0.03 %
         one HOTP app:          V = 11,  weight 4,   25 guesses/day → 275 values → 0.0275 %
