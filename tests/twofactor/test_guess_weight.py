@@ -19,7 +19,6 @@ from keyfob.audit.events import Context
 from keyfob.core import clock, throttle
 from keyfob.otp import InvalidCode, Throttled
 from keyfob.twofactor import flows
-
 from keyfob.twofactor.flows.verify import HOTP_LOOK_AHEAD, guess_weight
 from keyfob.twofactor.models import Authenticator, Kind
 from tests.conftest import T0, Enrolled, enrol, make_user
