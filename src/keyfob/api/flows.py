@@ -245,7 +245,9 @@ def request_link(
             return LinkState.PENDING, None
         if live.filter(server=server).count() >= MAX_REQUESTS_PER_SERVER:
             return LinkState.PENDING, None
-        # An expired request of this login is asked again, as new.
+        # Expired requests go (every account's: there is no other pruning of them), and an
+        # expired request of this login is asked again, as new.
+        SshLinkRequest.objects.filter(created_at__lte=now - REQUEST_LIFETIME).delete()
         SshLinkRequest.objects.filter(login=login, server=server, user=user).delete()
         SshLinkRequest.objects.create(login=login, server=server, user=user, created_at=now)
         record(user, EventKind.SSH_LINK_REQUESTED, context, login=login, server=server)
