@@ -35,7 +35,7 @@ test: venv tools
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 	@if [ -n "$$KEYFOB_TEST_DATABASE_URL" ]; then \
 	  echo "== again on PostgreSQL ($$KEYFOB_TEST_DATABASE_URL) =="; \
-	  KEYFOB_DATABASE_URL="$$KEYFOB_TEST_DATABASE_URL" $(BIN)/python -m pytest -m "not browser" $(PYTEST_ARGS); \
+	  KEYFOB_DATABASE_URL="$$KEYFOB_TEST_DATABASE_URL" $(BIN)/python -m pytest -m "postgres or not browser" $(PYTEST_ARGS); \
 	fi
 
 lint: venv

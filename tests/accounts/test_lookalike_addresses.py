@@ -26,7 +26,7 @@ from django.test import Client
 from keyfob.accounts.addresses import AddressClash, normal_email, normalise_stored
 from keyfob.accounts.models import EmailChange, PasswordReset, User
 from keyfob.api import flows as api_flows
-from keyfob.api.models import SshLogin
+from keyfob.api.models import SshLinkRequest, SshLogin
 from keyfob.audit import notices
 from keyfob.audit.events import Context
 from keyfob.audit.models import Channel, EventKind, NoticeKind, Outbox, SecurityEvent
@@ -185,7 +185,11 @@ def test_the_api_links_no_account_for_a_look_alike(
     assert listed.status_code == 200 and listed.json()["logins"] == []
     body = {"email": typed, "login": "other", "server": "web1"}
     created = client.post("/api/v1/ssh/logins", body, content_type="application/json", headers=auth)
-    assert created.status_code >= 400 and not SshLogin.objects.filter(login="other").exists()
+    # The same answer as for any address (no account oracle, issue 22), and neither a link
+    # nor a request for the account whose address it looks like.
+    assert created.status_code == 202 and created.json()["status"] == "pending"
+    assert not SshLogin.objects.filter(login="other").exists()
+    assert not SshLinkRequest.objects.filter(user=account).exists()
 
 
 def test_stored_addresses_are_brought_to_the_normal_form(db: None) -> None:

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from keyfob.accounts.models import User
 from keyfob.api import flows
-from keyfob.api.models import ServerToken, SshLogin
+from keyfob.api.models import ServerToken, SshLinkRequest, SshLogin
 from keyfob.audit.models import Channel, EventKind, SecurityEvent
 from tests.api.conftest import Api
 from tests.conftest import PASSWORD, Enrolled
@@ -105,36 +105,41 @@ def test_links_need_a_token_allowed_to_manage_them(api: Api, linked: Enrolled) -
     assert not SshLogin.objects.filter(login="deploy").exists()
 
 
-def test_link_list_and_unlink(manager: Api, linked: Enrolled) -> None:
+def test_link_request_list_and_unlink(client: Client, linked: Enrolled) -> None:
+    """The provisioning round trip on a server's own links (issue 22: a request, confirmed
+    by the account's owner; tests/api/test_manage_links.py has the attacks)."""
+    row, token = flows.create_token("web1", manage_links=True)
+    manager = Api(client, token, row)
     auth = {"Authorization": f"Bearer {manager.token}"}
-    body = {"email": "Alice@Example.com", "login": "deploy", "server": "web1"}
-    created = manager.post("ssh/logins", body)
-    assert created.status_code == 201, created.content
-    assert created.json()["login"] == "deploy" and created.json()["server"] == "web1"
-    assert manager.post("ssh/logins", body).status_code == 200  # idempotent
-    event = SecurityEvent.objects.get(kind=EventKind.SSH_LINKED, detail__login="deploy")
-    assert event.channel == Channel.API and event.user_agent == "api:provisioning"
+    body = {"email": "Alice@Example.com", "login": "deploy"}
+    asked = manager.post("ssh/logins", body)
+    assert asked.status_code == 202, asked.content
+    assert asked.json() == {"login": "deploy", "server": "web1", "status": "pending"}
+    assert manager.post("ssh/logins", {**body, "server": "web1"}).status_code == 202
+    assert SshLinkRequest.objects.filter(login="deploy").count() == 1  # asked once
+    event = SecurityEvent.objects.get(kind=EventKind.SSH_LINK_REQUESTED, detail__login="deploy")
+    assert event.channel == Channel.API and event.user_agent == "api:web1"
 
+    already = manager.post("ssh/logins", {**body, "login": "alice"})
+    assert already.status_code == 200 and already.json()["status"] == "linked"
     bob = User.objects.create_user("bob@example.com", PASSWORD)
-    taken = manager.post("ssh/logins", {**body, "email": bob.email})
+    taken = manager.post("ssh/logins", {**body, "login": "alice", "email": bob.email})
     assert taken.status_code == 409 and error_of(taken) == "login_taken"
-    unknown = manager.post("ssh/logins", {**body, "email": "carol@example.com"})
-    assert unknown.status_code == 404 and error_of(unknown) == "unknown_account"
     bad = manager.post("ssh/logins", {**body, "email": "not an address"})
     assert bad.status_code == 400 and error_of(bad) == "invalid_email"
 
     listed = manager.client.get("/api/v1/ssh/logins?email=alice@example.com", headers=auth)
-    assert {(x["login"], x["server"]) for x in listed.json()["logins"]} == {
-        ("alice", "web1"),
-        ("deploy", "web1"),
-    }
+    assert [(x["login"], x["server"]) for x in listed.json()["logins"]] == [("alice", "web1")]
     assert manager.client.get("/api/v1/ssh/logins?login=a b", headers=auth).status_code == 400
 
-    gone = manager.client.delete("/api/v1/ssh/logins/deploy?server=web1", headers=auth)
+    gone = manager.client.delete("/api/v1/ssh/logins/alice", headers=auth)
     assert gone.status_code == 204
-    again = manager.client.delete("/api/v1/ssh/logins/deploy?server=web1", headers=auth)
+    again = manager.client.delete("/api/v1/ssh/logins/alice?server=web1", headers=auth)
     assert again.status_code == 404
     assert SecurityEvent.objects.filter(kind=EventKind.SSH_UNLINKED).count() == 1
+    # Unlinking a login withdraws the requests waiting for it on that server.
+    assert manager.client.delete("/api/v1/ssh/logins/deploy", headers=auth).status_code == 404
+    assert not SshLinkRequest.objects.exists()
 
 
 # -- the commands -------------------------------------------------------------------------

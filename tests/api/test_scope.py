@@ -71,13 +71,13 @@ def test_a_link_names_its_server_in_the_command_and_the_api(
 ) -> None:
     with pytest.raises(CommandError, match="name the server"):
         call_command("ssh-link", "alice@example.com", "alice", stdout=StringIO())
-    response = manager.post("ssh/logins", {"email": "alice@example.com", "login": "alice"})
-    assert response.status_code == 400
-    assert response.json()["error"]["code"] == "server_required"
-    empty = manager.post(
-        "ssh/logins", {"email": "alice@example.com", "login": "alice", "server": ""}
-    )
-    assert empty.status_code == 400
+    # Through the API, the server is the token's own (issue 22), named or not.
+    for body in ({}, {"server": ""}, {"server": "provisioning"}):
+        response = manager.post(
+            "ssh/logins", {"email": "alice@example.com", "login": "alice", **body}
+        )
+        assert response.status_code == 202
+        assert response.json()["server"] == "provisioning"
     assert not SshLogin.objects.exists()
     assert not SecurityEvent.objects.filter(kind=EventKind.SSH_LINKED).exists()
 

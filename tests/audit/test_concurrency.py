@@ -73,6 +73,9 @@ def test_two_senders_deliver_each_notice_exactly_once(smtp: SmtpServer) -> None:
     assert all(r.state == OutboxState.SENT and r.attempts == 1 for r in Outbox.objects.all())
 
 
+# Proves notices.queue's account row lock: on PostgreSQL only (issue 21; SQLite serialises
+# writers anyway).
+@pytest.mark.postgres
 def test_concurrent_wrong_codes_make_one_notice() -> None:
     alice = make_user()
 

@@ -79,6 +79,7 @@ class SingleUseContract:
         assert self.use(value) is True
         assert self.use(value) is False
 
+    @pytest.mark.postgres
     def test_ten_at_once_are_accepted_once(self) -> None:
         value = self.make()
         accepted = in_threads(10, lambda _i: self.use(value))

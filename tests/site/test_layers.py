@@ -3,7 +3,9 @@ Python imports, and this checks what it cannot see, the ``{% load %}`` tags."""
 
 from __future__ import annotations
 
+import ast
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -57,3 +59,41 @@ def test_audit_templates_load_only_i18n() -> None:
 def test_every_app_is_in_the_table() -> None:
     apps = {p.parent.name for p in SRC.glob("*/apps.py")}
     assert apps == set(LAYER)
+
+
+def _imported_roots(package: Path) -> dict[str, set[str]]:
+    """Top-level names each module under ``package`` imports (absolute imports, even
+    inside functions; relative imports are the package's own)."""
+    found: dict[str, set[str]] = {}
+    files = [package] if package.is_file() else sorted(package.rglob("*.py"))
+    for path in files:
+        names: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                names.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names.add(node.module)
+        found[str(path.relative_to(SRC))] = names
+    return found
+
+
+# DESIGN.md: keyfob.otp imports the standard library only; keyfob.ssh only keyfob.otp,
+# keyfob.qr (and its segno) and the standard library. import-linter lists what is
+# forbidden; this says what is allowed, so a new dependency cannot slip past the list.
+ALLOWED = {
+    "otp": ("keyfob.otp",),
+    "ssh": ("keyfob.otp", "keyfob.qr", "keyfob.ssh", "segno"),
+    "qr.py": ("keyfob.otp", "segno"),
+}
+
+
+@pytest.mark.parametrize("package", sorted(ALLOWED))
+def test_plain_python_packages_import_only_what_design_allows(package: str) -> None:
+    allowed = ALLOWED[package]
+    for module, names in _imported_roots(SRC / package).items():
+        for name in names:
+            root = name.split(".")[0]
+            ok = root in sys.stdlib_module_names or any(
+                name == prefix or name.startswith(prefix + ".") for prefix in allowed
+            )
+            assert ok, f"{module} imports {name}: DESIGN.md allows {allowed} and the stdlib"

@@ -54,7 +54,7 @@ result = codes
 """
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def shared_env(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
     """One data directory (key ring, SQLite file) and one database for every process."""
     extra = {}

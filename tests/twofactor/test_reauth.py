@@ -22,6 +22,9 @@ from django.urls import get_resolver
 
 from keyfob import otp
 from keyfob.accounts.models import EmailChange, User
+from keyfob.api import flows as api
+from keyfob.api.models import SshLinkRequest, SshLogin
+from keyfob.audit.events import Context
 from keyfob.audit.models import Outbox
 from keyfob.core import clock
 from keyfob.twofactor.models import (
@@ -51,6 +54,10 @@ def state(user: User) -> dict[str, Any]:
         "browsers": list(TrustedBrowser.objects.filter(user=user).values("pk", "revoked_at")),
         "email_changes": EmailChange.objects.filter(user=user).count(),
         "outbox": Outbox.objects.filter(user=user).count(),
+        "ssh": (
+            list(SshLogin.objects.filter(user=user).values()),
+            list(SshLinkRequest.objects.filter(user=user).values()),
+        ),
     }
 
 
@@ -63,7 +70,7 @@ NEW_PASSWORD = {"new_password1": NEW, "new_password2": NEW}
 PROFILE = {"display_name": "Alice", "language": "", "time_zone": "UTC"}
 
 # Every view of /account/ that changes a security-relevant field, with a POST that would
-# change it. SSH links change only through the API (a server token), never the portal.
+# change it. A server's request to link an SSH login is answered on the portal (issue 22).
 WITHOUT_2FA = [
     ("/account/", {**PROFILE, "phone": "+33699999999", "kind": "individual"}),
     ("/account/", {**PROFILE, "phone": "+33123456789", "kind": "company"}),
@@ -85,6 +92,8 @@ WITH_2FA = [
     *WITHOUT_2FA[-2:],
     ("/account/security/keys/{key}/rename/", {"name": "Stolen"}),
     ("/account/security/keys/{key}/remove/", {}),
+    ("/account/security/ssh/requests/{request}/", {"answer": "link"}),
+    ("/account/security/ssh/requests/{request}/", {"answer": "refuse"}),
 ]
 # The rest of /account/ changes nothing security-relevant, or only finishes what a fresh
 # confirmation started: reading one's fresh recovery codes (bounded in time, below),
@@ -106,7 +115,7 @@ def test_the_walk_covers_every_account_view() -> None:
     """A new view under /account/ must join the walk below, or say why it need not."""
     walked = {"profile", "password", "email", "setup", "setup-phone", "disable", "regenerate"}
     walked |= {"revoke-all", "revoke-browser", "rename-authenticator", "remove-authenticator"}
-    walked |= {"add-key", "add-key-options", "rename-key", "remove-key"}
+    walked |= {"add-key", "add-key-options", "rename-key", "remove-key", "ssh-request"}
     assert account_views() == walked | NOT_SENSITIVE
 
 
@@ -133,10 +142,12 @@ def test_a_stale_session_with_2fa_changes_nothing(client: Client, frozen_time: f
     # A second app, so that removing one is not turning 2FA off.
     app = enrol(bob.user, name="Tablet").user.authenticators.get(name="Tablet").pk
     key = enrol_key(bob.user, name="Blue key").key.pk
+    api.request_link("bob@example.com", "bob", "web1", Context())
+    request = SshLinkRequest.objects.get().pk
     with clock.frozen(frozen_time + STALE):
         for path, data in WITH_2FA:
             before = state(bob.user)
-            url = path.format(browser=browser, app=app, key=key)
+            url = path.format(browser=browser, app=app, key=key, request=request)
             assert refused(client.post(url, data)), path
             assert state(bob.user) == before, path
 

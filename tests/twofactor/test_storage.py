@@ -20,6 +20,7 @@ from keyfob.twofactor import flows
 from tests.conftest import Enrolled
 
 
+@pytest.mark.postgres  # the throttle row lock: proven on PostgreSQL (issue 21)
 @pytest.mark.django_db(transaction=True)
 def test_ten_threads_one_code_one_success(user_with_totp: Enrolled, frozen_time: float) -> None:
     code = user_with_totp.code()

@@ -329,6 +329,7 @@ def _registrations_at_once(user: User, n: int) -> list[object]:
     return in_threads(n, register)
 
 
+@pytest.mark.postgres  # setup.lock_account: proven on PostgreSQL (issue 21)
 @pytest.mark.django_db(transaction=True)
 def test_keys_added_at_once_do_not_pass_the_cap(alice: User) -> None:
     """Attack: one short of the cap, several tabs press "Add" together. Locking the
@@ -341,6 +342,7 @@ def test_keys_added_at_once_do_not_pass_the_cap(alice: User) -> None:
     assert SecurityKey.objects.filter(user=alice).count() == app_settings.max_security_keys
 
 
+@pytest.mark.postgres  # setup.lock_account: proven on PostgreSQL (issue 21)
 @pytest.mark.django_db(transaction=True)
 def test_first_keys_added_at_once_turn_2fa_on_once(alice: User) -> None:
     """Two first keys at once: one turns 2FA on and gets the recovery codes; the other is
@@ -353,6 +355,7 @@ def test_first_keys_added_at_once_turn_2fa_on_once(alice: User) -> None:
     assert SecurityKey.objects.filter(user=alice).count() == 2
 
 
+@pytest.mark.postgres  # setup.lock_account: proven on PostgreSQL (issue 21)
 @pytest.mark.django_db(transaction=True)
 def test_an_app_and_a_key_confirmed_at_once_turn_2fa_on_once(alice: User) -> None:
     """The first app's code and the first key's answer at once: one of them turns 2FA on

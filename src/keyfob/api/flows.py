@@ -18,11 +18,14 @@ from enum import StrEnum
 
 from django.db import IntegrityError, transaction
 from django.db.models import Prefetch
+from django.http import HttpRequest
 
+from keyfob.accounts.flows import require_recent_auth
 from keyfob.accounts.models import User
-from keyfob.api.models import ServerToken, SshLogin
+from keyfob.api.models import ServerToken, SshLinkRequest, SshLogin
+from keyfob.audit import notices
 from keyfob.audit.events import Context, record
-from keyfob.audit.models import Channel, EventKind
+from keyfob.audit.models import Channel, EventKind, NoticeKind
 from keyfob.core import clock
 from keyfob.otp import CodeReused, InvalidCode, KeyfobError, Throttled
 from keyfob.twofactor import flows as twofactor
@@ -36,6 +39,11 @@ TOKEN_RE = re.compile(r"\Akfs_([A-Za-z0-9]{16})_([A-Za-z0-9_-]{43})\Z")
 MAX_CODE = 64
 # last_used_at is written at most this often per token: a verify costs no extra write.
 LAST_USED_GRANULARITY = timedelta(minutes=1)
+# A server's request to link a login waits this long for the account's answer.
+REQUEST_LIFETIME = timedelta(days=7)
+# Live requests one server may have waiting on one account: a hostile server can fill its
+# own share of the customer's Security page, never another server's.
+MAX_REQUESTS_PER_SERVER = 10
 
 
 class ApiError(KeyfobError):
@@ -132,17 +140,8 @@ def authenticate(header: str) -> ServerToken | None:
 # Login links ---------------------------------------------------------------------------
 
 
-def link(user: User, login: str, server: str, context: Context) -> SshLogin:
-    """Link Unix ``login`` on ``server`` (a server token's name) to ``user``.
-
-    Only that server's token reaches the login: a link is the account's grant of one
-    server. There is no link for every server any more (issue 15: any server's token, a
-    customer's own included, could verify, probe and throttle-lock such a login).
-
-    Idempotent for the same account. Raises :class:`ApiError` ("invalid_login",
-    "server_required", "invalid_server", "login_taken" when the login is another
-    account's on that server, or another account's old link for every server).
-    """
+def _check_link(login: str, server: str) -> None:
+    """Raises :class:`ApiError` ("invalid_login", "server_required", "invalid_server")."""
     if not valid_login(login):
         raise ApiError("invalid_login", "a login is up to 32 letters, digits, '.', '_', '-'")
     if not server:
@@ -152,23 +151,162 @@ def link(user: User, login: str, server: str, context: Context) -> SshLogin:
         )
     if not valid_server(server):
         raise ApiError("invalid_server", "a server name is letters, digits, '.', '_' and '-'")
-    with transaction.atomic():
-        existing = SshLogin.objects.filter(login=login, server=server).first()
-        # A link of another account for every server (made before issue 15, no longer in
-        # force) still claims the login: a new link must not quietly take it over.
-        claimed = SshLogin.objects.filter(login=login, server="").exclude(user=user).exists()
-        if (existing is not None and existing.user_id != user.pk) or claimed:
-            raise ApiError("login_taken", "this login is linked to another account")
-        if existing is not None:
-            return existing
-        row = SshLogin.objects.create(login=login, server=server, user=user)
-        record(user, EventKind.SSH_LINKED, context, login=login, server=server)
+
+
+def _holder(login: str, server: str, user: User | None) -> SshLogin | None:
+    """The link in force for ``login`` on ``server`` if it is ``user``'s; raises
+    :class:`ApiError` ("login_taken") when another account holds it there, or holds it with
+    an old link for every server (made before issue 15, no longer in force, but a new link
+    must not quietly take it over)."""
+    existing = SshLogin.objects.filter(login=login, server=server).first()
+    claimed = SshLogin.objects.filter(login=login, server="")
+    if user is not None:
+        claimed = claimed.exclude(user=user)
+    if (existing is not None and existing.user_id != getattr(user, "pk", None)) or (
+        claimed.exists()
+    ):
+        raise ApiError("login_taken", "this login is linked to another account")
+    return existing
+
+
+def _make_link(user: User, login: str, server: str, context: Context, **detail: str) -> SshLogin:
+    """Create the link (in the caller's transaction), end the requests it answers, record
+    and mail it."""
+    row = SshLogin.objects.create(login=login, server=server, user=user)
+    SshLinkRequest.objects.filter(login=login, server=server).delete()
+    record(user, EventKind.SSH_LINKED, context, login=login, server=server, **detail)
+    notices.queue(user, NoticeKind.SSH_LINKED, context, login=login, server=server)
     return row
 
 
-def unlink(login: str, server: str, context: Context) -> bool:
-    """Remove the link of ``login`` on ``server``; return False when there was none."""
+def link(user: User, login: str, server: str, context: Context) -> SshLogin:
+    """Link Unix ``login`` on ``server`` (a server token's name) to ``user`` at once: the
+    operator's path (``keyfob ssh-link``), trusted as the operator is. A server's token asks
+    instead (:func:`request_link`), and the account confirms (:func:`confirm_request`).
+
+    Only that server's token reaches the login: a link is the account's grant of one
+    server. There is no link for every server any more (issue 15: any server's token, a
+    customer's own included, could verify, probe and throttle-lock such a login). The
+    account is mailed.
+
+    Idempotent for the same account. Raises :class:`ApiError` ("invalid_login",
+    "server_required", "invalid_server", "login_taken" when the login is another
+    account's on that server, or another account's old link for every server).
+    """
+    _check_link(login, server)
     with transaction.atomic():
+        existing = _holder(login, server, user)
+        if existing is not None:
+            return existing
+        return _make_link(user, login, server, context)
+
+
+class LinkState(StrEnum):
+    """What a server's request to link a login became (``status`` in the API's answer)."""
+
+    LINKED = "linked"  # the account already holds the login on that server
+    PENDING = "pending"  # asked, or nothing to ask: the answer does not say which
+
+
+def request_link(
+    email: str, login: str, server: str, context: Context
+) -> tuple[LinkState, SshLogin | None]:
+    """A server's token asks that its Unix ``login`` be linked to the account of ``email``.
+
+    Nothing is in force until the account's owner confirms it on their Security page
+    (:func:`confirm_request`); they are mailed (at most one such mail an hour). The answer is
+    PENDING whether or not an account has that address (the API never says), LINKED with
+    the link when that account already holds the login on ``server`` (which the server's
+    own listing shows anyway). A request already waiting is not asked again.
+
+    Raises :class:`ApiError` ("invalid_login", "server_required", "invalid_server",
+    "login_taken" when another account holds the login on ``server``: the listing shows
+    that too).
+    """
+    _check_link(login, server)
+    now = clock.now()
+    user = User.objects.filter(email=email, is_active=True).first()
+    with transaction.atomic():
+        # An old link for every server claims its login against any request, its own
+        # account's included, so that the answer says nothing about whose it is: the
+        # operator links such a login (``keyfob ssh-link``).
+        if SshLogin.objects.filter(login=login, server="").exists():
+            raise ApiError("login_taken", "this login is linked to another account")
+        existing = _holder(login, server, user)
+        if existing is not None:
+            return LinkState.LINKED, existing
+        if user is None:
+            return LinkState.PENDING, None
+        # One request at a time per account: the count below and the insert stay together,
+        # and the same request sent twice at once is asked (and mailed) once.
+        User.objects.select_for_update().filter(pk=user.pk).first()
+        live = SshLinkRequest.objects.filter(user=user, created_at__gt=now - REQUEST_LIFETIME)
+        if live.filter(login=login, server=server).exists():
+            return LinkState.PENDING, None
+        if live.filter(server=server).count() >= MAX_REQUESTS_PER_SERVER:
+            return LinkState.PENDING, None
+        # Expired requests go (every account's: there is no other pruning of them), and an
+        # expired request of this login is asked again, as new.
+        SshLinkRequest.objects.filter(created_at__lte=now - REQUEST_LIFETIME).delete()
+        SshLinkRequest.objects.filter(login=login, server=server, user=user).delete()
+        SshLinkRequest.objects.create(login=login, server=server, user=user, created_at=now)
+        record(user, EventKind.SSH_LINK_REQUESTED, context, login=login, server=server)
+        notices.queue(user, NoticeKind.SSH_LINK_REQUESTED, context, login=login, server=server)
+    return LinkState.PENDING, None
+
+
+def requests_of(user: User) -> list[SshLinkRequest]:
+    """The account's requests still waiting for its answer, newest first."""
+    since = clock.now() - REQUEST_LIFETIME
+    return list(SshLinkRequest.objects.filter(user=user, created_at__gt=since))
+
+
+def waiting_request(user: User, pk: int) -> SshLinkRequest:
+    """The account's request ``pk`` if it is still waiting; raises
+    ``SshLinkRequest.DoesNotExist`` otherwise (another account's, answered, expired)."""
+    since = clock.now() - REQUEST_LIFETIME
+    return SshLinkRequest.objects.get(pk=pk, user=user, created_at__gt=since)
+
+
+def confirm_request(request: HttpRequest, user: User, pk: int) -> SshLogin:
+    """The account's owner links the login a server asked for: from now on that server's
+    token verifies the login with the account's codes (and its wrong codes count on the
+    account's throttle). Needs a recent re-authentication, records SSH_LINKED and mails
+    the account.
+
+    Raises ``ReauthRequired``, ``SshLinkRequest.DoesNotExist`` (not waiting any more) and
+    :class:`ApiError` ("login_taken": another account confirmed it first).
+    """
+    require_recent_auth(request)
+    context = Context.from_request(request)
+    try:
+        with transaction.atomic():
+            asked = waiting_request(user, pk)
+            existing = _holder(asked.login, asked.server, user)
+            if existing is not None:  # linked meanwhile (the operator, another tab)
+                asked.delete()
+                return existing
+            return _make_link(user, asked.login, asked.server, context, confirmed="user")
+    except IntegrityError:  # another account confirmed the same login at the same moment
+        raise ApiError("login_taken", "this login is linked to another account") from None
+
+
+def decline_request(request: HttpRequest, user: User, pk: int) -> SshLinkRequest:
+    """The account's owner refuses a server's request; records SSH_LINK_DECLINED. Raises
+    ``SshLinkRequest.DoesNotExist``."""
+    context = Context.from_request(request)
+    with transaction.atomic():
+        asked = waiting_request(user, pk)
+        asked.delete()
+        record(user, EventKind.SSH_LINK_DECLINED, context, login=asked.login, server=asked.server)
+    return asked
+
+
+def unlink(login: str, server: str, context: Context) -> bool:
+    """Remove the link of ``login`` on ``server``, and withdraw the requests waiting to
+    link it there; return False when there was no link (whatever the requests)."""
+    with transaction.atomic():
+        SshLinkRequest.objects.filter(login=login, server=server).delete()
         row = SshLogin.objects.select_related("user").filter(login=login, server=server).first()
         if row is None:
             return False

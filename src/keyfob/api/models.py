@@ -60,3 +60,32 @@ class SshLogin(models.Model):
 
     def __str__(self) -> str:
         return f"{self.login}@{self.server or '*'}"
+
+
+class SshLinkRequest(models.Model):
+    """A server's request to link its Unix ``login`` to an account, waiting for the
+    account's answer on its Security page (issue 22).
+
+    It is in force nowhere: the verify and check endpoints read :class:`SshLogin` only, so a
+    request cannot be used to verify, probe or throttle the account before its owner
+    confirms it. Several accounts may be asked for one login; the first to confirm gets it.
+    A request not answered within ``REQUEST_DAYS`` expires (and counts for nothing).
+    """
+
+    login = models.CharField(max_length=32)
+    server = models.CharField(max_length=64)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="ssh_link_requests"
+    )
+    created_at = models.DateTimeField(default=clock.now, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["login", "server", "user"], name="sshlinkrequest_login_server_user"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.login}@{self.server} (asked)"

@@ -2,6 +2,12 @@ from django.urls import URLPattern, path
 
 from keyfob.api import views
 
+# The account's pages of this app, joined to the `account` namespace under /account/ by
+# site/urls.py.
+account_urlpatterns: list[URLPattern] = [
+    path("security/ssh/requests/<int:pk>/", views.ssh_request_view, name="ssh-request"),
+]
+
 app_name = "api"
 urlpatterns: list[URLPattern] = [
     path("openapi.json", views.openapi, name="openapi"),

@@ -16,18 +16,23 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import DatabaseError
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_http_methods
 
 from keyfob.accounts.addresses import normal_email
+from keyfob.accounts.decorators import reauth_required
 from keyfob.accounts.models import User
 from keyfob.api import flows
 from keyfob.api.app_settings import app_settings
-from keyfob.api.models import ServerToken, SshLogin
+from keyfob.api.models import ServerToken, SshLinkRequest, SshLogin
 from keyfob.audit.events import Context, client_address
 from keyfob.audit.models import Channel, EventKind, SecurityEvent
 from keyfob.twofactor.flows import has_2fa
@@ -60,11 +65,15 @@ ERRORS: dict[str, tuple[str, int, str]] = {
         "name the server: a link holds only for the server token of that name",
     ),
     "invalid_email": ("invalid_email", 400, "'email' must be an e-mail address"),
-    "unknown_account": ("unknown_account", 404, "no account has this e-mail address"),
     "not_found": ("not_found", 404, "no such login link"),
     "login_taken": ("login_taken", 409, "this login is linked to another account"),
     "unauthorized": ("unauthorized", 401, "send a valid server token: Authorization: Bearer …"),
     "forbidden": ("forbidden", 403, "this server token cannot manage login links"),
+    "other_server": (
+        "other_server",
+        403,
+        "this server token manages the login links of server {server!r} only",
+    ),
     "method_not_allowed": ("method_not_allowed", 405, "use {methods} on this URL"),
     "unavailable": ("unavailable", 503, "the database is not available, try again"),
 }
@@ -275,36 +284,45 @@ def ssh_check(request: HttpRequest, token: ServerToken) -> HttpResponse:
     return _json(flows.check(token.name, login).as_json())
 
 
+def _own_server(token: ServerToken, value: str) -> str:
+    """The server a manage request is about: the token's own, whether named or not (issue
+    22: a manage token acts only on its own server's links)."""
+    server = _server(value)
+    if server and server != token.name:
+        raise BadRequest("other_server", server=token.name)
+    return token.name
+
+
 @endpoint(("GET", "POST"), manage=True)
 def ssh_logins(request: HttpRequest, token: ServerToken) -> HttpResponse:
+    """GET: the links in force on the token's server. POST: ask an account to link a login
+    on the token's server; its owner confirms on their Security page (202 whether or not
+    an account has the address; 200 when that account already holds the login there)."""
     if request.method == "GET":
-        rows = SshLogin.objects.select_related("user")
+        server = _own_server(token, request.GET.get("server", ""))
+        rows = SshLogin.objects.select_related("user").filter(server=server)
         if "login" in request.GET:
             rows = rows.filter(login=_login(request.GET["login"]))
         if "email" in request.GET:
             rows = rows.filter(user__email=_email(request.GET["email"]))
-        if "server" in request.GET:
-            rows = rows.filter(server=_server(request.GET["server"]))
         return _json({"logins": [_link_json(row) for row in rows[:1000]]})
     data = _body(request)
     email = _email(_string(data, "email"))
     login = _login(_string(data, "login"))
-    server = _server(_string(data, "server", required=False))
-    user = User.objects.with_email(email).first()
-    if user is None:
-        raise BadRequest("unknown_account")
-    existed = SshLogin.objects.filter(login=login, server=server, user=user).exists()
+    server = _own_server(token, _string(data, "server", required=False))
     try:
-        row = flows.link(user, login, server, _api_context(request, token))
+        state, row = flows.request_link(email, login, server, _api_context(request, token))
     except flows.ApiError as exc:
         raise BadRequest(exc.code, message=exc.message) from None
-    return _json(_link_json(row), status=200 if existed else 201)
+    if row is not None:
+        return _json({**_link_json(row), "status": state.value})
+    return _json({"login": login, "server": server, "status": state.value}, status=202)
 
 
 @endpoint(("DELETE",), manage=True)
 def ssh_login_detail(request: HttpRequest, token: ServerToken, login: str) -> HttpResponse:
     login = _login(login)
-    server = _server(request.GET.get("server", ""))
+    server = _own_server(token, request.GET.get("server", ""))
     if not flows.unlink(login, server, _api_context(request, token)):
         raise BadRequest("not_found")
     return HttpResponse(status=204)
@@ -328,5 +346,49 @@ def ssh_logins_section(request: HttpRequest, user: User) -> str:
         # A link for every server ("") is in force nowhere: no last login to show.
         event = last.get((row.login, row.server)) if row.server else None
         links.append({"login": row.login, "server": row.server, "last": event})
-    context = {"links": links, "twofactor_on": has_2fa(user)}
+    context = {
+        "links": links,
+        "requests": flows.requests_of(user),
+        "twofactor_on": has_2fa(user),
+    }
     return render_to_string("api/ssh_logins.html", context, request=request)
+
+
+# The account's answers to a server's request, by outcome (the page's messages).
+REQUEST_MESSAGES = {
+    "linked": _("The login %(login)s on %(server)s is linked to your account."),
+    "declined": _("The request to link %(login)s on %(server)s is refused."),
+    "login_taken": _("The login %(login)s on %(server)s was linked to another account meanwhile."),
+    "gone": _("This request is no longer waiting: it was answered, withdrawn or expired."),
+}
+
+
+@reauth_required
+@require_http_methods(["GET", "POST"])
+def ssh_request_view(request: HttpRequest, pk: int) -> HttpResponse:
+    """A server's request to link one of its logins to the account: what it means, then
+    "Link it" or "Refuse". Behind a recent re-authentication (issue 22): a link lets that
+    server ask for, and spend the tries of, the account's codes."""
+    user = request.user
+    assert isinstance(user, User)
+    try:
+        asked = flows.waiting_request(user, pk)
+    except SshLinkRequest.DoesNotExist:
+        raise Http404 from None
+    if request.method == "GET":
+        return render(request, "api/ssh_request.html", {"asked": asked})
+    names = {"login": asked.login, "server": asked.server}
+    try:
+        if request.POST.get("answer") == "link":
+            flows.confirm_request(request, user, pk)
+            messages.success(request, REQUEST_MESSAGES["linked"] % names)
+        elif request.POST.get("answer") == "refuse":
+            flows.decline_request(request, user, pk)
+            messages.success(request, REQUEST_MESSAGES["declined"] % names)
+        else:  # a form not sent by the page: nothing changes
+            return render(request, "api/ssh_request.html", {"asked": asked}, status=400)
+    except SshLinkRequest.DoesNotExist:
+        messages.error(request, REQUEST_MESSAGES["gone"])
+    except flows.ApiError:
+        messages.error(request, REQUEST_MESSAGES["login_taken"] % names)
+    return redirect("account:security")

@@ -2,11 +2,42 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from keyfob.core import clock
+
+
+class KindField(models.CharField):  # type: ignore[type-arg]
+    """A kind of event or notice: a string checked against its enum in code, not a column's
+    choices, so that a new kind needs no migration of its own.
+
+    The choices stay on the field (``get_kind_display``, forms, ``full_clean``), but
+    :meth:`deconstruct` leaves them out of migrations, where they only recorded a list the
+    database never checked (issue 21: every new kind was a migration). :meth:`pre_save`
+    refuses an unknown kind, so ``save()``, ``create()`` and ``bulk_create()`` still cannot
+    write one.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("max_length", 32)
+        super().__init__(*args, **kwargs)
+
+    def deconstruct(self) -> Any:
+        # To migrations, a plain CharField: the column is what the database sees, and the
+        # migrations do not depend on this class.
+        name, _path, args, kwargs = super().deconstruct()
+        kwargs.pop("choices", None)
+        return name, "django.db.models.CharField", args, kwargs
+
+    def pre_save(self, model_instance: models.Model, add: bool) -> Any:
+        value = super().pre_save(model_instance, add)
+        if value not in {str(choice) for choice, _label in self.flatchoices}:
+            raise ValueError(f"unknown {self.name} {value!r} for {type(model_instance).__name__}")
+        return value
 
 
 class EventKind(models.TextChoices):
@@ -53,6 +84,8 @@ class EventKind(models.TextChoices):
     )
     SSH_LINKED = "ssh_linked", _("SSH login linked to this account")
     SSH_UNLINKED = "ssh_unlinked", _("SSH login unlinked from this account")
+    SSH_LINK_REQUESTED = "ssh_link_requested", _("A server asked to link an SSH login")
+    SSH_LINK_DECLINED = "ssh_link_declined", _("Request to link an SSH login refused")
 
 
 class Channel(models.TextChoices):
@@ -66,7 +99,7 @@ class SecurityEvent(models.Model):
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="security_events"
     )
-    kind = models.CharField(max_length=32, choices=EventKind.choices)
+    kind = KindField(choices=EventKind.choices)
     at = models.DateTimeField(default=clock.now, db_index=True)
     channel = models.CharField(max_length=8, choices=Channel.choices, default=Channel.WEB)
     address = models.GenericIPAddressField(null=True, blank=True)
@@ -112,6 +145,11 @@ class NoticeKind(models.TextChoices):
     # Every later change of a request's state (waiting for documents, approved, cancelled).
     SUPPORT_PROGRESS = "support_progress", _("News of your request to support")
     SUPPORT_HANDOFF = "support_handoff", _("A support request waits for you")
+    SSH_LINK_REQUESTED = (
+        "ssh_link_requested",
+        _("A server asks to link an SSH login to your account"),
+    )
+    SSH_LINKED = "ssh_linked", _("An SSH login was linked to your account")
 
 
 class OutboxState(models.TextChoices):
@@ -140,7 +178,7 @@ class Outbox(models.Model):
         related_name="notices",
     )
     to = models.EmailField(max_length=254)
-    kind = models.CharField(max_length=32, choices=NoticeKind.choices)
+    kind = KindField(choices=NoticeKind.choices)
     params = models.JSONField(default=dict, blank=True)
     # The account's language and time zone when it happened (the account may change or go).
     language = models.CharField(max_length=8, blank=True)

@@ -43,8 +43,11 @@ WHEN_FORMAT = "j F Y, H:i"
 
 
 # Warnings whose cause anyone holding the password (or a copied key) can repeat: one an hour
-# tells the holder as much as a hundred would.
-_AT_MOST_HOURLY = frozenset({NoticeKind.WRONG_CODES, NoticeKind.KEY_CLONE})
+# tells the holder as much as a hundred would. So do a server's requests to link its logins
+# (the Security page lists every request waiting).
+_AT_MOST_HOURLY = frozenset(
+    {NoticeKind.WRONG_CODES, NoticeKind.KEY_CLONE, NoticeKind.SSH_LINK_REQUESTED}
+)
 
 
 def queue(

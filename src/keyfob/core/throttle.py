@@ -81,30 +81,41 @@ def acquire(policy: Policy, key: str) -> Throttle:
     return row
 
 
-def retry_after(policy: Policy, row: Throttle) -> float:
-    """Seconds before the next attempt is allowed (0.0 when allowed now)."""
+def retry_after(policy: Policy, row: Throttle, weight: int = 1) -> float:
+    """Seconds before the next attempt is allowed (0.0 when allowed now).
+
+    ``weight``: how many failures the attempt would count if it failed (see
+    :func:`record_failure`); it is allowed only if that many still fit in the day's."""
     now = clock.now()
     waits = [0.0]
     if row.locked_until is not None and row.locked_until > now:
         waits.append((row.locked_until - now).total_seconds())
     if row.last_failure_at is not None and row.last_failure_at > now - DAY:
         recent = ThrottleFailure.objects.filter(throttle=row, at__gt=now - DAY)
-        if recent.count() >= policy.daily:
+        weight = min(max(weight, 1), policy.daily)
+        if recent.count() + weight > policy.daily:
             # Allowed again when enough of the span's failures have aged out.
-            oldest = recent.order_by("-at").values_list("at", flat=True)[policy.daily - 1]
+            index = policy.daily - weight
+            oldest = recent.order_by("-at").values_list("at", flat=True)[index]
             waits.append((oldest + DAY - now).total_seconds())
     return max(waits)
 
 
-def check(policy: Policy, row: Throttle) -> None:
-    """Raise :class:`Throttled` when ``row`` (from :func:`acquire`) refuses attempts now."""
-    wait = retry_after(policy, row)
+def check(policy: Policy, row: Throttle, weight: int = 1) -> None:
+    """Raise :class:`Throttled` when ``row`` (from :func:`acquire`) refuses attempts now
+    (attempts of ``weight``, see :func:`record_failure`)."""
+    wait = retry_after(policy, row, weight)
     if wait > 0:
         raise Throttled(wait)
 
 
-def record_failure(policy: Policy, row: Throttle) -> float:
-    """Count one failure on a locked row; return the delay it imposes (seconds)."""
+def record_failure(policy: Policy, row: Throttle, weight: int = 1) -> float:
+    """Count one failure on a locked row; return the delay it imposes (seconds).
+
+    ``weight`` > 1 counts it as that many failures of the day's allowance (at most the
+    whole of it), not of the consecutive count, which times the waits: a guess that was
+    compared with more values uses up more of the day (issue 22, see
+    ``twofactor.flows.verify.guess_weight``), while one typo waits no longer."""
     now = clock.now()
     quiet = (
         policy.decay is not None
@@ -118,7 +129,13 @@ def record_failure(policy: Policy, row: Throttle) -> float:
     delay = policy.delay(row.consecutive)
     if delay:
         Throttle.objects.filter(pk=row.pk).update(locked_until=now + delay)
-    ThrottleFailure.objects.create(throttle=row, at=now)
+    weight = min(max(weight, 1), policy.daily)
+    if weight == 1:
+        ThrottleFailure.objects.create(throttle=row, at=now)
+    else:
+        ThrottleFailure.objects.bulk_create(
+            [ThrottleFailure(throttle=row, at=now) for _ in range(weight)]
+        )
     ThrottleFailure.objects.filter(throttle=row, at__lte=now - DAY).delete()
     return delay.total_seconds()
 

@@ -3,11 +3,16 @@ from django.views.generic import RedirectView
 from django.views.i18n import set_language
 
 from keyfob.accounts.urls import signin_help_urlpatterns
+from keyfob.api.urls import account_urlpatterns as api_account_urlpatterns
 from keyfob.twofactor.urls import signin_urlpatterns
 
 # One `account:` namespace for the account pages of both apps that own them.
 account_patterns = (
-    [path("", include("keyfob.accounts.urls")), path("", include("keyfob.twofactor.urls"))],
+    [
+        path("", include("keyfob.accounts.urls")),
+        path("", include("keyfob.twofactor.urls")),
+        path("", include(api_account_urlpatterns)),
+    ],
     "account",
 )
 

@@ -7,6 +7,7 @@ so a refused attempt always counts.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -119,11 +120,14 @@ def throttled_attempt(
     event: Event | None = None,
     *,
     failure_detail: dict[str, Any] | None = None,
+    weight: int = 1,
 ) -> T:
     """Run ``attempt`` under the account's throttle; count it if it raises.
 
     ``event`` is recorded after a successful attempt, in the same transaction;
-    ``failure_detail`` goes with the event of a refused one (which key was refused).
+    ``failure_detail`` goes with the event of a refused one (which key was refused);
+    ``weight`` is how many of the day's failures a wrong code counts as
+    (:func:`guess_weight`).
 
     ``attempt`` returns its result, or raises :class:`InvalidCode` / :class:`CodeReused`
     before it has written anything (each attempt's first write is its compare-and-set, so
@@ -136,7 +140,7 @@ def throttled_attempt(
     with transaction.atomic(savepoint=False):
         row = throttle.acquire(throttle.CODE, str(user.pk))
         try:
-            throttle.check(throttle.CODE, row)
+            throttle.check(throttle.CODE, row, weight)
         except Throttled as exc:
             record(user, EventKind.THROTTLED, context, factor=factor)
             failure = exc
@@ -148,7 +152,7 @@ def throttled_attempt(
                 record(user, EventKind.CODE_REUSED, context, factor=factor)
                 failure = exc
             except InvalidCode as exc:
-                throttle.record_failure(throttle.CODE, row)
+                throttle.record_failure(throttle.CODE, row, weight)
                 kind = getattr(exc, "event", None) or _WRONG[factor]
                 record(user, kind, context, **(failure_detail or {}))
                 failure = exc
@@ -310,6 +314,41 @@ def code_check(
     return _CodeCheck(auths, None, None, code, at, confirm)
 
 
+# What _match gives otp.verify_hotp: its default look-ahead (a test holds them equal).
+HOTP_LOOK_AHEAD = 10
+
+
+def guess_weight(auths: Sequence[Authenticator], code: str) -> int:
+    """How many of the day's throttle failures a wrong ``code`` counts as (issue 22).
+
+    A code is compared with every app of the account: a time-based app at window w tries
+    2w + 1 steps, a counter-based one its counter and the HOTP_LOOK_AHEAD after it, so a
+    guess matches any of V = sum of those values (apps whose codes have another length
+    cannot match it and are not counted). One time-based app tries V1 = 2w + 1 (3 at the
+    default window). A guess then counts as ceil(V / V1) failures of the daily allowance
+    (throttle.CODE.daily = 100), so the values a guesser can try in a day stay within
+    daily * V1, whatever the number and kind of apps:
+
+        one TOTP app, w = 1:   V = 3,   weight 1,  100 guesses/day → 300 values → 0.03 %
+        one HOTP app:          V = 11,  weight 4,   25 guesses/day → 275 values → 0.0275 %
+        10 HOTP apps:          V = 110, weight 37,   2 guesses/day → 220 values → 0.022 %
+        10 TOTP apps, w = 1:   V = 30,  weight 10,  10 guesses/day → 300 values → 0.03 %
+
+    (odds of 6-digit codes: values / 10^6.) A guess is allowed only while its weight still
+    fits in the day (throttle.check), so the last one cannot overshoot. The consecutive
+    count, which times the waits between tries, still counts one per guess: one typo waits
+    no longer with more apps. The weight is capped at the daily allowance (only reached
+    with KEYFOB_TOTP_WINDOW=0 and ten counter-based apps: one guess a day, 110 values).
+    """
+    one_app = 2 * app_settings.totp_window + 1
+    values = sum(
+        HOTP_LOOK_AHEAD + 1 if auth.kind == Kind.HOTP else one_app
+        for auth in auths
+        if auth.digits == len(code)
+    )
+    return max(1, math.ceil(values / one_app))
+
+
 def verify_code(
     user: User,
     code: str,
@@ -343,7 +382,8 @@ def verify_code(
     ):
         return check.auth
     try:
-        return throttled_attempt(user, context, Factor.CODE, check, event)
+        weight = guess_weight(check.auths, code)
+        return throttled_attempt(user, context, Factor.CODE, check, event, weight=weight)
     except InvalidCode:
         if after_password and throttle.consecutive_failures(throttle.CODE, str(user.pk)) >= 3:
             with transaction.atomic():
