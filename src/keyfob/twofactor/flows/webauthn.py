@@ -49,6 +49,7 @@ from keyfob.core import clock
 from keyfob.core.consume import consume
 from keyfob.otp import CodeReused, InvalidCode, KeyfobError, Throttled
 from keyfob.twofactor.app_settings import app_settings
+from keyfob.twofactor.cose import UnusableKey, check_public_key
 from keyfob.twofactor.flows.setup import lock_account, renamed, turned_on_or_added
 from keyfob.twofactor.flows.verify import Event, Factor, NotEnrolled, throttled_attempt
 from keyfob.twofactor.models import Purpose, SecurityKey, WebAuthnChallenge
@@ -283,6 +284,11 @@ def _spend(request: HttpRequest, row: WebAuthnChallenge) -> None:
         request.session[SESSION_KEY] = {k: v for k, v in tokens.items() if k != row.purpose}
 
 
+# What the library raises on an answer it cannot read: its own errors, and Python's for a
+# structure of the wrong shape (a COSE key sent as a CBOR array reads as a list: IndexError).
+_UNREADABLE = (WebAuthnException, ValueError, TypeError, KeyError, IndexError, AttributeError)
+
+
 def _parse(response: str) -> dict[str, Any]:
     """The browser's credential as a JSON object, or :class:`KeyRefused`."""
     try:
@@ -330,10 +336,16 @@ def register_key(
             expected_rp_id=app_settings.webauthn_rp_id,
             expected_origin=origin,
         )
-    except (WebAuthnException, ValueError, TypeError, KeyError) as exc:
+    except _UNREADABLE as exc:
         raise KeyRefused("registration not proven") from exc
     if len(verified.credential_id) > MAX_CREDENTIAL_ID:
         raise KeyRefused("credential id longer than WebAuthn allows")
+    try:
+        # The library stores what it was given; a key that cannot verify a signature would
+        # turn 2FA on with a key that can never be used.
+        check_public_key(verified.credential_public_key)
+    except UnusableKey as exc:
+        raise KeyRefused(f"unusable public key: {exc}") from None
     transports = _part(data, "response").get("transports")
     cred_props = _part(data, "clientExtensionResults").get("credProps")
     key = SecurityKey(
@@ -450,7 +462,7 @@ def verify_key(
                 credential_current_sign_count=0,
                 require_user_verification=passwordless,
             )
-        except (WebAuthnException, ValueError, TypeError, KeyError) as exc:
+        except _UNREADABLE as exc:
             raise KeyRefused("assertion not proven") from exc
         new_count = verified.new_sign_count
         if (new_count or key.sign_count) and new_count <= key.sign_count:
