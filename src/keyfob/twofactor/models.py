@@ -204,12 +204,17 @@ class WebAuthnChallenge(models.Model):
     user_handle = models.CharField(max_length=100, blank=True)
     # Passwordless only: who asked (no account yet), to bound what one address can make.
     address = models.GenericIPAddressField(null=True, blank=True)
+    # ... and its network (an IPv6 /64, an IPv4 /24, as CIDR text), bounded as a whole.
+    network = models.CharField(max_length=50, blank=True)
     created_at = models.DateTimeField(default=clock.now)
     expires_at = models.DateTimeField(db_index=True)
     used_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        indexes = [models.Index(fields=["address", "expires_at"])]
+        indexes = [
+            models.Index(fields=["address", "expires_at"]),
+            models.Index(fields=["network", "expires_at"]),
+        ]
 
     def __repr__(self) -> str:
         return f"<WebAuthnChallenge {self.purpose} user={self.user_id}>"

@@ -12,6 +12,7 @@ code throttle (DESIGN.md invariant 2), with its authenticator apps and recovery 
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
 import secrets
 from datetime import datetime, timedelta
@@ -45,7 +46,7 @@ from keyfob.audit import notices
 from keyfob.audit.events import Context, client_address
 from keyfob.audit.models import EventKind
 from keyfob.audit.notices import NoticeKind
-from keyfob.core import clock
+from keyfob.core import clock, throttle
 from keyfob.core.consume import consume
 from keyfob.otp import CodeReused, InvalidCode, KeyfobError, Throttled
 from keyfob.twofactor.app_settings import app_settings
@@ -212,8 +213,9 @@ def begin(request: HttpRequest, purpose: Purpose, user: User | None = None) -> d
             stale |= Q(binding=_digest(tokens[purpose]))
         WebAuthnChallenge.objects.filter(stale).delete()
         address = client_address(request) if purpose == Purpose.PASSWORDLESS else None
+        network = network_of(address) if address is not None else ""
         if address is not None:
-            _refuse_a_flood(address, now)
+            _refuse_a_flood(address, network, now)
         WebAuthnChallenge.objects.create(
             purpose=purpose,
             user=user,
@@ -221,6 +223,7 @@ def begin(request: HttpRequest, purpose: Purpose, user: User | None = None) -> d
             challenge=challenge,
             user_handle=handle,
             address=address,
+            network=network,
             created_at=now,
             expires_at=now + timedelta(seconds=app_settings.webauthn_challenge_seconds),
         )
@@ -234,21 +237,49 @@ def begin(request: HttpRequest, purpose: Purpose, user: User | None = None) -> d
     return data
 
 
-# Passwordless challenges one address may hold at once. Anyone may ask for one (the
-# sign-in page does as it loads), and each is a row; a browser's own earlier one is replaced,
-# so only a client that drops its session cookie reaches this.
+# Passwordless challenges one address, and one network, may hold at once. Anyone may ask
+# for one (the sign-in page does as it loads), and each is a row; a browser's own earlier one
+# is replaced, so only a client that drops its session cookie reaches these. The network is
+# what one subscriber is given: an IPv6 /64 (2^64 addresses, so a cap per address alone
+# bounds nothing), and for IPv4 a /24, so one address's 30 cannot be multiplied by a
+# neighbourhood's 256 either; four addresses' worth leaves room for an office's people.
 MAX_CHALLENGES_PER_ADDRESS = 30
+MAX_CHALLENGES_PER_NETWORK = 4 * MAX_CHALLENGES_PER_ADDRESS
+IPV4_PREFIX = 24
+IPV6_PREFIX = 64
+# The row whose lock makes one network's requests for a challenge count and insert one after
+# another (else each counts the same rows and all insert: 31 of 30 were made). A throttle row
+# of its own scope, locked by ``throttle.acquire``; its counters are not used.
+_NETWORK_LOCK = throttle.Policy(
+    "passkey_network", free=0, base=timedelta(0), cap=timedelta(0), daily=0
+)
 
 
-def _refuse_a_flood(address: str, now: datetime) -> None:
-    """Raise :class:`Throttled` when ``address`` holds the most live passwordless
-    challenges it may, until the oldest expires."""
+def network_of(address: str) -> str:
+    """The network ``address`` belongs to for the cap, as CIDR text ("2001:db8:1:2::/64",
+    "192.0.2.0/24")."""
+    ip = ipaddress.ip_address(address)
+    prefix = IPV4_PREFIX if ip.version == 4 else IPV6_PREFIX
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip, prefix = ip.ipv4_mapped, IPV4_PREFIX
+    return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))
+
+
+def _refuse_a_flood(address: str, network: str, now: datetime) -> None:
+    """Raise :class:`Throttled` when ``address``, or its ``network``, holds the most live
+    passwordless challenges it may, until the oldest expires. Holds the network's lock until
+    the caller's transaction ends, so its insert is counted by the next request."""
+    throttle.acquire(_NETWORK_LOCK, network)
     live = WebAuthnChallenge.objects.filter(
-        purpose=Purpose.PASSWORDLESS, address=address, expires_at__gt=now
+        purpose=Purpose.PASSWORDLESS, expires_at__gt=now
     ).order_by("expires_at")
-    expiries = list(live.values_list("expires_at", flat=True)[:MAX_CHALLENGES_PER_ADDRESS])
-    if len(expiries) >= MAX_CHALLENGES_PER_ADDRESS:
-        raise Throttled((expiries[0] - now).total_seconds(), "too many passkey challenges")
+    for rows, cap in (
+        (live.filter(address=address), MAX_CHALLENGES_PER_ADDRESS),
+        (live.filter(network=network), MAX_CHALLENGES_PER_NETWORK),
+    ):
+        expiries = list(rows.values_list("expires_at", flat=True)[:cap])
+        if len(expiries) >= cap:
+            raise Throttled((expiries[0] - now).total_seconds(), "too many passkey challenges")
 
 
 def _live_challenge(request: HttpRequest, purpose: Purpose, user: User | None) -> WebAuthnChallenge:
@@ -464,11 +495,14 @@ def verify_key(
             )
         except _UNREADABLE as exc:
             raise KeyRefused("assertion not proven") from exc
+        # The challenge is spent before the counter decides: the same answer posted again
+        # at once (a double click, a retrying proxy) loses here, as a used challenge, and is
+        # not taken for a copy of the key by the counter its twin has just moved.
+        _spend(request, row)
         new_count = verified.new_sign_count
         if (new_count or key.sign_count) and new_count <= key.sign_count:
             notices.queue(owner, NoticeKind.KEY_CLONE, context, name=key.label)
             raise KeyCloned(f"counter {new_count} after {key.sign_count}")
-        _spend(request, row)
         if not _use_counter(key, new_count, verified.credential_backed_up, passwordless):
             raise CodeReused("this signature counter was just used")
         return key
