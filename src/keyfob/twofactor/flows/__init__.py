@@ -1,6 +1,6 @@
 """What the two-factor app does, by what it does: checking a code (``verify``), turning 2FA
-on and off (``setup``), recovery codes (``recovery``), trusted browsers (``browsers``) and
-security keys and passkeys (``webauthn``).
+on and off (``setup``), recovery codes (``recovery``), trusted browsers (``browsers``),
+security keys and passkeys (``webauthn``) and a staff member's first key (``staff``).
 
 Callers use ``flows.<name>``; the names below are the app's whole public surface.
 """
@@ -35,6 +35,13 @@ from keyfob.twofactor.flows.setup import (
     start_setup,
     turned_off_by_support,
 )
+from keyfob.twofactor.flows.staff import (
+    STAFF_INVITE_MINUTES,
+    InviteRefused,
+    StaffInviteRequired,
+    issue_staff_key_invite,
+    needs_staff_invite,
+)
 from keyfob.twofactor.flows.verify import (
     ClockDrift,
     Event,
@@ -65,17 +72,20 @@ from keyfob.twofactor.flows.webauthn import (
 __all__ = [
     "MAX_AUTHENTICATORS",
     "RECOVERY_CODES",
+    "STAFF_INVITE_MINUTES",
     "By",
     "ChallengeExpired",
     "ClockDrift",
     "Event",
     "Factor",
+    "InviteRefused",
     "KeyCloned",
     "KeyRefused",
     "LastAuthenticator",
     "NotEnrolled",
     "NotPasswordless",
     "SetupExpired",
+    "StaffInviteRequired",
     "TooManyAuthenticators",
     "TooManyKeys",
     "WrongHost",
@@ -85,7 +95,9 @@ __all__ = [
     "confirmed_authenticators",
     "disable",
     "has_2fa",
+    "issue_staff_key_invite",
     "key_uri",
+    "needs_staff_invite",
     "only_keys_confirm",
     "recovery_codes_left",
     "regenerate_recovery_codes",

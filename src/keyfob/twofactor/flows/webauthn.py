@@ -52,6 +52,7 @@ from keyfob.otp import CodeReused, InvalidCode, KeyfobError, Throttled
 from keyfob.twofactor.app_settings import app_settings
 from keyfob.twofactor.cose import UnusableKey, check_public_key
 from keyfob.twofactor.flows.setup import lock_account, renamed, turned_on_or_added
+from keyfob.twofactor.flows.staff import needs_staff_invite, spend_staff_invite
 from keyfob.twofactor.flows.verify import Event, Factor, NotEnrolled, throttled_attempt
 from keyfob.twofactor.models import Purpose, SecurityKey, WebAuthnChallenge
 
@@ -346,7 +347,13 @@ def _raw_id(data: dict[str, Any]) -> str:
 
 
 def register_key(
-    request: HttpRequest, user: User, response: str, name: str, context: Context
+    request: HttpRequest,
+    user: User,
+    response: str,
+    name: str,
+    context: Context,
+    *,
+    invite: str = "",
 ) -> list[str]:
     """Check the browser's answer to this session's registration challenge and add the key.
 
@@ -354,7 +361,9 @@ def register_key(
     turned on), else an empty list. Raises :class:`ChallengeExpired`, :class:`KeyRefused`,
     :class:`WrongHost`, :class:`TooManyKeys`, and ``ReauthRequired`` without a recent
     password (and second factor, with 2FA on): adding a key is a sensitive change, whatever
-    guard the page has (DESIGN.md invariant 7).
+    guard the page has (DESIGN.md invariant 7). A staff member's first key needs the
+    enrolment code an operator issued (``invite``), used up with it; else
+    :class:`~keyfob.twofactor.flows.staff.StaffInviteRequired`.
     """
     require_recent_auth(request)
     origin = expected_origin(request)
@@ -401,6 +410,8 @@ def register_key(
         lock_account(user)
         if SecurityKey.objects.filter(user=user).count() >= app_settings.max_security_keys:
             raise TooManyKeys(f"at most {app_settings.max_security_keys} security keys")
+        if needs_staff_invite(user):  # read under the account's lock: one first key
+            spend_staff_invite(user, invite)
         _spend(request, row)
         try:
             with transaction.atomic():

@@ -58,12 +58,20 @@ def add_key_view(request: HttpRequest) -> HttpResponse:
         return redirect("account:setup-phone")
     if len(flows.security_keys(user)) >= app_settings.max_security_keys:
         return _too_many_keys(request)
-    form = AddKeyForm(request.POST if request.method == "POST" else None)
+    form = AddKeyForm(
+        request.POST if request.method == "POST" else None,
+        invite=flows.needs_staff_invite(user),
+    )
     if request.method == "POST" and form.is_valid():
         name = form.cleaned_data["name"]
         try:
             codes = flows.register_key(
-                request, user, form.cleaned_data["credential"], name, Context.from_request(request)
+                request,
+                user,
+                form.cleaned_data["credential"],
+                name,
+                Context.from_request(request),
+                invite=form.cleaned_data.get("invite", ""),
             )
         except flows.TooManyKeys:  # another tab added the last one meanwhile
             return _too_many_keys(request)
