@@ -15,8 +15,9 @@ import hashlib
 import ipaddress
 import json
 import secrets
+from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from django.db import IntegrityError, transaction
 from django.db.models import Q
@@ -43,7 +44,7 @@ from webauthn.helpers.structs import (
 from keyfob.accounts.flows import require_recent_auth
 from keyfob.accounts.models import User
 from keyfob.audit import notices
-from keyfob.audit.events import Context, client_address
+from keyfob.audit.events import Context, client_address, record
 from keyfob.audit.models import EventKind
 from keyfob.audit.notices import NoticeKind
 from keyfob.core import clock, throttle
@@ -56,6 +57,7 @@ from keyfob.twofactor.flows.staff import needs_staff_invite, spend_staff_invite
 from keyfob.twofactor.flows.verify import Event, Factor, NotEnrolled, throttled_attempt
 from keyfob.twofactor.models import Purpose, SecurityKey, WebAuthnChallenge
 
+T = TypeVar("T")
 # The session holds, per purpose, only a random token whose digest finds the challenge row.
 SESSION_KEY = "keyfob.webauthn"
 _TRANSPORTS = frozenset(t.value for t in AuthenticatorTransport)
@@ -457,6 +459,12 @@ def verify_key(
     :class:`KeyRefused` (and :class:`NotPasswordless`, :class:`KeyCloned`),
     :class:`CodeReused` (a concurrent answer used the same counter),
     :class:`~keyfob.otp.Throttled`, :class:`WrongHost`.
+
+    After the password (SIGNIN, REAUTH) every refusal counts on the account's one throttle.
+    Without it (PASSWORDLESS) anyone who knows a key's credential id can send answers naming
+    it: until the signature is proven a refusal counts on the client's address, not on the
+    account (else they could lock its codes on the web, SSH and the API, and the change of
+    text would confirm the id); the account's throttle applies once the key has signed.
     """
     origin = expected_origin(request)
     data = _parse(response)
@@ -467,20 +475,16 @@ def verify_key(
     if user is not None:
         keys = keys.filter(user=user)
     key = keys.first()
-    if key is None:
-        # Another account's key, or none: nothing says which. An account signing in counts
-        # it as a wrong answer; without one there is no account to count it against.
-        if user is None:
-            raise KeyRefused("unknown credential")
-    else:
+    if key is not None:
         owner = key.user
-    assert owner is not None
     passwordless = purpose == Purpose.PASSWORDLESS
     if event is not None and key is not None:
         event = (event[0], {**event[1], "authenticator": key.label})
 
-    def attempt() -> SecurityKey:
+    def prove() -> Any:
+        """The key's signature over this challenge, checked (no write); else KeyRefused."""
         if key is None:
+            # Another account's key, or none: nothing says which.
             raise KeyRefused("not a key of this account")
         # Only a key that verified its user when added signs in alone. That it holds the
         # account needs no flag: it answered a request that named no key.
@@ -494,7 +498,7 @@ def verify_key(
         if passwordless and (not isinstance(handle, str) or handle != key.user_handle):
             raise KeyRefused("user handle does not match the key's account")
         try:
-            verified = verify_authentication_response(
+            return verify_authentication_response(
                 credential=data,
                 expected_challenge=bytes(row.challenge),
                 expected_rp_id=app_settings.webauthn_rp_id,
@@ -506,22 +510,57 @@ def verify_key(
             )
         except _UNREADABLE as exc:
             raise KeyRefused("assertion not proven") from exc
+
+    def use(verified: Any) -> SecurityKey:
+        assert key is not None
         # The challenge is spent before the counter decides: the same answer posted again
         # at once (a double click, a retrying proxy) loses here, as a used challenge, and is
         # not taken for a copy of the key by the counter its twin has just moved.
         _spend(request, row)
         new_count = verified.new_sign_count
         if (new_count or key.sign_count) and new_count <= key.sign_count:
-            notices.queue(owner, NoticeKind.KEY_CLONE, context, name=key.label)
+            notices.queue(key.user, NoticeKind.KEY_CLONE, context, name=key.label)
             raise KeyCloned(f"counter {new_count} after {key.sign_count}")
         if not _use_counter(key, new_count, verified.credential_backed_up, passwordless):
             raise CodeReused("this signature counter was just used")
         return key
 
     failure_detail = {"authenticator": key.label} if key is not None else {}
+    if passwordless:
+        verified = _proven_from_address(context, owner, prove, failure_detail)
+        assert owner is not None
+        return throttled_attempt(
+            owner, context, Factor.KEY, lambda: use(verified), event, failure_detail=failure_detail
+        )
+    assert owner is not None
     return throttled_attempt(
-        owner, context, Factor.KEY, attempt, event, failure_detail=failure_detail
+        owner, context, Factor.KEY, lambda: use(prove()), event, failure_detail=failure_detail
     )
+
+
+def _proven_from_address(
+    context: Context, owner: User | None, prove: Callable[[], T], failure_detail: dict[str, Any]
+) -> T:
+    """Run ``prove`` under the client address's throttle (the one the password step counts
+    on too); count it there if it raises :class:`KeyRefused`, and record the refusal in the
+    activity of the account whose key was named, if any (an event, not a count). Raises
+    :class:`~keyfob.otp.Throttled` while the address waits, for every key alike."""
+    failure: KeyfobError
+    with transaction.atomic(savepoint=False):
+        row = throttle.acquire(throttle.ADDRESS, context.address or "unknown")
+        # Refusals are raised after the block, as in throttled_attempt: the failure is
+        # committed with it, and no savepoint is needed.
+        try:
+            throttle.check(throttle.ADDRESS, row)
+            return prove()
+        except Throttled as exc:
+            failure = exc
+        except KeyRefused as exc:
+            throttle.record_failure(throttle.ADDRESS, row)
+            if owner is not None:
+                record(owner, exc.event, context, **failure_detail)
+            failure = exc
+    raise failure
 
 
 def rename_key(user: User, pk: int, name: str, context: Context) -> SecurityKey:
