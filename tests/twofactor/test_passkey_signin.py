@@ -388,3 +388,22 @@ def test_a_browser_asking_again_replaces_its_challenge(frozen_time: float) -> No
     for _ in range(40):
         assert client.post("/login/passkey/options/").status_code == 200
     assert WebAuthnChallenge.objects.count() == 1
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "testserver"])
+def test_a_host_where_no_passkey_can_work_offers_none(host: str, user: User) -> None:
+    """Issue 22: at 127.0.0.1 (not the relying party id) the page offered "Sign in with a
+    passkey", which failed on click, and asked for a challenge as it loaded. Nothing of it is
+    there now; the password form is."""
+    register(user)
+    html = Client(HTTP_HOST=host).get("/login/").content.decode()
+    assert 'name="password"' in html and 'autocomplete="username"' in html
+    assert "Sign in with a passkey" not in html
+    assert "data-webauthn" not in html and "username webauthn" not in html
+    assert "/login/passkey/" not in html
+    # Posted anyway, the answer is refused in words, with the password form.
+    refused = Client(HTTP_HOST=host).post("/login/passkey/", {"credential": "{}"})
+    assert refused.status_code == 200
+    assert "Passkeys cannot be used at this address." in refused.content.decode()
+    # At the relying party's host the page offers them (test_the_login_page_offers_passkeys).
+    assert "Sign in with a passkey" in Client(HTTP_HOST=HOST).get("/login/").content.decode()

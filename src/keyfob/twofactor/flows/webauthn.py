@@ -137,6 +137,17 @@ def expected_origin(request: HttpRequest) -> str:
     return f"{request.scheme}://{host}"
 
 
+def keys_usable_here(request: HttpRequest) -> bool:
+    """Whether this page's host can use security keys and passkeys at all (it is the relying
+    party id or under it): where it is not (an IP address, say), no key page or button is
+    offered, since every ceremony would fail."""
+    try:
+        expected_origin(request)
+    except WrongHost:
+        return False
+    return True
+
+
 def _user_handle(user: User) -> str:
     """The account's user handle: the one its keys already hold, or a new random one."""
     held = SecurityKey.objects.filter(user=user).exclude(user_handle="").first()

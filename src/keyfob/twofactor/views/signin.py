@@ -125,9 +125,13 @@ def login_view(request: HttpRequest) -> HttpResponse:
 def _login_page(
     request: HttpRequest, form: LoginForm, next_url: str, passkey_error: str = ""
 ) -> HttpResponse:
+    passkeys = flows.keys_usable_here(request)
+    if not passkeys:  # no passkey in the e-mail field's autofill either
+        form.fields["email"].widget.attrs["autocomplete"] = "username"
     context = {
         "form": form,
         "next": next_url,
+        "passkeys": passkeys,
         "passkey_error": passkey_error,
         "errors": [passkey_error] if passkey_error else [],
     }
