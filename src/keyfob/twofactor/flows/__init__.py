@@ -14,6 +14,7 @@ from keyfob.twofactor.flows.browsers import (
 )
 from keyfob.twofactor.flows.recovery import (
     RECOVERY_CODES,
+    RECOVERY_LOW,
     recovery_codes_left,
     regenerate_recovery_codes,
     replace_recovery_codes,
@@ -73,6 +74,7 @@ from keyfob.twofactor.flows.webauthn import (
 __all__ = [
     "MAX_AUTHENTICATORS",
     "RECOVERY_CODES",
+    "RECOVERY_LOW",
     "STAFF_INVITE_MINUTES",
     "By",
     "ChallengeExpired",

@@ -136,12 +136,17 @@ def password_checked(request: HttpRequest, user: User, form: ReauthForm) -> bool
     return False
 
 
-def recovery_left_message(request: HttpRequest, user: User) -> None:
+def recovery_left_message(request: HttpRequest, user: User, *, used: bool = True) -> None:
+    """Say how many recovery codes are left: after one was ``used`` here, always; after a
+    sign-in with another factor, only when few are left (one may have been used over SSH or
+    the API, which cannot show this), asking for a new set."""
     left = flows.recovery_codes_left(user)
+    if not used and (left > flows.RECOVERY_LOW or not flows.has_2fa(user)):
+        return
     text = ngettext(
         "You have %(n)d recovery code left.", "You have %(n)d recovery codes left.", left
     ) % {"n": left}
-    if left <= 2:
+    if left <= flows.RECOVERY_LOW:
         text += " " + _("Make a new set from Account → Security.")
     messages.warning(request, text)
 
