@@ -316,8 +316,11 @@ def test_a_page_outside_the_relying_party_is_refused(user: User) -> None:
     assert response.json() == {
         "error": "Passkeys cannot be used at this address. Sign in with your password."
     }
-    html = refused_page(post(client, '{"rawId": "AAAA"}'))
-    assert "Passkeys cannot be used at this address." in html
+    response = post(client, '{"rawId": "AAAA"}')
+    html = response.content.decode()
+    assert response.status_code == 200 and "<title>Error:" in html
+    # No passkey form there (issue 22): the refusal stands alone, above the password form.
+    assert '<p role="alert" class="error">Passkeys cannot be used at this address.' in html
     assert not WebAuthnChallenge.objects.exists()
 
 

@@ -51,11 +51,17 @@ def second_factor_choice(
 ) -> SecondFactorChoice:
     """A security key first when the account has one (a phishing page cannot relay it);
     an app's code when asked (``?app=1``) or when there is no key; a recovery code when
-    asked (``?recovery=1``). With ``key_only`` (the account has a key), the key alone."""
+    asked (``?recovery=1``). With ``key_only`` (the account has a key), the key alone. At a
+    host where no key can be used, an account that also has an app is asked for its code."""
     has_keys = SecurityKey.objects.filter(user=user).exists()
     has_apps = Authenticator.objects.filter(user=user, confirmed_at__isnull=False).exists()
     if key_only and has_keys:
         return SecondFactorChoice(Way.KEY, has_keys, has_apps, key_only=True)
+    if has_keys and has_apps and not flows.keys_usable_here(request):
+        # At a host outside the relying party id (an IP address) no key can answer: the
+        # app's code is asked, and the key is not offered. (Never with ``key_only``: there
+        # a code would pass the staff rule.)
+        has_keys = False
     if request.GET.get("recovery") == "1":
         way = Way.RECOVERY
     elif not has_keys or (has_apps and request.GET.get("app") == "1"):
