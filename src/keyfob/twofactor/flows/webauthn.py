@@ -6,7 +6,10 @@ around it. A challenge is a database row bound to the session that asked for it 
 it is for, consumed once (DESIGN.md invariant 1) and good for a few minutes. The signature
 counter is moved forward by compare-and-set; one that goes backwards means two copies of the
 key exist, so the sign-in is refused and recorded. Every check runs under the account's one
-code throttle (DESIGN.md invariant 2), with its authenticator apps and recovery codes.
+code throttle (DESIGN.md invariant 2), with its authenticator apps and recovery codes; a
+sign-in without the password, until the key's signature is proven, under the client
+address's (anyone can name a key there). A new key's public key is checked (``cose``) before
+it is stored.
 """
 
 from __future__ import annotations
