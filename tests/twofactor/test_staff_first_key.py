@@ -163,3 +163,25 @@ def test_the_command_refuses_what_needs_no_code(sam: Enrolled, settings: Any) ->
     with pytest.raises(CommandError, match="is off"):
         call_command("staff-key-invite", sam.user.email)
     assert StaffKeyInvite.objects.count() == 1
+
+
+def test_a_session_made_fresh_by_a_relayed_code_adds_no_key_after_the_first(
+    sam: Enrolled, frozen_time: float
+) -> None:
+    """The phishing page holds a session signed in with Sam's relayed code, fresh for some
+    minutes. Sam then adds the first key with the operator's code, elsewhere. The phishing
+    session, no longer asked for an enrolment code, must confirm with Sam's key to add one."""
+    phisher = with_code(sam)
+    with clock.frozen(frozen_time + 30):
+        sam_session = with_code(sam)
+        assert add_passkey(sam_session, SoftAuthenticator(), invite=invite(sam.user.email))
+    assert SecurityKey.objects.filter(user=sam.user).count() == 1
+    response = phisher.get(ADD)
+    assert response.status_code == 302
+    assert response["Location"] == "/account/confirm/?next=%2Faccount%2Fsecurity%2Fkeys%2Fadd%2F"
+    answer = SoftAuthenticator().create(
+        {"rp": {"id": "localhost"}, "user": {"id": "AAAA"}, "challenge": "AAAA"}, ORIGIN
+    )
+    posted = phisher.post(ADD, {"credential": json.dumps(answer)})
+    assert posted.status_code == 302 and posted["Location"].startswith("/account/confirm/")
+    assert SecurityKey.objects.filter(user=sam.user).count() == 1

@@ -5,11 +5,12 @@ from __future__ import annotations
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
 
 from keyfob.accounts import flows as account_flows
-from keyfob.accounts.decorators import reauth_required
+from keyfob.accounts.decorators import reauth_redirect, reauth_required
 from keyfob.audit.events import Context
 from keyfob.twofactor import flows
 from keyfob.twofactor.app_settings import app_settings
@@ -30,6 +31,7 @@ from keyfob.twofactor.views.security import (
     _rename_page,
     authenticator_rows,
 )
+from keyfob.twofactor.views.signin import phishing_resistant
 from keyfob.twofactor.views.steps import (
     key_options,
 )
@@ -54,6 +56,12 @@ def add_key_view(request: HttpRequest) -> HttpResponse:
     proves itself, not the person, so it grants no re-authentication."""
     user = _user(request)
     adding = flows.has_2fa(user)
+    if flows.only_keys_confirm(user) and not phishing_resistant(request):
+        # A staff member's further key: this session's freshness may come from a code
+        # relayed before their first key was added (with its enrolment code); it must be
+        # confirmed with that key.
+        account_flows.forget_recent_auth(request)
+        return reauth_redirect(reverse("account:add-key"))
     if _two_factor_needs_phone(request, user):
         return redirect("account:setup-phone")
     if len(flows.security_keys(user)) >= app_settings.max_security_keys:
