@@ -26,6 +26,7 @@ from keyfob.core import clock
 from keyfob.core.consume import consume
 from keyfob.otp import KeyfobError
 from keyfob.twofactor.app_settings import app_settings
+from keyfob.twofactor.flows.setup import lock_account
 from keyfob.twofactor.models import SecurityKey, StaffKeyInvite
 
 # How long an enrolment code works: long enough to hand it over and add the key while the
@@ -76,7 +77,7 @@ def issue_staff_key_invite(email: str, context: Context) -> tuple[User, str, dat
     now = clock.now()
     expires = now + timedelta(minutes=STAFF_INVITE_MINUTES)
     with transaction.atomic():
-        User.objects.select_for_update().filter(pk=user.pk).first()
+        lock_account(user)  # as adding a key does: the key check below stays true
         if SecurityKey.objects.filter(user=user).exists():
             raise InviteRefused(
                 f"{user.email} has a security key already: further keys are added after "
