@@ -119,13 +119,15 @@ class SoftAuthenticator:
         rp_id: str | None = None,
         client_data_type: str = "webauthn.create",
         credential_id_length: int = 32,
+        cose_key: bytes | None = None,
     ) -> dict[str, Any]:
         """Make a credential for ``options`` (creation options) at ``origin``; return the
         registration JSON (``toJSON()`` of the browser's PublicKeyCredential).
 
         ``rp_id`` replaces the options' RP id in the authenticator data (a wrong RP id hash);
         ``client_data_type`` replaces "webauthn.create"; ``credential_id_length`` is the new
-        credential id's length in bytes (WebAuthn allows at most 1023). Raises CeremonyError
+        credential id's length in bytes (WebAuthn allows at most 1023); ``cose_key`` replaces
+        the credential's public key in the authenticator data (any bytes). Raises CeremonyError
         ("InvalidStateError") when the options exclude a credential this authenticator holds,
         as a browser does.
         """
@@ -150,7 +152,7 @@ class SoftAuthenticator:
             self.aaguid
             + struct.pack(">H", len(credential.id))
             + credential.id
-            + credential.cose_public_key()
+            + (credential.cose_public_key() if cose_key is None else cose_key)
         )
         auth_data = _auth_data(rp_id, flags, sign_count) + attested
         client_data = _client_data(client_data_type, options["challenge"], origin)

@@ -1,6 +1,7 @@
 """One contract for every single-use secret (DESIGN.md invariant 1), run by each kind.
 
-Every kind (codes, tokens, e-mailed codes, WebAuthn challenges and signature counters):
+Every kind (codes, tokens, e-mailed codes, WebAuthn challenges and signature counters, a
+staff member's enrolment code for a first key):
 used once it is refused (sequential replay); ten submissions of one value at
 once, each thread on its own database connection, are accepted exactly once; it reads the
 time from the clock seam (``core.clock``). A sign-in factor's failures are also counted by
@@ -15,6 +16,7 @@ from typing import Any, ClassVar
 
 import pytest
 from django.contrib.sessions.backends.db import SessionStore
+from django.db import transaction
 from django.http import HttpRequest
 from django.test import RequestFactory
 
@@ -30,7 +32,8 @@ from keyfob.otp import KeyfobError
 from keyfob.support import flows as support
 from keyfob.twofactor import flows as twofactor
 from keyfob.twofactor.app_settings import app_settings
-from keyfob.twofactor.models import Kind, Purpose, RecoveryCode, SecurityKey
+from keyfob.twofactor.flows.staff import spend_staff_invite
+from keyfob.twofactor.models import Kind, Purpose, RecoveryCode, SecurityKey, StaffKeyInvite
 from tests.audit.test_concurrency import in_threads
 from tests.conftest import enrol, make_user
 from tests.twofactor.test_webauthn_flows import ORIGIN, add_key, web_request
@@ -319,6 +322,34 @@ class TestOutboxClaim(SingleUseContract):
         assert self.use(value) is False  # not due yet
         with clock.frozen(T0 + 301):
             assert self.use(value) is True
+
+
+class TestStaffKeyInvite(SingleUseContract):
+    """The enrolment code for a staff member's first security key (``keyfob
+    staff-key-invite``): spent by the registration that adds the key, in its transaction."""
+
+    def make(self) -> str:
+        self.user = account("sam@support.example", is_staff=True)
+        enrol(self.user)
+        return twofactor.issue_staff_key_invite(self.user.email, CTX)[1]
+
+    def use(self, value: str) -> bool:
+        try:
+            with transaction.atomic():
+                spend_staff_invite(self.user, value)
+        except twofactor.StaffInviteRequired:
+            return False
+        return True
+
+    def wrong(self, value: str) -> str:
+        return otp.new_recovery_code()
+
+    def check_clock(self, value: str) -> None:
+        with clock.frozen(T0 + twofactor.STAFF_INVITE_MINUTES * 60):
+            assert self.use(value) is False
+        assert self.use(value) is True
+        row = StaffKeyInvite.objects.get(user=self.user)
+        assert row.used_at is not None and row.used_at.timestamp() == T0
 
 
 class _KeyOf(SingleUseContract):

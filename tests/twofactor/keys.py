@@ -62,8 +62,15 @@ def enrol_key(
     account_flows.mark_recent_auth(request)
     options = flows.begin(request, Purpose.REGISTER, user)
     answer = with_cred_props(soft.create(options, ORIGIN, **knobs), knobs)
+    from tests.twofactor.passkeys import staff_invite
+
     codes = flows.register_key(
-        request, user, json.dumps(answer), name, Context(address="192.0.2.1", user_agent="tests")
+        request,
+        user,
+        json.dumps(answer),
+        name,
+        Context(address="192.0.2.1", user_agent="tests"),
+        invite=staff_invite(user),
     )
     credential = soft.credentials[-1]
     key = SecurityKey.objects.get(credential_id=credential.id_b64)

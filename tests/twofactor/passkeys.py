@@ -75,8 +75,18 @@ def register(
     if report_resident is None:
         report_resident = resident
     credential["clientExtensionResults"] = {"credProps": {"rk": report_resident}}
-    flows.register_key(request, user, json.dumps(credential), name, CONTEXT)
+    flows.register_key(
+        request, user, json.dumps(credential), name, CONTEXT, invite=staff_invite(user)
+    )
     return soft, SecurityKey.objects.get(credential_id=soft.credentials[-1].id_b64)
+
+
+def staff_invite(user: User) -> str:
+    """The enrolment code an operator gives a staff member for their first key (``keyfob
+    staff-key-invite``), when the account needs one; else ""."""
+    if not flows.needs_staff_invite(user):
+        return ""
+    return flows.issue_staff_key_invite(user.email, CONTEXT)[1]
 
 
 def passkey_options(request: HttpRequest) -> dict[str, Any]:

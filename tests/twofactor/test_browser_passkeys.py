@@ -24,7 +24,7 @@ from keyfob.twofactor.models import SecurityKey
 from tests.clients import VirtualAuthenticator, b64url_to_cdp
 from tests.conftest import PASSWORD, Enrolled, enrol, make_user
 from tests.site.test_browser_a11y import serious_violations, sign_in
-from tests.twofactor.passkeys import register
+from tests.twofactor.passkeys import register, staff_invite
 from tests.webauthn_soft import SoftAuthenticator, b64url
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -249,6 +249,8 @@ def test_staff_without_a_key_add_one_then_open_the_desk(
     page.get_by_text("Staff pages need a security key or passkey").wait_for()
     assert serious_violations(page) == []
     page.get_by_label("Name of this security key").fill("Desk key")
+    # The first key of a staff member needs the code an operator issued and handed over.
+    page.get_by_label("Enrolment code").fill(staff_invite(sam.user))
     page.get_by_role("button", name="Add this security key").click()
     page.wait_for_url(f"{base}/account/security/")
     page.get_by_role("link", name=re.compile("^Support")).click()

@@ -20,34 +20,34 @@ CTX = Context()
 
 
 def test_removing_two_apps_at_once_leaves_one() -> None:
-    """setup._locked_authenticators: each removal counts the others under their rows' lock,
+    """authenticators._locked: each removal counts the others under their rows' lock,
     so two at once cannot each see the other still there."""
     alice = make_user("alice@example.com")
     enrol(alice, name="Phone")
     enrol(alice, name="Tablet")
     apps = list(Authenticator.objects.filter(user=alice).values_list("pk", flat=True))
 
-    def remove(i: int) -> str:
+    def remove_one(i: int) -> str:
         try:
-            return flows.remove_authenticator(alice, apps[i], CTX)
+            return flows.remove(alice, flows.Family.APP, apps[i], CTX).label
         except flows.LastAuthenticator:
             return "last"
 
     with clock.frozen(T0):
-        results = in_threads(2, remove)
+        results = in_threads(2, remove_one)
     assert sorted(results).count("last") == 1, results
     assert Authenticator.objects.filter(user=alice, confirmed_at__isnull=False).count() == 1
 
 
 def test_renaming_at_once_records_each_name_it_replaced() -> None:
-    """setup.renamed: the old name is read under the row's lock, so the activity's chain of
+    """authenticators.rename: the old name is read under the row's lock, so the activity's chain of
     names has no gap (two at once do not both say they replaced the first name)."""
     alice = make_user("alice@example.com")
     enrol(alice, name="Phone")
     pk = Authenticator.objects.get(user=alice).pk
     names = [f"Name {i}" for i in range(4)]
     with clock.frozen(T0):
-        in_threads(len(names), lambda i: flows.rename_authenticator(alice, pk, names[i], CTX))
+        in_threads(len(names), lambda i: flows.rename(alice, flows.Family.APP, pk, names[i], CTX))
     renames = SecurityEvent.objects.filter(user=alice, kind=EventKind.AUTHENTICATOR_RENAMED)
     olds = sorted(str(e.detail["old"]) for e in renames)
     news = sorted(str(e.detail["name"]) for e in renames)

@@ -7,6 +7,7 @@ real Chromium."""
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -15,14 +16,15 @@ from django.test import Client
 from keyfob.accounts.flows import REAUTH_KEY
 from keyfob.accounts.models import User
 from keyfob.audit.models import EventKind, SecurityEvent
-from keyfob.core import clock
+from keyfob.core import clock, throttle
 from keyfob.core.models import Throttle
 from keyfob.twofactor.flows.webauthn import MAX_CHALLENGES_PER_ADDRESS
 from keyfob.twofactor.forms import MAX_KEY_ANSWER
 from keyfob.twofactor.models import SecurityKey, WebAuthnChallenge
 from keyfob.twofactor.views.signin import PHISHING_RESISTANT_KEY
-from tests.conftest import make_user
+from tests.conftest import PASSWORD, enrol, make_user
 from tests.twofactor.passkeys import HOST, ORIGIN, register
+from tests.twofactor.test_passwordless import lock_codes
 from tests.webauthn_soft import SoftAuthenticator
 
 pytestmark = pytest.mark.django_db
@@ -207,12 +209,45 @@ def test_a_copied_key_is_named_to_its_holder(
 def test_a_throttled_account_is_told_to_wait(
     browser: Client, user: User, frozen_time: float
 ) -> None:
+    """Locked by wrong codes (on any channel), the account's holder is told to wait once
+    their key has signed; wrong answers without the password do not lock it (issue 22)."""
     soft, _ = register(user)
     for _ in range(5):
         assert REFUSED in refused_page(post(browser, answer(browser, soft, bad_signature=True)))
+    assert throttle.consecutive_failures(throttle.CODE, str(user.pk)) == 0
+    lock_codes(user)
     html = refused_page(post(browser, answer(browser, soft)))
     assert "Too many failed attempts. Try again in" in html
     assert not signed_in(browser)
+
+
+def test_a_known_credential_id_neither_locks_the_account_nor_reads_differently(
+    user: User, frozen_time: float
+) -> None:
+    """Issue 22: whoever knows Alice's credential id posts answers naming it, without her
+    key. The refusals read exactly as for an id no one holds, at every step (the address is
+    told to wait at the same point), and Alice's codes stay usable: nothing counted on her
+    account."""
+    enrolled = enrol(user)
+    soft, _ = register(user)
+    nobody = SoftAuthenticator(transports=("internal",))
+    register(make_user("zed@example.com"), nobody)
+    nobody.credentials[-1].id = b"an id no account holds"
+
+    def texts(soft: SoftAuthenticator, address: str, **knobs: Any) -> list[str]:
+        client = Client(HTTP_HOST=HOST, REMOTE_ADDR=address)
+        pages = [refused_page(post(client, answer(client, soft, **knobs))) for _ in range(24)]
+        return [re.findall(r'role="alert" class="error"[^>]*>([^<]*)<', p) for p in pages]
+
+    known = texts(soft, "203.0.113.5", bad_signature=True)
+    unknown = texts(nobody, "203.0.113.6")
+    assert known == unknown
+    assert known[0] == [REFUSED] and "Too many failed attempts" in known[-1][0]
+    assert throttle.consecutive_failures(throttle.CODE, str(user.pk)) == 0
+    alice = Client(HTTP_HOST=HOST, REMOTE_ADDR="198.51.100.20")
+    alice.post("/login/", {"email": user.email, "password": PASSWORD})
+    response = alice.post("/login/code/?app=1", {"code": enrolled.code()})
+    assert response.status_code == 302 and signed_in(alice)
 
 
 JUNK = [
@@ -281,8 +316,11 @@ def test_a_page_outside_the_relying_party_is_refused(user: User) -> None:
     assert response.json() == {
         "error": "Passkeys cannot be used at this address. Sign in with your password."
     }
-    html = refused_page(post(client, '{"rawId": "AAAA"}'))
-    assert "Passkeys cannot be used at this address." in html
+    response = post(client, '{"rawId": "AAAA"}')
+    html = response.content.decode()
+    assert response.status_code == 200 and "<title>Error:" in html
+    # No passkey form there (issue 22): the refusal stands alone, above the password form.
+    assert '<p role="alert" class="error">Passkeys cannot be used at this address.' in html
     assert not WebAuthnChallenge.objects.exists()
 
 
@@ -353,3 +391,22 @@ def test_a_browser_asking_again_replaces_its_challenge(frozen_time: float) -> No
     for _ in range(40):
         assert client.post("/login/passkey/options/").status_code == 200
     assert WebAuthnChallenge.objects.count() == 1
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "testserver"])
+def test_a_host_where_no_passkey_can_work_offers_none(host: str, user: User) -> None:
+    """Issue 22: at 127.0.0.1 (not the relying party id) the page offered "Sign in with a
+    passkey", which failed on click, and asked for a challenge as it loaded. Nothing of it is
+    there now; the password form is."""
+    register(user)
+    html = Client(HTTP_HOST=host).get("/login/").content.decode()
+    assert 'name="password"' in html and 'autocomplete="username"' in html
+    assert "Sign in with a passkey" not in html
+    assert "data-webauthn" not in html and "username webauthn" not in html
+    assert "/login/passkey/" not in html
+    # Posted anyway, the answer is refused in words, with the password form.
+    refused = Client(HTTP_HOST=host).post("/login/passkey/", {"credential": "{}"})
+    assert refused.status_code == 200
+    assert "Passkeys cannot be used at this address." in refused.content.decode()
+    # At the relying party's host the page offers them (test_the_login_page_offers_passkeys).
+    assert "Sign in with a passkey" in Client(HTTP_HOST=HOST).get("/login/").content.decode()

@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from django.db import transaction
 
 from keyfob.accounts.models import User
 from keyfob.audit.models import EventKind, SecurityEvent
@@ -73,7 +74,7 @@ def test_a_key_that_does_not_verify_its_user_now_is_refused(user: User, frozen_t
     soft, key = register(user)
     with pytest.raises(flows.KeyRefused):
         sign_in(soft, user_verified=False)
-    assert len(refusals(user)) == 1  # counted under the account's throttle
+    assert len(refusals(user)) == 1  # in the activity (counted on the address)
     key.refresh_from_db()
     assert key.sign_count == 0 and key.last_used_at is None
 
@@ -219,16 +220,54 @@ def test_a_counter_that_goes_back_is_a_copied_key(user: User, frozen_time: float
     assert SecurityEvent.objects.filter(user=user, kind=EventKind.KEY_CLONE).exists()
 
 
-def test_the_accounts_throttle_applies(user: User, frozen_time: float) -> None:
-    """Wrong answers with the account's key count on its one throttle, shared with its
-    codes; while it waits, even a right answer is not checked."""
+def lock_codes(user: User) -> None:
+    """The account's one throttle made to wait, as wrong codes on any channel do."""
+    with transaction.atomic():
+        row = throttle.acquire(throttle.CODE, str(user.pk))
+        for _ in range(throttle.CODE.free):
+            throttle.record_failure(throttle.CODE, row)
+
+
+def test_the_accounts_throttle_applies_once_the_key_has_signed(
+    user: User, frozen_time: float
+) -> None:
+    """While the account waits (wrong codes on the web, SSH or the API), its own passkey is
+    told to wait too: only the key's holder, whose signature was checked, learns it."""
     soft, _ = register(user)
-    for _ in range(throttle.CODE.free):
-        with pytest.raises(flows.KeyRefused):
-            sign_in(soft, bad_signature=True)
+    lock_codes(user)
     with pytest.raises(Throttled):
         sign_in(soft)
     with clock.frozen(frozen_time + timedelta(minutes=1).total_seconds()):
+        assert sign_in(soft).user == user
+
+
+def test_wrong_answers_without_the_password_count_on_the_address(
+    user: User, frozen_time: float
+) -> None:
+    """Issue 22: anyone who knows a key's credential id can post answers naming it. They
+    count on the client's address (with its wrong passwords), never on the account: its
+    codes stay usable on every channel, and the address, not the key, is told to wait, with
+    the same words whichever key was named."""
+    soft, _ = register(user)
+    stranger = SoftAuthenticator(transports=("internal",))
+    register(make_user("zed@example.com"), stranger)
+    stranger.credentials[-1].id = b"not a key anyone holds"
+    for _ in range(throttle.ADDRESS.free // 2):
+        with pytest.raises(flows.KeyRefused):
+            sign_in(soft, bad_signature=True)
+        with pytest.raises(flows.KeyRefused):
+            sign_in(stranger)
+    assert throttle.consecutive_failures(throttle.CODE, str(user.pk)) == 0
+    assert throttle.consecutive_failures(throttle.ADDRESS, CONTEXT.address or "") == 20
+    assert len(refusals(user)) == throttle.ADDRESS.free // 2  # in the activity, not counted
+    for knobs in ({"bad_signature": True}, {}):  # the address waits, even for a right answer
+        with pytest.raises(Throttled):
+            sign_in(soft, **knobs)
+    with pytest.raises(Throttled):
+        sign_in(stranger)
+    # The account itself is not held: its holder's app codes still work.
+    assert throttle.consecutive_failures(throttle.CODE, str(user.pk)) == 0
+    with clock.frozen(frozen_time + 31):
         assert sign_in(soft).user == user
 
 

@@ -698,3 +698,20 @@ def test_a_confirmation_running_out_inside_the_flow_asks_again(
     monkeypatch.setattr(flows, "register_key", stale)
     response = kclient.post(ADD, {"credential": answer})
     assert response["Location"].startswith("/account/confirm/")
+
+
+def test_at_a_host_where_no_key_works_the_code_step_asks_for_the_app(
+    user_with_totp: Enrolled, alice_key: EnrolledKey
+) -> None:
+    """Issue 22: at 127.0.0.1 the code step offered the key first, which failed on click; an
+    account with an app is asked for its code there, and no key button is shown."""
+    client = Client(HTTP_HOST="127.0.0.1")
+    password_step(client)
+    page = text(client.get("/login/code/"))
+    assert 'name="code"' in page and "data-webauthn" not in page
+    response = client.post("/login/code/", {"code": user_with_totp.code()})
+    assert response.status_code == 302 and "_auth_user_id" in client.session
+    # At the relying party's host the key comes first, as before.
+    at_home = key_client()
+    password_step(at_home)
+    assert "data-webauthn" in text(at_home.get("/login/code/"))

@@ -60,6 +60,7 @@ class EventKind(models.TextChoices):
     KEY_REMOVED = "key_removed", _("Security key removed")
     KEY_WRONG = "key_wrong", _("Security key refused")
     KEY_CLONE = "key_clone", _("Security key refused: it may have been copied")
+    STAFF_KEY_INVITE = "staff_key_invite", _("Enrolment code for a first security key issued")
     TRUSTED_ADDED = "trusted_added", _("Browser trusted")
     TRUSTED_REVOKED = "trusted_revoked", _("Trusted browser revoked")
     PASSWORD_CHANGED = "password_changed", _("Password changed")

@@ -189,10 +189,25 @@ class KeyNameForm(AuthenticatorNameForm):
 
 class AddKeyForm(KeyNameForm):
     """Adding a security key: its name (optional) and the browser's answer to the
-    registration ceremony."""
+    registration ceremony; with ``invite``, a staff member's first key, the enrolment code
+    an operator gave them."""
 
-    def __init__(self, *args: object, **kwargs: Any) -> None:
+    def __init__(self, *args: object, invite: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, required=False, **kwargs)
+        if invite:
+            self.fields["invite"] = forms.CharField(
+                label=_("Enrolment code"),
+                help_text=_(
+                    "As a staff member, your first security key needs the one-time code an "
+                    "operator gave you in person or on a call. It works for an hour."
+                ),
+                max_length=40,
+                error_messages={
+                    "required": _("Enter the enrolment code an operator gave you."),
+                    "max_length": _("An enrolment code is 16 letters and digits."),
+                },
+                widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
+            )
 
     def clean(self) -> dict[str, Any]:
         return clean_key_answer(self, super().clean() or {})

@@ -125,6 +125,10 @@ ADD_KEY_MESSAGES: dict[str, Callable[[KeyfobError], str]] = {
     ),
     "challenge_expired": _try_key_again,
     "wrong_host": _wrong_host,
+    "staff_invite": lambda exc: _(
+        "This enrolment code is not right, was used already or has expired. Ask an operator "
+        "for a new one."
+    ),
     "too_many_keys": lambda exc: (
         _("An account has at most %(n)d security keys. Remove one you no longer use first.")
         % {"n": app_settings.max_security_keys}
@@ -142,7 +146,13 @@ KEY_ERRORS = (
     CodeReused,
     Throttled,
 )
-ADD_KEY_ERRORS = (flows.KeyRefused, flows.ChallengeExpired, flows.WrongHost, flows.TooManyKeys)
+ADD_KEY_ERRORS = (
+    flows.KeyRefused,
+    flows.ChallengeExpired,
+    flows.WrongHost,
+    flows.TooManyKeys,
+    flows.StaffInviteRequired,
+)
 
 
 def key_error(exc: KeyfobError, table: dict[str, Callable[[KeyfobError], str]]) -> str:

@@ -233,14 +233,41 @@ class WebAuthnChallenge(models.Model):
     user_handle = models.CharField(max_length=100, blank=True)
     # Passwordless only: who asked (no account yet), to bound what one address can make.
     address = models.GenericIPAddressField(null=True, blank=True)
+    # ... and its network (an IPv6 /64, an IPv4 /24, as CIDR text), bounded as a whole.
+    network = models.CharField(max_length=50, blank=True)
     created_at = models.DateTimeField(default=clock.now)
     expires_at = models.DateTimeField(db_index=True)
     used_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        indexes = [models.Index(fields=["address", "expires_at"])]
+        indexes = [
+            models.Index(fields=["address", "expires_at"]),
+            models.Index(fields=["network", "expires_at"]),
+        ]
 
     def __repr__(self) -> str:
         return f"<WebAuthnChallenge {self.purpose} user={self.user_id}>"
+
+    __str__ = __repr__
+
+
+class StaffKeyInvite(models.Model):
+    """A one-time enrolment code that lets a staff member add their first security key
+    (``keyfob staff-key-invite``). Without one, a password and a relayed code would be
+    enough to add the key a phishing page's owner holds, and from then on pass the staff
+    rule with it. Only the SHA-256 of the code is kept (it carries 79 random bits, so nothing
+    short of the code finds it); it is used at most once, by compare-and-set on ``used_at``
+    (DESIGN.md invariant 1), and for an hour."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="staff_key_invites"
+    )
+    digest = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(default=clock.now)
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    def __repr__(self) -> str:  # never the digest
+        return f"<StaffKeyInvite user={self.user_id} used={self.used_at is not None}>"
 
     __str__ = __repr__

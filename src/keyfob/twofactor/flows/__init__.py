@@ -1,7 +1,7 @@
 """What the two-factor app does, by what it does: checking a code (``verify``), turning 2FA
 on and off (``setup``), renaming and removing an app or a key (``authenticators``),
-recovery codes (``recovery``), trusted browsers (``browsers``) and security keys and
-passkeys (``webauthn``).
+recovery codes (``recovery``), trusted browsers (``browsers``), security keys and passkeys
+(``webauthn``) and a staff member's first key (``staff``).
 
 Callers use ``flows.<name>``; the names below are the app's whole public surface.
 """
@@ -23,6 +23,7 @@ from keyfob.twofactor.flows.browsers import (
 )
 from keyfob.twofactor.flows.recovery import (
     RECOVERY_CODES,
+    RECOVERY_LOW,
     recovery_codes_left,
     regenerate_recovery_codes,
     replace_recovery_codes,
@@ -39,6 +40,13 @@ from keyfob.twofactor.flows.setup import (
     setup_seconds_left,
     start_setup,
     turned_off_by_support,
+)
+from keyfob.twofactor.flows.staff import (
+    STAFF_INVITE_MINUTES,
+    InviteRefused,
+    StaffInviteRequired,
+    issue_staff_key_invite,
+    needs_staff_invite,
 )
 from keyfob.twofactor.flows.verify import (
     ClockDrift,
@@ -60,6 +68,7 @@ from keyfob.twofactor.flows.webauthn import (
     TooManyKeys,
     WrongHost,
     begin,
+    keys_usable_here,
     only_keys_confirm,
     register_key,
     security_keys,
@@ -69,18 +78,22 @@ from keyfob.twofactor.flows.webauthn import (
 __all__ = [
     "MAX_AUTHENTICATORS",
     "RECOVERY_CODES",
+    "RECOVERY_LOW",
+    "STAFF_INVITE_MINUTES",
     "By",
     "ChallengeExpired",
     "ClockDrift",
     "Event",
     "Factor",
     "Family",
+    "InviteRefused",
     "KeyCloned",
     "KeyRefused",
     "LastAuthenticator",
     "NotEnrolled",
     "NotPasswordless",
     "SetupExpired",
+    "StaffInviteRequired",
     "TooManyAuthenticators",
     "TooManyKeys",
     "UnknownAuthenticator",
@@ -92,7 +105,10 @@ __all__ = [
     "disable",
     "family_of",
     "has_2fa",
+    "issue_staff_key_invite",
     "key_uri",
+    "keys_usable_here",
+    "needs_staff_invite",
     "only_keys_confirm",
     "recovery_codes_left",
     "regenerate_recovery_codes",

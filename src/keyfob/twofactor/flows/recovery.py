@@ -27,6 +27,9 @@ from keyfob.twofactor.flows.verify import (
 from keyfob.twofactor.models import RecoveryCode
 
 RECOVERY_CODES = 10
+# At this many unused recovery codes or fewer, the Security page and each sign-in ask for a
+# new set.
+RECOVERY_LOW = 2
 
 
 def _recovery_digest(salt: str, canonical: str) -> str:

@@ -6,16 +6,21 @@ around it. A challenge is a database row bound to the session that asked for it 
 it is for, consumed once (DESIGN.md invariant 1) and good for a few minutes. The signature
 counter is moved forward by compare-and-set; one that goes backwards means two copies of the
 key exist, so the sign-in is refused and recorded. Every check runs under the account's one
-code throttle (DESIGN.md invariant 2), with its authenticator apps and recovery codes.
+code throttle (DESIGN.md invariant 2), with its authenticator apps and recovery codes; a
+sign-in without the password, until the key's signature is proven, under the client
+address's (anyone can name a key there). A new key's public key is checked (``cose``) before
+it is stored.
 """
 
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
 import secrets
+from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from django.db import IntegrityError, transaction
 from django.db.models import Q
@@ -42,17 +47,20 @@ from webauthn.helpers.structs import (
 from keyfob.accounts.flows import require_recent_auth
 from keyfob.accounts.models import User
 from keyfob.audit import notices
-from keyfob.audit.events import Context, client_address
+from keyfob.audit.events import Context, client_address, record
 from keyfob.audit.models import EventKind
 from keyfob.audit.notices import NoticeKind
-from keyfob.core import clock
+from keyfob.core import clock, throttle
 from keyfob.core.consume import consume
 from keyfob.otp import CodeReused, InvalidCode, KeyfobError, Throttled
 from keyfob.twofactor.app_settings import app_settings
+from keyfob.twofactor.cose import UnusableKey, check_public_key
 from keyfob.twofactor.flows.setup import lock_account, turned_on_or_added
+from keyfob.twofactor.flows.staff import needs_staff_invite, spend_staff_invite
 from keyfob.twofactor.flows.verify import Event, Factor, NotEnrolled, throttled_attempt
 from keyfob.twofactor.models import Purpose, SecurityKey, WebAuthnChallenge
 
+T = TypeVar("T")
 # The session holds, per purpose, only a random token whose digest finds the challenge row.
 SESSION_KEY = "keyfob.webauthn"
 _TRANSPORTS = frozenset(t.value for t in AuthenticatorTransport)
@@ -130,6 +138,17 @@ def expected_origin(request: HttpRequest) -> str:
     if name != rp_id and not name.endswith("." + rp_id):
         raise WrongHost(f"{name} is not under {rp_id}")
     return f"{request.scheme}://{host}"
+
+
+def keys_usable_here(request: HttpRequest) -> bool:
+    """Whether this page's host can use security keys and passkeys at all (it is the relying
+    party id or under it): where it is not (an IP address, say), no key page or button is
+    offered, since every ceremony would fail."""
+    try:
+        expected_origin(request)
+    except WrongHost:
+        return False
+    return True
 
 
 def _user_handle(user: User) -> str:
@@ -211,8 +230,9 @@ def begin(request: HttpRequest, purpose: Purpose, user: User | None = None) -> d
             stale |= Q(binding=_digest(tokens[purpose]))
         WebAuthnChallenge.objects.filter(stale).delete()
         address = client_address(request) if purpose == Purpose.PASSWORDLESS else None
+        network = network_of(address) if address is not None else ""
         if address is not None:
-            _refuse_a_flood(address, now)
+            _refuse_a_flood(address, network, now)
         WebAuthnChallenge.objects.create(
             purpose=purpose,
             user=user,
@@ -220,6 +240,7 @@ def begin(request: HttpRequest, purpose: Purpose, user: User | None = None) -> d
             challenge=challenge,
             user_handle=handle,
             address=address,
+            network=network,
             created_at=now,
             expires_at=now + timedelta(seconds=app_settings.webauthn_challenge_seconds),
         )
@@ -233,21 +254,49 @@ def begin(request: HttpRequest, purpose: Purpose, user: User | None = None) -> d
     return data
 
 
-# Passwordless challenges one address may hold at once. Anyone may ask for one (the
-# sign-in page does as it loads), and each is a row; a browser's own earlier one is replaced,
-# so only a client that drops its session cookie reaches this.
+# Passwordless challenges one address, and one network, may hold at once. Anyone may ask
+# for one (the sign-in page does as it loads), and each is a row; a browser's own earlier one
+# is replaced, so only a client that drops its session cookie reaches these. The network is
+# what one subscriber is given: an IPv6 /64 (2^64 addresses, so a cap per address alone
+# bounds nothing), and for IPv4 a /24, so one address's 30 cannot be multiplied by a
+# neighbourhood's 256 either; four addresses' worth leaves room for an office's people.
 MAX_CHALLENGES_PER_ADDRESS = 30
+MAX_CHALLENGES_PER_NETWORK = 4 * MAX_CHALLENGES_PER_ADDRESS
+IPV4_PREFIX = 24
+IPV6_PREFIX = 64
+# The row whose lock makes one network's requests for a challenge count and insert one after
+# another (else each counts the same rows and all insert: 31 of 30 were made). A throttle row
+# of its own scope, locked by ``throttle.acquire``; its counters are not used.
+_NETWORK_LOCK = throttle.Policy(
+    "passkey_network", free=0, base=timedelta(0), cap=timedelta(0), daily=0
+)
 
 
-def _refuse_a_flood(address: str, now: datetime) -> None:
-    """Raise :class:`Throttled` when ``address`` holds the most live passwordless
-    challenges it may, until the oldest expires."""
+def network_of(address: str) -> str:
+    """The network ``address`` belongs to for the cap, as CIDR text ("2001:db8:1:2::/64",
+    "192.0.2.0/24")."""
+    ip = ipaddress.ip_address(address)
+    prefix = IPV4_PREFIX if ip.version == 4 else IPV6_PREFIX
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip, prefix = ip.ipv4_mapped, IPV4_PREFIX
+    return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))
+
+
+def _refuse_a_flood(address: str, network: str, now: datetime) -> None:
+    """Raise :class:`Throttled` when ``address``, or its ``network``, holds the most live
+    passwordless challenges it may, until the oldest expires. Holds the network's lock until
+    the caller's transaction ends, so its insert is counted by the next request."""
+    throttle.acquire(_NETWORK_LOCK, network)
     live = WebAuthnChallenge.objects.filter(
-        purpose=Purpose.PASSWORDLESS, address=address, expires_at__gt=now
+        purpose=Purpose.PASSWORDLESS, expires_at__gt=now
     ).order_by("expires_at")
-    expiries = list(live.values_list("expires_at", flat=True)[:MAX_CHALLENGES_PER_ADDRESS])
-    if len(expiries) >= MAX_CHALLENGES_PER_ADDRESS:
-        raise Throttled((expiries[0] - now).total_seconds(), "too many passkey challenges")
+    for rows, cap in (
+        (live.filter(address=address), MAX_CHALLENGES_PER_ADDRESS),
+        (live.filter(network=network), MAX_CHALLENGES_PER_NETWORK),
+    ):
+        expiries = list(rows.values_list("expires_at", flat=True)[:cap])
+        if len(expiries) >= cap:
+            raise Throttled((expiries[0] - now).total_seconds(), "too many passkey challenges")
 
 
 def _live_challenge(request: HttpRequest, purpose: Purpose, user: User | None) -> WebAuthnChallenge:
@@ -283,6 +332,11 @@ def _spend(request: HttpRequest, row: WebAuthnChallenge) -> None:
         request.session[SESSION_KEY] = {k: v for k, v in tokens.items() if k != row.purpose}
 
 
+# What the library raises on an answer it cannot read: its own errors, and Python's for a
+# structure of the wrong shape (a COSE key sent as a CBOR array reads as a list: IndexError).
+_UNREADABLE = (WebAuthnException, ValueError, TypeError, KeyError, IndexError, AttributeError)
+
+
 def _parse(response: str) -> dict[str, Any]:
     """The browser's credential as a JSON object, or :class:`KeyRefused`."""
     try:
@@ -309,7 +363,13 @@ def _raw_id(data: dict[str, Any]) -> str:
 
 
 def register_key(
-    request: HttpRequest, user: User, response: str, name: str, context: Context
+    request: HttpRequest,
+    user: User,
+    response: str,
+    name: str,
+    context: Context,
+    *,
+    invite: str = "",
 ) -> list[str]:
     """Check the browser's answer to this session's registration challenge and add the key.
 
@@ -317,7 +377,9 @@ def register_key(
     turned on), else an empty list. Raises :class:`ChallengeExpired`, :class:`KeyRefused`,
     :class:`WrongHost`, :class:`TooManyKeys`, and ``ReauthRequired`` without a recent
     password (and second factor, with 2FA on): adding a key is a sensitive change, whatever
-    guard the page has (DESIGN.md invariant 7).
+    guard the page has (DESIGN.md invariant 7). A staff member's first key needs the
+    enrolment code an operator issued (``invite``), used up with it; else
+    :class:`~keyfob.twofactor.flows.staff.StaffInviteRequired`.
     """
     require_recent_auth(request)
     origin = expected_origin(request)
@@ -330,10 +392,16 @@ def register_key(
             expected_rp_id=app_settings.webauthn_rp_id,
             expected_origin=origin,
         )
-    except (WebAuthnException, ValueError, TypeError, KeyError) as exc:
+    except _UNREADABLE as exc:
         raise KeyRefused("registration not proven") from exc
     if len(verified.credential_id) > MAX_CREDENTIAL_ID:
         raise KeyRefused("credential id longer than WebAuthn allows")
+    try:
+        # The library stores what it was given; a key that cannot verify a signature would
+        # turn 2FA on with a key that can never be used.
+        check_public_key(verified.credential_public_key)
+    except UnusableKey as exc:
+        raise KeyRefused(f"unusable public key: {exc}") from None
     transports = _part(data, "response").get("transports")
     cred_props = _part(data, "clientExtensionResults").get("credProps")
     key = SecurityKey(
@@ -358,6 +426,8 @@ def register_key(
         lock_account(user)
         if SecurityKey.objects.filter(user=user).count() >= app_settings.max_security_keys:
             raise TooManyKeys(f"at most {app_settings.max_security_keys} security keys")
+        if needs_staff_invite(user):  # read under the account's lock: one first key
+            spend_staff_invite(user, invite)
         _spend(request, row)
         try:
             with transaction.atomic():
@@ -403,6 +473,12 @@ def verify_key(
     :class:`KeyRefused` (and :class:`NotPasswordless`, :class:`KeyCloned`),
     :class:`CodeReused` (a concurrent answer used the same counter),
     :class:`~keyfob.otp.Throttled`, :class:`WrongHost`.
+
+    After the password (SIGNIN, REAUTH) every refusal counts on the account's one throttle.
+    Without it (PASSWORDLESS) anyone who knows a key's credential id can send answers naming
+    it: until the signature is proven a refusal counts on the client's address, not on the
+    account (else they could lock its codes on the web, SSH and the API, and the change of
+    text would confirm the id); the account's throttle applies once the key has signed.
     """
     origin = expected_origin(request)
     data = _parse(response)
@@ -413,20 +489,16 @@ def verify_key(
     if user is not None:
         keys = keys.filter(user=user)
     key = keys.first()
-    if key is None:
-        # Another account's key, or none: nothing says which. An account signing in counts
-        # it as a wrong answer; without one there is no account to count it against.
-        if user is None:
-            raise KeyRefused("unknown credential")
-    else:
+    if key is not None:
         owner = key.user
-    assert owner is not None
     passwordless = purpose == Purpose.PASSWORDLESS
     if event is not None and key is not None:
         event = (event[0], {**event[1], "authenticator": key.label})
 
-    def attempt() -> SecurityKey:
+    def prove() -> Any:
+        """The key's signature over this challenge, checked (no write); else KeyRefused."""
         if key is None:
+            # Another account's key, or none: nothing says which.
             raise KeyRefused("not a key of this account")
         # Only a key that verified its user when added signs in alone. That it holds the
         # account needs no flag: it answered a request that named no key.
@@ -440,7 +512,7 @@ def verify_key(
         if passwordless and (not isinstance(handle, str) or handle != key.user_handle):
             raise KeyRefused("user handle does not match the key's account")
         try:
-            verified = verify_authentication_response(
+            return verify_authentication_response(
                 credential=data,
                 expected_challenge=bytes(row.challenge),
                 expected_rp_id=app_settings.webauthn_rp_id,
@@ -450,18 +522,56 @@ def verify_key(
                 credential_current_sign_count=0,
                 require_user_verification=passwordless,
             )
-        except (WebAuthnException, ValueError, TypeError, KeyError) as exc:
+        except _UNREADABLE as exc:
             raise KeyRefused("assertion not proven") from exc
+
+    def use(verified: Any) -> SecurityKey:
+        assert key is not None
+        # The challenge is spent before the counter decides: the same answer posted again
+        # at once (a double click, a retrying proxy) loses here, as a used challenge, and is
+        # not taken for a copy of the key by the counter its twin has just moved.
+        _spend(request, row)
         new_count = verified.new_sign_count
         if (new_count or key.sign_count) and new_count <= key.sign_count:
-            notices.queue(owner, NoticeKind.KEY_CLONE, context, name=key.label)
+            notices.queue(key.user, NoticeKind.KEY_CLONE, context, name=key.label)
             raise KeyCloned(f"counter {new_count} after {key.sign_count}")
-        _spend(request, row)
         if not _use_counter(key, new_count, verified.credential_backed_up, passwordless):
             raise CodeReused("this signature counter was just used")
         return key
 
     failure_detail = {"authenticator": key.label} if key is not None else {}
+    if passwordless:
+        verified = _proven_from_address(context, owner, prove, failure_detail)
+        assert owner is not None
+        return throttled_attempt(
+            owner, context, Factor.KEY, lambda: use(verified), event, failure_detail=failure_detail
+        )
+    assert owner is not None
     return throttled_attempt(
-        owner, context, Factor.KEY, attempt, event, failure_detail=failure_detail
+        owner, context, Factor.KEY, lambda: use(prove()), event, failure_detail=failure_detail
     )
+
+
+def _proven_from_address(
+    context: Context, owner: User | None, prove: Callable[[], T], failure_detail: dict[str, Any]
+) -> T:
+    """Run ``prove`` under the client address's throttle (the one the password step counts
+    on too); count it there if it raises :class:`KeyRefused`, and record the refusal in the
+    activity of the account whose key was named, if any (an event, not a count). Raises
+    :class:`~keyfob.otp.Throttled` while the address waits, for every key alike."""
+    failure: KeyfobError
+    with transaction.atomic(savepoint=False):
+        row = throttle.acquire(throttle.ADDRESS, context.address or "unknown")
+        # Refusals are raised after the block, as in throttled_attempt: the failure is
+        # committed with it, and no savepoint is needed.
+        try:
+            throttle.check(throttle.ADDRESS, row)
+            return prove()
+        except Throttled as exc:
+            failure = exc
+        except KeyRefused as exc:
+            throttle.record_failure(throttle.ADDRESS, row)
+            if owner is not None:
+                record(owner, exc.event, context, **failure_detail)
+            failure = exc
+    raise failure

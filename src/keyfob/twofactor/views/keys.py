@@ -6,11 +6,12 @@ from __future__ import annotations
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
 
 from keyfob.accounts import flows as account_flows
-from keyfob.accounts.decorators import reauth_required
+from keyfob.accounts.decorators import reauth_redirect, reauth_required
 from keyfob.audit.events import Context
 from keyfob.twofactor import flows
 from keyfob.twofactor.app_settings import app_settings
@@ -25,6 +26,7 @@ from keyfob.twofactor.messages import (
 from keyfob.twofactor.models import Purpose
 from keyfob.twofactor.views.apps import _two_factor_needs_phone
 from keyfob.twofactor.views.security import _hold_fresh_codes
+from keyfob.twofactor.views.signin import phishing_resistant
 from keyfob.twofactor.views.steps import (
     key_options,
 )
@@ -49,16 +51,30 @@ def add_key_view(request: HttpRequest) -> HttpResponse:
     proves itself, not the person, so it grants no re-authentication."""
     user = _user(request)
     adding = flows.has_2fa(user)
+    if flows.only_keys_confirm(user) and not phishing_resistant(request):
+        # A staff member's further key: this session's freshness may come from a code
+        # relayed before their first key was added (with its enrolment code); it must be
+        # confirmed with that key.
+        account_flows.forget_recent_auth(request)
+        return reauth_redirect(reverse("account:add-key"))
     if _two_factor_needs_phone(request, user):
         return redirect("account:setup-phone")
     if len(flows.security_keys(user)) >= app_settings.max_security_keys:
         return _too_many_keys(request)
-    form = AddKeyForm(request.POST if request.method == "POST" else None)
+    form = AddKeyForm(
+        request.POST if request.method == "POST" else None,
+        invite=flows.needs_staff_invite(user),
+    )
     if request.method == "POST" and form.is_valid():
         name = form.cleaned_data["name"]
         try:
             codes = flows.register_key(
-                request, user, form.cleaned_data["credential"], name, Context.from_request(request)
+                request,
+                user,
+                form.cleaned_data["credential"],
+                name,
+                Context.from_request(request),
+                invite=form.cleaned_data.get("invite", ""),
             )
         except flows.TooManyKeys:  # another tab added the last one meanwhile
             return _too_many_keys(request)

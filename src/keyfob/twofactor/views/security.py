@@ -120,7 +120,7 @@ def security_view(request: HttpRequest) -> HttpResponse:
         "has_keys": any(r.is_key for r in rows),
         "has_apps": any(not r.is_key for r in rows),
         "recovery_left": left,
-        "recovery_low": first is not None and left <= 2,
+        "recovery_low": first is not None and left <= flows.RECOVERY_LOW,
         "browsers": flows.trusted_browsers(user),
         "events": activity_rows(request, user),
         # No zone in the profile: the page's script shows times in the browser's own zone.

@@ -125,9 +125,13 @@ def login_view(request: HttpRequest) -> HttpResponse:
 def _login_page(
     request: HttpRequest, form: LoginForm, next_url: str, passkey_error: str = ""
 ) -> HttpResponse:
+    passkeys = flows.keys_usable_here(request)
+    if not passkeys:  # no passkey in the e-mail field's autofill either
+        form.fields["email"].widget.attrs["autocomplete"] = "username"
     context = {
         "form": form,
         "next": next_url,
+        "passkeys": passkeys,
         "passkey_error": passkey_error,
         "errors": [passkey_error] if passkey_error else [],
     }
@@ -177,6 +181,7 @@ def passkey_signin_view(request: HttpRequest) -> HttpResponse:
         request, key.user, second_factor="passkey", authenticator=key.label
     )
     mark_phishing_resistant(request, key.user)
+    recovery_left_message(request, key.user, used=False)
     return redirect(next_url)
 
 
@@ -217,8 +222,7 @@ def signin_code_view(request: HttpRequest) -> HttpResponse:
             elif flows.only_keys_confirm(user):
                 # Signed in, but a relayed code grants staff with a key no freshness.
                 account_flows.forget_recent_auth(request)
-            if choice.way == Way.RECOVERY:
-                recovery_left_message(request, user)
+            recovery_left_message(request, user, used=choice.way == Way.RECOVERY)
             response = redirect(safe_next(request, next_url))
             if form.cleaned_data.get("trust"):
                 trust.set_cookie(request, response, flows.trust_browser(user, context))
@@ -277,6 +281,8 @@ def reauth_view(request: HttpRequest) -> HttpResponse:
                 account_flows.mark_recent_auth(request)
                 if way == Way.KEY:
                     mark_phishing_resistant(request, user)
+                if way == Way.RECOVERY:
+                    recovery_left_message(request, user)
                 return redirect(next_url)
     return render(
         request,

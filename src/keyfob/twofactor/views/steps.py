@@ -51,11 +51,17 @@ def second_factor_choice(
 ) -> SecondFactorChoice:
     """A security key first when the account has one (a phishing page cannot relay it);
     an app's code when asked (``?app=1``) or when there is no key; a recovery code when
-    asked (``?recovery=1``). With ``key_only`` (the account has a key), the key alone."""
+    asked (``?recovery=1``). With ``key_only`` (the account has a key), the key alone. At a
+    host where no key can be used, an account that also has an app is asked for its code."""
     has_keys = SecurityKey.objects.filter(user=user).exists()
     has_apps = Authenticator.objects.filter(user=user, confirmed_at__isnull=False).exists()
     if key_only and has_keys:
         return SecondFactorChoice(Way.KEY, has_keys, has_apps, key_only=True)
+    if has_keys and has_apps and not flows.keys_usable_here(request):
+        # At a host outside the relying party id (an IP address) no key can answer: the
+        # app's code is asked, and the key is not offered. (Never with ``key_only``: there
+        # a code would pass the staff rule.)
+        has_keys = False
     if request.GET.get("recovery") == "1":
         way = Way.RECOVERY
     elif not has_keys or (has_apps and request.GET.get("app") == "1"):
@@ -136,12 +142,17 @@ def password_checked(request: HttpRequest, user: User, form: ReauthForm) -> bool
     return False
 
 
-def recovery_left_message(request: HttpRequest, user: User) -> None:
+def recovery_left_message(request: HttpRequest, user: User, *, used: bool = True) -> None:
+    """Say how many recovery codes are left: after one was ``used`` here, always; after a
+    sign-in with another factor, only when few are left (one may have been used over SSH or
+    the API, which cannot show this), asking for a new set."""
     left = flows.recovery_codes_left(user)
+    if not used and (left > flows.RECOVERY_LOW or not flows.has_2fa(user)):
+        return
     text = ngettext(
         "You have %(n)d recovery code left.", "You have %(n)d recovery codes left.", left
     ) % {"n": left}
-    if left <= 2:
+    if left <= flows.RECOVERY_LOW:
         text += " " + _("Make a new set from Account → Security.")
     messages.warning(request, text)
 
