@@ -9,13 +9,16 @@ from django.contrib.auth.forms import SetPasswordForm
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_http_methods
 
 from keyfob.accounts import flows
-from keyfob.accounts.decorators import reauth_redirect, reauth_required
+from keyfob.accounts.decorators import (
+    applies_carried_change,
+    confirm_then_apply,
+    reauth_required,
+)
 from keyfob.accounts.forms import (
     EmailChangeForm,
     EmailCodeForm,
@@ -29,6 +32,7 @@ from keyfob.otp import Throttled
 
 
 @login_required
+@applies_carried_change
 @require_http_methods(["GET", "POST"])
 def profile_view(request: HttpRequest) -> HttpResponse:
     user = request.user
@@ -38,12 +42,12 @@ def profile_view(request: HttpRequest) -> HttpResponse:
         try:
             flows.update_profile(request, form.save(commit=False), list(form.changed_data))
         except flows.ReauthRequired:
-            # Nothing was saved; the person comes back here to save it again.
+            # Nothing was saved yet: what was sent is kept, and saved once confirmed.
             messages.info(
                 request,
                 _("Confirm it is you to change the phone number or the account kind."),
             )
-            return reauth_redirect(reverse("account:profile"))
+            return confirm_then_apply(request)
         messages.success(request, _("Your profile is saved."))
         response = redirect("account:profile")
         if user.language:
