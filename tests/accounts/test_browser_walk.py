@@ -105,3 +105,82 @@ def test_a_new_password_is_never_kept_while_confirming(
         page.wait_for_url(re.compile(r"/account/password/$"))
         assert page.get_by_label("New password", exact=True).input_value() == ""
     assert User.objects.get(pk=alice.user.pk).check_password(PASSWORD)
+
+
+def described_by(page: Any, label: str) -> str:
+    """What a screen reader reads after the field's name: its aria-describedby elements."""
+    return str(
+        page.get_by_label(label, exact=True).evaluate(
+            """field => (field.getAttribute("aria-describedby") || "").split(" ")
+                .filter(Boolean).map(id => document.getElementById(id).textContent).join(" ")"""
+        )
+    )
+
+
+def labels(page: Any) -> list[str]:
+    return [str(t).strip() for t in page.locator("main .card form label").all_inner_texts()]
+
+
+def test_the_password_rules_are_read_with_the_field_and_both_pages_say_the_same(
+    page: Any, live_server: Any, alice: Enrolled
+) -> None:
+    base = live_server.url
+    with clock.frozen(T0):
+        page.goto(f"{base}/login/reset/")
+        page.get_by_label("Email").fill("alice@example.com")
+        page.get_by_role("button", name=re.compile("code", re.I)).click()
+        page.wait_for_url(re.compile(r"/login/reset/code/$"))
+        reset_rules = page.locator("#id_new_password1_helptext").inner_text()
+        reset_labels = labels(page)
+        signed_in(page, base, alice)
+        page.goto(f"{base}/account/password/")
+        rules = described_by(page, "New password")
+        assert "at least" in rules and rules.strip() == reset_rules.strip()
+        # Every rule sits inside the element the field points to: nothing after it.
+        assert page.locator(".field ul, .field ol").count() == 0
+        assert labels(page) == reset_labels[1:] == ["New password", "New password again"]
+
+
+def test_the_profile_takes_a_phone_number_with_spaces_as_the_set_up_does(
+    page: Any, live_server: Any, alice: Enrolled
+) -> None:
+    base = live_server.url
+    with clock.frozen(T0):
+        signed_in(page, base, alice)
+        page.goto(f"{base}/account/")
+        page.get_by_label("Phone number").fill("+33 6 12 34 56 78")
+        page.get_by_role("button", name="Save").click()
+        assert "Your profile is saved." in messages(page)
+        assert page.get_by_label("Phone number").input_value() == "+33612345678"
+        # Junk is still refused, with the reason.
+        page.get_by_label("Phone number").fill("call me maybe")
+        page.get_by_role("button", name="Save").click()
+        assert "international form" in page.locator(".error-summary").inner_text()
+    assert User.objects.get(pk=alice.user.pk).phone == "+33612345678"
+
+
+def test_a_wrong_code_at_the_confirmation_says_why_and_that_the_password_is_gone(
+    page: Any, live_server: Any, alice: Enrolled
+) -> None:
+    base = live_server.url
+    with clock.frozen(T0):
+        signed_in(page, base, alice)
+    with clock.frozen(LATER):
+        page.goto(f"{base}/account/security/disable/")
+        page.wait_for_url(re.compile(r"/account/confirm/"))
+        page.get_by_label("Password").fill(PASSWORD)
+        right = oathtool_totp(alice.b32, LATER)
+        page.get_by_label("Authentication code").fill("000000" if right != "000000" else "111111")
+        page.get_by_role("button", name="Confirm").click()
+        summary = page.locator(".error-summary")
+        summary.wait_for()
+        items = [str(t) for t in summary.locator("li").all_inner_texts()]
+        assert items == [
+            "Password: type it again (a password is not kept after a mistake).",
+            "Authentication code: This code is not right. Check the code for this account in "
+            "your app.",
+        ]
+        assert page.get_by_label("Password").input_value() == ""
+        # The summary's links lead to each field.
+        summary.get_by_role("link", name=re.compile("^Password")).click()
+        assert page.evaluate("document.activeElement.id") == "id_password"

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.contrib.auth.forms import SetPasswordForm
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -22,6 +21,7 @@ from keyfob.accounts.decorators import (
 from keyfob.accounts.forms import (
     EmailChangeForm,
     EmailCodeForm,
+    NewPasswordForm,
     ProfileForm,
     ResetCodeForm,
     ResetRequestForm,
@@ -65,7 +65,7 @@ def password_view(request: HttpRequest) -> HttpResponse:
     assert isinstance(user, User)
     # No "current password" field: reauth_required has just asked for it (and the code),
     # through the throttled check, and a second unthrottled check would be an oracle.
-    form = SetPasswordForm(user, request.POST if request.method == "POST" else None)
+    form = NewPasswordForm(request.POST if request.method == "POST" else None, user=user)
     if request.method == "POST" and form.is_valid():
         flows.change_password(request, user, form.cleaned_data["new_password1"])
         messages.success(request, _("Your password is changed."))
