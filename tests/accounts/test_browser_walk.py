@@ -184,3 +184,27 @@ def test_a_wrong_code_at_the_confirmation_says_why_and_that_the_password_is_gone
         # The summary's links lead to each field.
         summary.get_by_role("link", name=re.compile("^Password")).click()
         assert page.evaluate("document.activeElement.id") == "id_password"
+
+
+def test_a_code_refused_after_a_fast_phone_s_code_says_how_long_to_wait(
+    page: Any, live_server: Any, alice: Enrolled
+) -> None:
+    """A phone 2½ minutes fast: its code spends every step up to its own (else a guesser
+    would learn a code to type later). The right code, typed next, says so and how long."""
+    base = live_server.url
+    with clock.frozen(T0):  # 15 s into its 30-second step
+        sign_in(page, base, "alice@example.com")
+        page.wait_for_url(re.compile(r"/login/code/$"))
+        page.get_by_label("Authentication code").fill(oathtool_totp(alice.b32, T0 + 150))
+        page.get_by_role("button", name="Verify").click()
+        assert "minutes fast" in page.locator(".error-summary").inner_text()
+        page.get_by_label("Authentication code").fill(oathtool_totp(alice.b32, T0))
+        page.get_by_role("button", name="Verify").click()
+        text = page.locator(".error-summary").inner_text()
+        assert "a code from later was already used" in text
+        # Its step and the five after it are spent: 6 × 30 − 15 seconds.
+        assert "Wait 165 seconds for a new code, or use a recovery code." in text
+    with clock.frozen(T0 + 165):
+        page.get_by_label("Authentication code").fill(oathtool_totp(alice.b32, T0 + 165))
+        page.get_by_role("button", name="Verify").click()
+        page.wait_for_url(re.compile(r"/account/security/$"))

@@ -7,6 +7,7 @@ so a refused attempt always counts.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -72,6 +73,17 @@ class ClockDrift(InvalidCode):
         super().__init__("the device's clock is off")
         self.steps = steps
         self.seconds = steps * period
+
+
+class LaterCodeUsed(CodeReused):
+    """The code is right, but a code from a later step was used (a phone whose clock was
+    fast): it, and every code before that step, works no more for ``seconds``."""
+
+    code = "later_code_used"
+
+    def __init__(self, seconds: int) -> None:
+        super().__init__("a code from a later step was already used")
+        self.seconds = seconds
 
 
 def confirmed_authenticator(user: User) -> Authenticator | None:
@@ -289,6 +301,9 @@ class _CodeCheck:
                 )
             raise wrong
         if not _consume(self.auth, self.matched, confirm=self.confirm):
+            last = self.auth.last_step  # as read: a later step makes the wait known
+            if self.auth.kind == Kind.TOTP and last > self.matched:
+                raise LaterCodeUsed(math.ceil((last + 1) * self.auth.period - self.at))
             raise CodeReused("this code was already used")
         return self.auth
 
