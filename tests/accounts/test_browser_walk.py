@@ -4,6 +4,7 @@ asked again after "Confirm it is you" is applied, not lost; the error summary sa
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -208,3 +209,56 @@ def test_a_code_refused_after_a_fast_phone_s_code_says_how_long_to_wait(
         page.get_by_label("Authentication code").fill(oathtool_totp(alice.b32, T0 + 165))
         page.get_by_role("button", name="Verify").click()
         page.wait_for_url(re.compile(r"/account/security/$"))
+
+
+AXE = (Path(__file__).parents[1] / "site" / "vendor" / "axe.min.js").read_text()
+
+
+def axe_findings(page: Any, *also: str) -> list[str]:
+    """axe-core's serious and critical findings, with ``also`` (rules axe leaves off by
+    default, such as label-content-name-mismatch) run too, whatever their impact."""
+    page.wait_for_load_state("load")
+    if not page.evaluate("typeof window.axe === 'object'"):
+        page.evaluate(AXE)
+    found: list[dict[str, Any]] = page.evaluate(
+        """async (also) => (await axe.run(document, {resultTypes: ["violations"],
+                rules: Object.fromEntries(also.map(id => [id, {enabled: true}]))})).violations
+            .map(v => ({id: v.id, impact: v.impact,
+                        nodes: v.nodes.map(n => n.target.join(" "))}))""",
+        list(also),
+    )
+    return [
+        f"{v['id']} {v['nodes']}"
+        for v in found
+        if v["impact"] in ("serious", "critical") or v["id"] in also
+    ]
+
+
+def test_french_chosen_on_the_profile_writes_the_next_notice_in_french_and_names_match(
+    page: Any, live_server: Any, smtp: SmtpServer, alice: Enrolled
+) -> None:
+    base = live_server.url
+    settle(smtp)
+    with clock.frozen(T0):
+        sign_in(page, base, "alice@example.com")
+        page.wait_for_url(re.compile(r"/login/code/$"))
+        page.get_by_label("Authentication code").fill(oathtool_totp(alice.b32, T0))
+        page.get_by_label("Trust this browser for 30 days").check()
+        page.get_by_role("button", name="Verify").click()
+        page.wait_for_url(re.compile(r"/account/security/$"))
+        settle(smtp)  # the "browser trusted" notice, in English
+
+        # The page is in English; French is chosen with a new phone number, in one save.
+        page.goto(f"{base}/account/")
+        page.locator("#id_language").select_option("fr")
+        page.get_by_label("Phone number").fill("+33612345678")
+        page.get_by_role("button", name="Save").click()
+        assert "Votre profil est enregistré." in messages(page)
+        [notice] = deliver(smtp, 1)
+        assert body(notice).startswith("Bonjour"), body(notice)
+
+        # The trusted browser's button, in French: what it shows is in what it is called.
+        page.goto(f"{base}/account/security/")
+        button = page.locator("form[action*='/browsers/'] button").first
+        assert button.inner_text() in str(button.get_attribute("aria-label"))
+        assert axe_findings(page, "label-content-name-mismatch") == []

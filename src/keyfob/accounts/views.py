@@ -8,6 +8,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils import translation
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_http_methods
@@ -48,6 +49,8 @@ def profile_view(request: HttpRequest) -> HttpResponse:
                 _("Confirm it is you to change the phone number or the account kind."),
             )
             return confirm_then_apply(request)
+        if user.language:
+            translation.activate(user.language)  # said in the language just chosen
         messages.success(request, _("Your profile is saved."))
         response = redirect("account:profile")
         if user.language:
