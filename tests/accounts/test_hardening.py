@@ -157,7 +157,7 @@ def test_a_stale_session_cannot_change_the_phone(
         assert user.phone == "+33123456789"
         back = f"/account/?carried={found.group(1)}"
         # Coming back without the confirmation applies nothing.
-        assert client.get(back)["Location"].startswith("/account/confirm/")
+        assert client.get(back).status_code == 200
         user.refresh_from_db()
         assert user.phone == "+33123456789"
         # Once confirmed, what was sent is applied, once.
