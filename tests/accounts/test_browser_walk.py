@@ -28,10 +28,10 @@ def alice(transactional_db: None) -> Enrolled:
     return enrolled("alice@example.com")
 
 
-def signed_in(page: Any, base: str, who: Enrolled) -> None:
+def signed_in(page: Any, base: str, who: Enrolled, at: float = T0) -> None:
     sign_in(page, base, who.user.email)
     page.wait_for_url(re.compile(r"/login/code/$"))
-    page.get_by_label("Authentication code").fill(oathtool_totp(who.b32, T0))
+    page.get_by_label("Authentication code").fill(oathtool_totp(who.b32, at))
     page.get_by_role("button", name="Verify").click()
     page.wait_for_url(re.compile(r"/account/security/$"))
 
@@ -262,3 +262,43 @@ def test_french_chosen_on_the_profile_writes_the_next_notice_in_french_and_names
         button = page.locator("form[action*='/browsers/'] button").first
         assert button.inner_text() in str(button.get_attribute("aria-label"))
         assert axe_findings(page, "label-content-name-mismatch") == []
+
+
+def test_one_way_to_write_dates_on_the_security_page_whatever_the_browser(
+    browser: Any, live_server: Any, alice: Enrolled
+) -> None:
+    """An en-GB and an en-US browser (no zone in the profile: times are rewritten in the
+    browser's zone) read every date on the page one way: day, month's name, year, 24 h;
+    no "p.m.." nor 12/06/2026."""
+    base = live_server.url
+    seen = []
+    for locale in ("en-GB", "en-US"):
+        context = browser.new_context(locale=locale, timezone_id="Europe/London")
+        page = context.new_page()
+        with clock.frozen(T0):
+            signed_in(page, base, alice, T0 if locale == "en-GB" else T0 + 30)
+            texts = [str(t).strip() for t in page.locator("main time").all_inner_texts()]
+            since = page.locator("p.status.on").inner_text()
+        context.close()
+        assert all(re.fullmatch(r"\d{1,2} [A-Z][a-z]+ \d{4}, \d\d:\d\d", t) for t in texts), texts
+        # The sign-in: 2030-03-17 17:46:45 UTC is 17:46 in London (no summer time yet).
+        assert "17 March 2030, 17:46" in texts, texts
+        texts = [t for t in texts if "2030" in t]  # the enrolment, made now, aside
+        assert re.search(r"Since \d{1,2} [A-Z][a-z]+ \d{4}\.", since) and ".." not in since
+        seen.append(texts)
+    assert seen[0][-1] == seen[1][-1] == "17 March 2030, 17:46"  # the first sign-in, alike
+
+
+def test_the_passkey_button_stands_apart_from_sign_in_on_a_phone(
+    browser: Any, live_server: Any
+) -> None:
+    context = browser.new_context(locale="en-GB", viewport={"width": 390, "height": 844})
+    page = context.new_page()
+    page.goto(f"{live_server.url}/login/")
+    passkey = page.get_by_role("button", name="Sign in with a passkey")
+    passkey.wait_for()
+    first = page.get_by_role("button", name="Sign in", exact=True).bounding_box()
+    second = passkey.bounding_box()
+    context.close()
+    assert second["y"] - (first["y"] + first["height"]) >= 12, (first, second)
+    assert second["width"] == first["width"]  # both across the card, as big a target
