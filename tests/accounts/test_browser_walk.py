@@ -302,3 +302,27 @@ def test_the_passkey_button_stands_apart_from_sign_in_on_a_phone(
     context.close()
     assert second["y"] - (first["y"] + first["height"]) >= 12, (first, second)
     assert second["width"] == first["width"]  # both across the card, as big a target
+
+
+def test_i_lost_my_authenticator_goes_through_the_sign_in_to_the_request(
+    page: Any, live_server: Any, alice: Enrolled
+) -> None:
+    base = live_server.url
+    with clock.frozen(T0):
+        page.goto(f"{base}/login/help/")
+        page.get_by_role("link", name="I lost my authenticator").click()
+        page.wait_for_url(re.compile(r"/login/\?next="))
+        page.get_by_label("Email").fill("alice@example.com")
+        page.get_by_label("Password").fill(PASSWORD)
+        page.get_by_role("button", name="Sign in", exact=True).click()
+        # Straight to the request (no code asked: that is what was lost), recovery codes
+        # offered first.
+        page.wait_for_url(re.compile(r"/support/request/$"))
+        page.get_by_role("link", name="Use a recovery code").wait_for()
+        page.get_by_role("button", name="Ask support to turn off two-factor authentication").click()
+        assert "Your request is sent to support." in messages(page)
+    # Without 2FA, or signed in already, nothing to ask: the Security page.
+    with clock.frozen(T0 + 60):
+        signed_in(page, base, alice, T0 + 60)
+        page.goto(f"{base}/support/request/")
+        page.wait_for_url(re.compile(r"/account/security/$"))
