@@ -203,7 +203,7 @@ def test_a_code_refused_after_a_fast_phone_s_code_says_how_long_to_wait(
         page.get_by_role("button", name="Verify").click()
         text = page.locator(".error-summary").inner_text()
         assert "a code from later was already used" in text
-        # Its step and the five after it are spent: 6 × 30 − 15 seconds.
+        # Its step and the five after it are spent: 6 * 30 - 15 seconds.
         assert "Wait 165 seconds for a new code, or use a recovery code." in text
     with clock.frozen(T0 + 165):
         page.get_by_label("Authentication code").fill(oathtool_totp(alice.b32, T0 + 165))

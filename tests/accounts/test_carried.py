@@ -40,7 +40,8 @@ def carried_to(response: Any) -> str:
 
 
 def confirm(client: Client, back: str) -> None:
-    assert client.post("/account/confirm/", {"password": PASSWORD, "next": back})["Location"] == back
+    response = client.post("/account/confirm/", {"password": PASSWORD, "next": back})
+    assert response["Location"] == back
 
 
 def session_text(client: Client) -> str:

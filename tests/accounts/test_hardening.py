@@ -12,7 +12,6 @@ every address typed and never deleted).
 from __future__ import annotations
 
 import re
-
 from typing import Any
 
 import pytest
@@ -151,7 +150,9 @@ def test_a_stale_session_cannot_change_the_phone(
     with clock.frozen(frozen_time + STALE):
         data = {**PROFILE, "phone": "+33699999999", "kind": user.kind}
         response = client.post("/account/", data)
-        found = re.fullmatch(r"/account/confirm/\?next=%2Faccount%2F%3Fcarried%3D([\w-]+)", response["Location"])
+        found = re.fullmatch(
+            r"/account/confirm/\?next=%2Faccount%2F%3Fcarried%3D([\w-]+)", response["Location"]
+        )
         assert found, response["Location"]
         user.refresh_from_db()
         assert user.phone == "+33123456789"

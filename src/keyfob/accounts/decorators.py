@@ -142,7 +142,7 @@ def applies_carried_change(view: View) -> View:
                 # A button's address (POST only) has no page to show: the Security page has it.
                 return redirect("account:security") if response.status_code == 405 else response
             request.method = "POST"
-            request.POST = data
+            request.POST = data  # type: ignore[assignment]  # immutable, as built from a string
         return view(request, *args, **kwargs)
 
     return wrapper
