@@ -326,3 +326,64 @@ def test_i_lost_my_authenticator_goes_through_the_sign_in_to_the_request(
         signed_in(page, base, alice, T0 + 60)
         page.goto(f"{base}/support/request/")
         page.wait_for_url(re.compile(r"/account/security/$"))
+
+
+@pytest.mark.parametrize("locale", ["en-GB", "fr-FR"])
+def test_axe_finds_nothing_serious_on_the_states_this_walk_changed(
+    browser: Any, live_server: Any, alice: Enrolled, locale: str
+) -> None:
+    """Every page state changed here, in both languages, on a phone's width: axe-core finds
+    nothing serious or critical (and no name that differs from what a control shows)."""
+    base = live_server.url
+    context = browser.new_context(locale=locale, viewport={"width": 390, "height": 844})
+    page = context.new_page()
+    found: dict[str, list[str]] = {}
+
+    def check(state: str) -> None:
+        found[state] = axe_findings(page, "label-content-name-mismatch")
+
+    def submit() -> None:
+        page.locator("main form button[type=submit].primary").first.click()
+
+    with clock.frozen(T0):
+        page.goto(f"{base}/login/")
+        page.locator("[data-webauthn-start]").wait_for()
+        check("sign-in")
+        page.goto(f"{base}/login/help/")
+        check("can't sign in")
+        page.goto(f"{base}/login/")
+        page.locator("#id_email").fill("alice@example.com")
+        page.locator("#id_password").fill(PASSWORD)
+        submit()
+        page.wait_for_url(re.compile(r"/login/code/$"))
+        page.locator("#id_code").fill(oathtool_totp(alice.b32, T0))
+        submit()
+        page.wait_for_url(re.compile(r"/account/security/$"))
+    with clock.frozen(LATER):
+        page.goto(f"{base}/account/password/")
+        page.wait_for_url(re.compile(r"/account/confirm/"))
+        page.locator("#id_password").fill(PASSWORD)
+        right = oathtool_totp(alice.b32, LATER)
+        page.locator("#id_code").fill("000000" if right != "000000" else "111111")
+        submit()
+        page.locator(".error-summary").wait_for()
+        check("confirm it is you, wrong code")
+        page.locator("#id_password").fill(PASSWORD)
+        page.locator("#id_code").fill(right)
+        submit()
+        page.wait_for_url(re.compile(r"/account/password/$"))
+        check("change password")
+        page.locator("#id_new_password1").fill("a fresh and long passphrase 42")
+        page.locator("#id_new_password2").fill("another passphrase")
+        submit()
+        page.locator(".error-summary").wait_for()
+        check("change password, refused")
+        page.goto(f"{base}/account/")
+        page.locator("#id_phone").fill("call me maybe")
+        submit()
+        page.locator(".error-summary").wait_for()
+        check("profile, refused")
+        page.goto(f"{base}/account/security/")
+        check("security")
+    context.close()
+    assert {state: v for state, v in found.items() if v} == {}
