@@ -46,7 +46,7 @@ def test_a_new_address_is_confirmed_with_the_code_sent_to_it(
         assert mail["Subject"] == "Keyfob: Confirm your new e-mail address"
         found = re.search(r"^\s+(\d{4} \d{4})$", body(mail), re.MULTILINE)
         assert found, body(mail)
-        assert "From the address" not in body(mail)  # nothing about the account holder
+        assert "Network address" not in body(mail)  # nothing about the account holder
 
         wrong = "1111 1111" if found.group(1) != "1111 1111" else "2222 2222"
         page.get_by_label("Code from the e-mail").fill(wrong)

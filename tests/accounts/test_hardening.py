@@ -11,6 +11,7 @@ every address typed and never deleted).
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -149,12 +150,21 @@ def test_a_stale_session_cannot_change_the_phone(
     with clock.frozen(frozen_time + STALE):
         data = {**PROFILE, "phone": "+33699999999", "kind": user.kind}
         response = client.post("/account/", data)
-        assert response["Location"] == "/account/confirm/?next=%2Faccount%2F"
+        found = re.fullmatch(
+            r"/account/confirm/\?next=%2Faccount%2F%3Fcarried%3D([\w-]+)", response["Location"]
+        )
+        assert found, response["Location"]
         user.refresh_from_db()
         assert user.phone == "+33123456789"
-        confirmed = client.post("/account/confirm/", {"password": PASSWORD, "next": "/account/"})
-        assert confirmed["Location"] == "/account/"
-        assert client.post("/account/", data)["Location"] == "/account/"
+        back = f"/account/?carried={found.group(1)}"
+        # Coming back without the confirmation applies nothing.
+        assert client.get(back).status_code == 200
+        user.refresh_from_db()
+        assert user.phone == "+33123456789"
+        # Once confirmed, what was sent is applied, once.
+        confirmed = client.post("/account/confirm/", {"password": PASSWORD, "next": back})
+        assert confirmed["Location"] == back
+        assert client.get(back)["Location"] == "/account/"
     user.refresh_from_db()
     assert user.phone == "+33699999999"
 

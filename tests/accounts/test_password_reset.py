@@ -48,7 +48,7 @@ def test_the_login_page_leads_to_both_ways_out(client: Client, db: None) -> None
     assert 'href="/login/help/"' in login and "Can’t sign in?" in login
     page = client.get("/login/help/").content.decode()
     assert "I forgot my password" in page and "I lost my authenticator" in page
-    assert 'href="/login/reset/"' in page and 'href="/support/request/"' in page
+    assert 'href="/login/reset/"' in page and 'href="/login/?next=%2Fsupport%2Frequest%2F"' in page
 
 
 def test_a_reset_changes_the_password_ends_sessions_and_tells_the_holder(

@@ -77,7 +77,11 @@ def test_a_refused_form_starts_with_a_summary_and_its_fields_are_described(
     assert_described_by_exist(html)
     summary = html.index('class="error-summary"')
     assert summary < html.index('name="display_name"')  # the form starts with it
-    assert '<a href="#id_phone">Phone number</a>' in html[summary:]
+    # Each item says the field and why (issue 24: before, the label alone).
+    assert (
+        '<a href="#id_phone">Phone number: Enter the number in international form, for '
+        "example +33123456789.</a>" in html[summary:]
+    )
     assert 'aria-invalid="true"' in html
 
 

@@ -78,13 +78,13 @@ def test_enable_sign_in_with_codes_and_disable(page: Any, live_server: Any, tmp_
         # The same code a second time: refused.
         sign_in(page, base)
         enter_code(page, code)
-        page.get_by_text("This code has already been used").wait_for()
+        page.locator("p.error", has_text="This code has already been used").wait_for()
         assert page.url.endswith("/login/code/")
 
     with clock.frozen(T0 + 60):
         wrong = "000000" if oathtool_totp(secret, T0 + 60) != "000000" else "111111"
         enter_code(page, wrong)
-        page.get_by_text("This code is not right").wait_for()
+        page.locator("p.error", has_text="This code is not right").wait_for()
         enter_code(page, oathtool_totp(secret, T0 + 60))
         page.wait_for_url(re.compile(r"/account/security/$"))
 

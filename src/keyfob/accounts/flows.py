@@ -348,6 +348,10 @@ def update_profile(request: HttpRequest, user: User, changed: list[str]) -> None
     guarded = [name for name in changed if name in GUARDED_PROFILE_FIELDS]
     if guarded:
         require_recent_auth(request)
+    if "language" in changed and user.language:
+        # A language just chosen is the one to write to the account in from now on, this
+        # save's own notice first (the page it was chosen on was still in the old one).
+        user.last_language = user.language
     context = Context.from_request(request)
     with transaction.atomic():
         before = User.objects.select_for_update().filter(pk=user.pk).values(*GUARDED_PROFILE_FIELDS)

@@ -64,12 +64,24 @@ class LoginForm(forms.Form):
 
 
 class ProfileForm(forms.ModelForm):  # type: ignore[type-arg]
+    # Longer than the stored number: the spaces people type are taken out (clean_phone).
+    phone = forms.CharField(
+        label=_("Phone number"),
+        required=False,
+        max_length=24,
+        error_messages={"max_length": _("This phone number is too long.")},
+        help_text=_(
+            "In international form, e.g. +33123456789. Support calls this number "
+            "before turning off two-factor authentication for you."
+        ),
+        widget=forms.TextInput(attrs={"type": "tel", "autocomplete": "tel"}),
+    )
+
     class Meta:
         model = User
         fields = ["display_name", "phone", "kind", "language", "time_zone"]
         labels = {
             "display_name": _("Name"),
-            "phone": _("Phone number"),
             "kind": _("Account kind"),
             "language": _("Language"),
             "time_zone": _("Time zone"),
@@ -77,13 +89,6 @@ class ProfileForm(forms.ModelForm):  # type: ignore[type-arg]
         # What browsers and password managers fill in, and a phone keypad for the number.
         widgets = {
             "display_name": forms.TextInput(attrs={"autocomplete": "name"}),
-            "phone": forms.TextInput(attrs={"type": "tel", "autocomplete": "tel"}),
-        }
-        help_texts = {
-            "phone": _(
-                "In international form, e.g. +33123456789. Support calls this number "
-                "before turning off two-factor authentication for you."
-            ),
         }
 
     def __init__(self, *args: object, **kwargs: object) -> None:
@@ -101,6 +106,14 @@ class ProfileForm(forms.ModelForm):  # type: ignore[type-arg]
             ],
             help_text=_("Times on your Security page and in notices are shown in this zone."),
         )
+
+    def clean_phone(self) -> str:
+        # As the set-up page takes it (PhoneForm): spaces, dots, dashes and brackets
+        # between the groups are what people type; only what is dialled is kept.
+        phone = normalise_phone(str(self.cleaned_data.get("phone") or ""))
+        if phone:
+            phone_validator(phone)
+        return phone
 
 
 class PasswordCheckForm(forms.Form):
@@ -188,21 +201,20 @@ def new_password_field(label: StrOrPromise) -> forms.CharField:
     )
 
 
-class ResetCodeForm(forms.Form):
-    """The code from the e-mail and the new password, twice. The rules that need the
-    account (not like its name or address) are checked by the flow once the code is right."""
+class NewPasswordForm(forms.Form):
+    """A new password, twice, with the rules in plain sentences as its help text: one form
+    for changing it (signed in) and for resetting it (:class:`ResetCodeForm`), so both pages
+    read the same. ``user``, when known, is checked against (not like its name or address);
+    without one, the flow checks once it knows the account."""
 
-    code = CodeField(
-        digits=8,
-        label=_("Code from the e-mail"),
-        error_messages={"required": _("Enter the code we e-mailed to you.")},
-    )
     new_password1 = new_password_field(_("New password"))
     new_password2 = new_password_field(_("New password again"))
 
-    def __init__(self, *args: object, **kwargs: object) -> None:
+    def __init__(self, *args: object, user: User | None = None, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        # Plain sentences (Django's HTML list would sit inside the help paragraph).
+        self.user = user
+        # Plain sentences (Django's HTML list would not sit inside the help paragraph that
+        # the field's aria-describedby names).
         rules = password_validation.password_validators_help_texts()
         self.fields["new_password1"].help_text = " ".join(str(r) for r in rules)
 
@@ -217,10 +229,22 @@ class ResetCodeForm(forms.Form):
                 )
             else:
                 try:
-                    password_validation.validate_password(first)
+                    password_validation.validate_password(first, self.user)
                 except ValidationError as exc:
                     self.add_error("new_password1", exc)
         return data
+
+
+class ResetCodeForm(NewPasswordForm):
+    """The code from the e-mail and the new password, twice. The rules that need the
+    account (not like its name or address) are checked by the flow once the code is right."""
+
+    code = CodeField(
+        digits=8,
+        label=_("Code from the e-mail"),
+        error_messages={"required": _("Enter the code we e-mailed to you.")},
+    )
+    field_order = ["code", "new_password1", "new_password2"]
 
 
 class PhoneForm(forms.Form):
@@ -238,7 +262,12 @@ class PhoneForm(forms.Form):
     )
 
     def clean_phone(self) -> str:
-        # People type spaces, dots and dashes between the groups: keep only what is dialled.
-        phone = re.sub(r"[\s.\-()]", "", str(self.cleaned_data["phone"]), flags=re.ASCII)
+        phone = normalise_phone(str(self.cleaned_data["phone"]))
         phone_validator(phone)
         return phone
+
+
+def normalise_phone(text: str) -> str:
+    """A phone number as dialled: people type spaces, dots, dashes and brackets between
+    the groups (re.ASCII: other scripts' spaces are not separators here)."""
+    return re.sub(r"[\s.\-()]", "", text.strip(), flags=re.ASCII)

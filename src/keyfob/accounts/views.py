@@ -5,21 +5,25 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.contrib.auth.forms import SetPasswordForm
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.urls import reverse
+from django.utils import translation
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods
 
 from keyfob.accounts import flows
 from keyfob.accounts.addresses import normal_email
-from keyfob.accounts.decorators import reauth_redirect, reauth_required
+from keyfob.accounts.decorators import (
+    applies_carried_change,
+    confirm_then_apply,
+    reauth_required,
+)
 from keyfob.accounts.errors import AccountError
 from keyfob.accounts.forms import (
     EmailChangeForm,
     EmailCodeForm,
+    NewPasswordForm,
     ProfileForm,
     ResetCodeForm,
     ResetRequestForm,
@@ -30,6 +34,7 @@ from keyfob.otp import Throttled
 
 
 @login_required
+@applies_carried_change
 @require_http_methods(["GET", "POST"])
 def profile_view(request: HttpRequest) -> HttpResponse:
     user = request.user
@@ -39,9 +44,11 @@ def profile_view(request: HttpRequest) -> HttpResponse:
         try:
             flows.update_profile(request, form.save(commit=False), list(form.changed_data))
         except flows.ReauthRequired as exc:
-            # Nothing was saved; the person comes back here to save it again.
+            # Nothing was saved yet: what was sent is kept, and saved once confirmed.
             messages.info(request, refusal(exc))
-            return reauth_redirect(reverse("account:profile"))
+            return confirm_then_apply(request)
+        if user.language:
+            translation.activate(user.language)  # said in the language just chosen
         messages.success(request, _("Your profile is saved."))
         response = redirect("account:profile")
         if user.language:
@@ -59,7 +66,7 @@ def password_view(request: HttpRequest) -> HttpResponse:
     assert isinstance(user, User)
     # No "current password" field: reauth_required has just asked for it (and the code),
     # through the throttled check, and a second unthrottled check would be an oracle.
-    form = SetPasswordForm(user, request.POST if request.method == "POST" else None)
+    form = NewPasswordForm(request.POST if request.method == "POST" else None, user=user)
     if request.method == "POST" and form.is_valid():
         flows.change_password(request, user, form.cleaned_data["new_password1"])
         messages.success(request, _("Your password is changed."))

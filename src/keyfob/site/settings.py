@@ -358,6 +358,8 @@ SILENCED_SYSTEM_CHECKS = ["security.W005", "security.W021"]
 
 LANGUAGE_CODE = "en"
 LANGUAGES = [("en", _("English")), ("fr", _("French"))]
+# One way to write a date on every page, in each language (see keyfob.site.formats).
+FORMAT_MODULE_PATH = ["keyfob.site.formats"]
 LOCALE_PATHS = [BASE_DIR / "site" / "locale"]
 USE_I18N = True
 USE_TZ = True

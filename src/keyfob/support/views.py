@@ -436,6 +436,12 @@ def open_view(request: HttpRequest) -> HttpResponse:
     """
     found = account_flows.pending(request, app_settings.request_window_seconds)
     context: dict[str, Any] = {"support_email": app_settings.support_email}
+    if found is None and request.user.is_authenticated:
+        # Signed in (a trusted browser, or no 2FA): no request is needed to get in.
+        messages.info(
+            request, _("You are signed in: your authenticators are managed on this page.")
+        )
+        return redirect("account:security")
     if found is None:
         # Without a right password just now: the support address, and nothing about accounts.
         # A message typed meanwhile is shown back, to copy into an e-mail: never lost.

@@ -23,6 +23,17 @@ def _wait(exc: KeyfobError) -> str:
     return _("Too many failed attempts. Try again in %(wait)s.") % {"wait": wait_text(retry_after)}
 
 
+def _later_code_used(exc: KeyfobError) -> str:
+    seconds = exc.seconds if isinstance(exc, flows.LaterCodeUsed) else 30
+    return ngettext(
+        "This code is right, but a code from later was already used (a phone whose clock is "
+        "fast shows it early). Wait %(n)d second for a new code, or use a recovery code.",
+        "This code is right, but a code from later was already used (a phone whose clock is "
+        "fast shows it early). Wait %(n)d seconds for a new code, or use a recovery code.",
+        seconds,
+    ) % {"n": seconds}
+
+
 def _clock_drift(exc: KeyfobError) -> str:
     seconds = exc.seconds if isinstance(exc, flows.ClockDrift) else 0
     minutes = max(1, round(abs(seconds) / 60))
@@ -58,6 +69,7 @@ CODE_MESSAGES: dict[str, Callable[[KeyfobError], str]] = {
     "code_reused": lambda exc: _(
         "This code has already been used. Wait for the next code in your app."
     ),
+    "later_code_used": _later_code_used,
     "clock_drift": _clock_drift,
     "not_enrolled": lambda exc: _("Two-factor authentication is not on for this account."),
     "invalid_code": lambda exc: _(
@@ -74,6 +86,7 @@ def _not_a_recovery_code(exc: KeyfobError) -> str:
 RECOVERY_MESSAGES: dict[str, Callable[[KeyfobError], str]] = {
     **CODE_MESSAGES,
     "code_reused": lambda exc: _("This recovery code has already been used. Each one works once."),
+    "later_code_used": _not_a_recovery_code,
     "clock_drift": _not_a_recovery_code,
     "invalid_code": _not_a_recovery_code,
 }

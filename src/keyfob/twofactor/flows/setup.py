@@ -139,7 +139,7 @@ def turned_on_or_added(
         return []
     codes = replace_recovery_codes(user)
     record(user, EventKind.TWOFACTOR_ON, context, method=method, name=name)
-    notices.queue(user, NoticeKind.TWOFACTOR_ON, context)
+    notices.queue(user, NoticeKind.TWOFACTOR_ON, context, method=method)
     return codes
 
 

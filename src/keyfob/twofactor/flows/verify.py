@@ -75,6 +75,17 @@ class ClockDrift(InvalidCode):
         self.seconds = steps * period
 
 
+class LaterCodeUsed(CodeReused):
+    """The code is right, but a code from a later step was used (a phone whose clock was
+    fast): it, and every code before that step, works no more for ``seconds``."""
+
+    code = "later_code_used"
+
+    def __init__(self, seconds: int) -> None:
+        super().__init__("a code from a later step was already used")
+        self.seconds = seconds
+
+
 def confirmed_authenticator(user: User) -> Authenticator | None:
     """The account's first confirmed authenticator (2FA is on since it was confirmed)."""
     return (
@@ -293,6 +304,9 @@ class _CodeCheck:
                 )
             raise wrong
         if not _consume(self.auth, self.matched, confirm=self.confirm):
+            last = self.auth.last_step  # as read: a later step makes the wait known
+            if self.auth.kind == Kind.TOTP and last > self.matched:
+                raise LaterCodeUsed(math.ceil((last + 1) * self.auth.period - self.at))
             raise CodeReused("this code was already used")
         return self.auth
 

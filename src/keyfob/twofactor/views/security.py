@@ -218,8 +218,10 @@ def disable_view(request: HttpRequest) -> HttpResponse:
     return render(request, "twofactor/disable.html")
 
 
-@require_POST
+# The guard outside: a press kept while its sender confirmed it is them comes back as a GET
+# that the guard turns into the POST it was.
 @reauth_required
+@require_POST
 def revoke_browser_view(request: HttpRequest, pk: int | None = None) -> HttpResponse:
     user = _user(request)
     count = flows.revoke_trusted_browsers(user, Context.from_request(request), pk)

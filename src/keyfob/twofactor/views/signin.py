@@ -114,7 +114,10 @@ def login_view(request: HttpRequest) -> HttpResponse:
             new_token = trust.skip_code_step(request, user)
             if new_token is None:
                 account_flows.begin_pending(request, user, next_url)
-                return redirect("login-code")
+                # "I lost my authenticator" (Can't sign in?): the request to support, which
+                # needs only the password step, comes next, not the code it cannot give.
+                lost = next_url == reverse("support:open")
+                return redirect(next_url if lost else "login-code")
             account_flows.complete_signin(request, user, verified=False, second_factor="trusted")
             response = redirect(next_url)
             trust.set_cookie(request, response, new_token)
