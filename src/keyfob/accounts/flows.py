@@ -22,11 +22,12 @@ from django.contrib.auth import (
     update_session_auth_hash,
 )
 from django.core.exceptions import ImproperlyConfigured
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F, QuerySet
 from django.http import HttpRequest
 from django.utils import translation
 
+from keyfob.accounts.addresses import normal_email
 from keyfob.accounts.app_settings import app_settings
 from keyfob.accounts.models import EmailChange, MailedCode, PasswordReset, User
 from keyfob.accounts.signals import credentials_changed
@@ -54,8 +55,9 @@ class ReauthRequired(KeyfobError):
 
 
 def _account_key(email: str) -> str:
-    # Keyed by the address typed, known or not, so throttling reveals nothing either.
-    return hashlib.sha256(email.strip().lower().encode()).hexdigest()
+    # Keyed by the address typed (in the normal form), known or not, so throttling reveals
+    # nothing either.
+    return hashlib.sha256(normal_email(email).encode()).hexdigest()
 
 
 def check_password(request: HttpRequest, email: str, password: str) -> User:
@@ -79,13 +81,13 @@ def check_password(request: HttpRequest, email: str, password: str) -> User:
             rows.append((throttle.PASSWORD, account))
             wait = throttle.retry_after(throttle.PASSWORD, account)
         if wait > 0:
-            known = User.objects.filter(email__iexact=email.strip()).first()
+            known = User.objects.with_email(email).first()
             if known is not None:
                 record(known, EventKind.THROTTLED, context, factor="password")
             failure = Throttled(wait)
         else:
             # ModelBackend hashes the password even for an unknown e-mail: same time taken.
-            user = authenticate(request, username=email.strip().lower(), password=password)
+            user = authenticate(request, username=normal_email(email), password=password)
             if isinstance(user, User):
                 # Only the account's count: the address's only decays, or one account of
                 # one's own would clear a spraying counter every few guesses.
@@ -93,7 +95,7 @@ def check_password(request: HttpRequest, email: str, password: str) -> User:
                 return user
             for policy, row in rows:
                 throttle.record_failure(policy, row)
-            known = User.objects.filter(email__iexact=email.strip()).first()
+            known = User.objects.with_email(email).first()
             if known is not None:
                 record(known, EventKind.PASSWORD_WRONG, context)
             failure = InvalidCredentials()
@@ -273,6 +275,7 @@ def start_email_change(request: HttpRequest, user: User, new_email: str) -> None
     either way, and only whoever reads that mailbox learns it, at the confirmation. Raises
     :class:`ReauthRequired` and :class:`EmailChangeLimit`, having sent nothing."""
     require_recent_auth(request)
+    new_email = normal_email(new_email)
     code, salt = mailedcodes.new_code(EMAIL_CODE_DIGITS)
     context = Context.from_request(request)
     with transaction.atomic():
@@ -333,11 +336,16 @@ def confirm_email_change(request: HttpRequest, user: User, code: str) -> str:
             if not consume(live, used_at=clock.now()):
                 raise EmailChangeLost()  # used, or its last try spent, meanwhile
             notices.drop_seal(change.outbox_id)
-            if User.objects.filter(email__iexact=change.email).exclude(pk=user.pk).exists():
+            if User.objects.with_email(change.email).exclude(pk=user.pk).exists():
                 failure = EmailTaken()
             else:
-                change_email(request, user, change.email)
-                return change.email
+                try:
+                    with transaction.atomic():
+                        change_email(request, user, change.email)
+                except IntegrityError:  # another account took it a moment ago
+                    failure = EmailTaken()
+                else:
+                    return change.email
         else:
             left = _spend_a_try(live, change, EMAIL_CODE_TRIES)
             failure = EmailChangeLost() if left is None else WrongEmailCode(left)
@@ -347,7 +355,7 @@ def confirm_email_change(request: HttpRequest, user: User, code: str) -> str:
 def change_email(request: HttpRequest, user: User, new_email: str) -> None:
     """Change the sign-in address; both the old and the new address are told."""
     context = Context.from_request(request)
-    old = user.email
+    old, new_email = user.email, normal_email(new_email)
     with transaction.atomic():
         user.email = new_email
         user.save(update_fields=["email"])
@@ -467,7 +475,7 @@ def start_password_reset(request: HttpRequest, email: str) -> None:
     does). Raises :class:`Throttled` when the address typed or the client address asked
     too often; every request counts, as a password failure does, so this cannot flood a
     mailbox."""
-    email = email.strip().lower()
+    email = normal_email(email)
     context = Context.from_request(request)
     language = translation.get_language() or ""
     code, salt = mailedcodes.new_code(RESET_CODE_DIGITS)
@@ -482,18 +490,20 @@ def start_password_reset(request: HttpRequest, email: str) -> None:
         else:
             for policy, row in rows:
                 throttle.record_failure(policy, row)
-            user = User.objects.filter(email__iexact=email, is_active=True).first()
+            user = User.objects.with_email(email).filter(is_active=True).first()
             key = _account_key(email)
             earlier = PasswordReset.objects.select_for_update().filter(email_key=key)
             for old in earlier:
                 notices.drop_seal(old.outbox_id)
             # Sealed either way (same work); an unknown address's notice never shows it, and
-            # a code with no account behind it opens nothing.
+            # a code with no account behind it opens nothing. A code goes only to the
+            # address stored on the account (DESIGN.md invariant 9), never to the one typed:
+            # ``to`` is the typed address only for the "no account uses it" notice.
             outbox = notices.queue(
                 user,
                 NoticeKind.PASSWORD_RESET_CODE,
                 context,
-                to=email,
+                to=None if user is not None else email,
                 language=language,
                 known=user is not None,
                 nonce=salt,

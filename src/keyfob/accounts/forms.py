@@ -11,6 +11,7 @@ from django.contrib.auth import password_validation
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
+from keyfob.accounts.addresses import normal_email
 from keyfob.accounts.models import Language, User, phone_validator
 
 if TYPE_CHECKING:
@@ -153,7 +154,7 @@ class EmailChangeForm(forms.Form):
         self.user = user
 
     def clean_email(self) -> str:
-        email = str(self.cleaned_data["email"]).strip().lower()
+        email = normal_email(str(self.cleaned_data["email"]))
         if email == self.user.email:
             raise forms.ValidationError(_("This is already your address."), code="same")
         # Whether another account has it is not said here (that would tell anyone with a

@@ -10,6 +10,7 @@ from django.core.validators import RegexValidator
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from keyfob.accounts.addresses import normal_email
 from keyfob.core import clock
 
 # E.164: a plus sign, a country code that does not start with 0, at most 15 digits in all.
@@ -34,10 +35,26 @@ class Language(models.TextChoices):
 class UserManager(BaseUserManager):  # type: ignore[type-arg]
     use_in_migrations = True
 
+    @classmethod
+    def normalize_email(cls, email: str | None) -> str:
+        # Django's lower-cases the domain with str.lower() (the Kelvin sign becomes "k"):
+        # Keyfob's one normal form instead.
+        return normal_email(email or "")
+
+    def get_by_natural_key(self, username: str | None) -> User:
+        # What ModelBackend (the sign-in's password check) looks an account up by.
+        user: User = self.get(email=normal_email(username or ""))
+        return user
+
+    def with_email(self, email: str) -> models.QuerySet[User]:
+        """The account (none or one) whose address is ``email`` in the normal form: the
+        only way Keyfob looks an account up by a typed address."""
+        return self.filter(email=normal_email(email))
+
     def create_user(self, email: str, password: str | None = None, **fields: Any) -> User:
         if not email:
             raise ValueError("An e-mail address is required")
-        user: User = self.model(email=self.normalize_email(email).lower(), **fields)
+        user: User = self.model(email=normal_email(email), **fields)
         user.set_password(password)
         user.save(using=self._db)
         return user
@@ -85,6 +102,19 @@ class User(AbstractBaseUser, PermissionsMixin):
 
     def __str__(self) -> str:
         return self.email
+
+    @classmethod
+    def normalize_username(cls, username: str) -> str:
+        # Django's applies NFKC, which turns "example.com" in full-width letters into
+        # "example.com" in ASCII:
+        # another mailbox. Keyfob's one normal form instead (full_clean() calls this).
+        return normal_email(username)
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        # Stored in the normal form whatever the path (a form, a command, a shell), so the
+        # unique index is unique in that form.
+        self.email = normal_email(self.email)
+        super().save(*args, **kwargs)
 
     def get_full_name(self) -> str:
         return self.display_name or self.email

@@ -15,6 +15,7 @@ from django.utils.translation import ngettext
 from django.views.decorators.http import require_http_methods
 
 from keyfob.accounts import flows
+from keyfob.accounts.addresses import normal_email
 from keyfob.accounts.decorators import reauth_redirect, reauth_required
 from keyfob.accounts.forms import (
     EmailChangeForm,
@@ -145,7 +146,7 @@ def signin_help_view(request: HttpRequest) -> HttpResponse:
 def reset_request_view(request: HttpRequest) -> HttpResponse:
     form = ResetRequestForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
-        email = form.cleaned_data["email"].strip().lower()
+        email = normal_email(form.cleaned_data["email"])
         try:
             flows.start_password_reset(request, email)
         except Throttled as exc:

@@ -23,6 +23,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.template.loader import render_to_string
 from django.views.decorators.csrf import csrf_exempt
 
+from keyfob.accounts.addresses import normal_email
 from keyfob.accounts.models import User
 from keyfob.api import flows
 from keyfob.api.app_settings import app_settings
@@ -190,7 +191,7 @@ def _email(value: str) -> str:
         validate_email(value)
     except ValidationError:
         raise BadRequest("invalid_email") from None
-    return value.lower()
+    return normal_email(value)
 
 
 def _link_json(row: SshLogin) -> dict[str, Any]:
@@ -289,7 +290,7 @@ def ssh_logins(request: HttpRequest, token: ServerToken) -> HttpResponse:
     email = _email(_string(data, "email"))
     login = _login(_string(data, "login"))
     server = _server(_string(data, "server", required=False))
-    user = User.objects.filter(email=email).first()
+    user = User.objects.with_email(email).first()
     if user is None:
         raise BadRequest("unknown_account")
     existed = SshLogin.objects.filter(login=login, server=server, user=user).exists()

@@ -12,6 +12,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.core.validators import validate_email
 from django.db import transaction
 
+from keyfob.accounts.addresses import normal_email
 from keyfob.accounts.models import AccountKind, User
 
 
@@ -31,12 +32,12 @@ class Command(BaseCommand):
         parser.add_argument("--name", default="")
 
     def handle(self, *args: Any, **opts: Any) -> None:
-        email = str(opts["email"]).strip().lower()
+        email = normal_email(str(opts["email"]))
         try:
             validate_email(email)
         except ValidationError as exc:
             raise CommandError(f"not a valid e-mail address: {email!r}") from exc
-        if User.objects.filter(email__iexact=email).exists():
+        if User.objects.with_email(email).exists():
             raise CommandError(f"an account with the e-mail {email} already exists")
         if opts["password_stdin"]:
             password = sys.stdin.readline().rstrip("\n")

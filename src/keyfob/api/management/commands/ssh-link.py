@@ -11,6 +11,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from keyfob.accounts.addresses import normal_email
 from keyfob.accounts.models import User
 from keyfob.api import flows
 from keyfob.audit.events import Context
@@ -29,8 +30,8 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **opts: Any) -> None:
-        email = str(opts["email"]).strip().lower()
-        user = User.objects.filter(email=email).first()
+        email = normal_email(str(opts["email"]))
+        user = User.objects.with_email(email).first()
         if user is None:
             raise CommandError(f"no account with the e-mail {email}")
         try:
