@@ -32,3 +32,22 @@ def test_the_digest_is_keyed_and_kept_apart_by_purpose_and_salt() -> None:
 def test_a_code_reads_in_groups_of_four() -> None:
     assert mailedcodes.spaced("12345678") == "1234 5678"
     assert mailedcodes.spaced("") == ""
+
+
+def test_notices_queued_before_the_one_life_cycle_still_unseal() -> None:
+    """The seal contexts are those each use had before (a notice waiting in the outbox
+    across the upgrade still shows its code); support's older notices name the check."""
+    from keyfob.accounts import flows as accounts
+    from keyfob.core import keyring
+    from keyfob.support import flows as support
+
+    def sealed(context: str) -> str:
+        return keyring.encrypt(b"12345678", context=context)
+
+    nonce = "ab" * 16
+    email = {"nonce": nonce, "sealed": sealed(f"email-confirm:{nonce}")}
+    reset = {"nonce": nonce, "sealed": sealed(f"password-reset:{nonce}")}
+    assert accounts.unseal_email_code(email) == accounts.unseal_reset_code(reset) == "12345678"
+    assert support.unseal_code({"check": 7, "sealed": sealed("support-code:7")}) == "12345678"
+    newer = {"check": 7, "nonce": nonce, "sealed": sealed(f"support-code:{nonce}")}
+    assert support.unseal_code(newer) == "12345678"

@@ -23,20 +23,19 @@ from django.contrib.auth import (
 )
 from django.core.exceptions import ImproperlyConfigured
 from django.db import IntegrityError, transaction
-from django.db.models import F, QuerySet
+from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import translation
 
 from keyfob.accounts.addresses import normal_email
 from keyfob.accounts.app_settings import app_settings
-from keyfob.accounts.models import EmailChange, MailedCode, PasswordReset, User
+from keyfob.accounts.models import EmailChange, PasswordReset, User
 from keyfob.accounts.signals import credentials_changed
 from keyfob.audit import notices
 from keyfob.audit.events import Context, record
 from keyfob.audit.models import EventKind, SecurityEvent
 from keyfob.audit.notices import NoticeKind
-from keyfob.core import clock, keyring, mailedcodes, throttle
-from keyfob.core.consume import consume
+from keyfob.core import clock, mailedcodes, throttle
 from keyfob.otp import KeyfobError, Throttled
 
 PENDING_KEY = "keyfob.pending"
@@ -233,38 +232,22 @@ class EmailChangeLimit(KeyfobError):
     code = "email_limit"
 
 
-def _email_code_digest(salt: str, code: str) -> str:
-    return mailedcodes.digest("keyfob.accounts.email-change", salt, code)
-
-
-def _email_seal_context(salt: str) -> str:
-    return f"email-confirm:{salt}"
+EMAIL_CODES = mailedcodes.CodeKind(
+    purpose="keyfob.accounts.email-change",
+    seal="email-confirm",
+    digits=EMAIL_CODE_DIGITS,
+    drop_seal=notices.drop_seal,
+)
 
 
 def unseal_email_code(params: dict[str, Any]) -> str:
     """The code an EMAIL_CONFIRM notice carries, for its e-mail; '' once it is spent."""
-    return notices.unseal(params, _email_seal_context(str(params["nonce"])))
+    return notices.unseal(params, EMAIL_CODES.seal_context(str(params["nonce"])))
 
 
 def _live_email_change(user: User) -> QuerySet[EmailChange]:
     """The account's change still waiting: not used, not expired, tries left."""
-    return EmailChange.objects.filter(
-        user=user, used_at__isnull=True, expires_at__gt=clock.now(), tries__lt=EMAIL_CODE_TRIES
-    )
-
-
-def _spend_a_try(live: QuerySet[Any], row: MailedCode, allowed: int) -> int | None:
-    """Count one wrong code against ``row`` (one conditional UPDATE on ``live``, the row
-    while it is still usable); return the tries left, or None when none is: it was used or
-    spent meanwhile, or this was its last try (its sealed code is then dropped)."""
-    if not consume(live, tries=F("tries") + 1):
-        return None
-    row.refresh_from_db(fields=["tries"])
-    left = allowed - row.tries
-    if left <= 0:
-        notices.drop_seal(row.outbox_id)
-        return None
-    return left
+    return EMAIL_CODES.live(EmailChange.objects.filter(user=user), EMAIL_CODE_TRIES)
 
 
 def start_email_change(request: HttpRequest, user: User, new_email: str) -> None:
@@ -276,7 +259,6 @@ def start_email_change(request: HttpRequest, user: User, new_email: str) -> None
     :class:`ReauthRequired` and :class:`EmailChangeLimit`, having sent nothing."""
     require_recent_auth(request)
     new_email = normal_email(new_email)
-    code, salt = mailedcodes.new_code(EMAIL_CODE_DIGITS)
     context = Context.from_request(request)
     with transaction.atomic():
         # The account's row lock: two requests at once cannot both pass the daily limit.
@@ -286,30 +268,22 @@ def start_email_change(request: HttpRequest, user: User, new_email: str) -> None
         )
         if sent.count() >= EMAIL_CODES_PER_DAY:
             raise EmailChangeLimit()
-        earlier = EmailChange.objects.select_for_update().filter(user=user).first()
-        if earlier is not None:
-            notices.drop_seal(earlier.outbox_id)
-        row = notices.queue(
-            user,
-            NoticeKind.EMAIL_CONFIRM,
-            context,
-            to=new_email,
-            new=new_email,
-            nonce=salt,
-            minutes=EMAIL_CODE_MINUTES,
-            sealed=keyring.encrypt(code.encode(), context=_email_seal_context(salt)),
-        )
-        EmailChange.objects.update_or_create(
-            user=user,
-            defaults={
-                "email": new_email,
-                "salt": salt,
-                "digest": _email_code_digest(salt, code),
-                "expires_at": clock.now() + timedelta(minutes=EMAIL_CODE_MINUTES),
-                "tries": 0,
-                "used_at": None,
-                "outbox": row,
-            },
+        mailedcodes.start(
+            EMAIL_CODES,
+            EmailChange.objects.all(),
+            key={"user": user},
+            lifetime=timedelta(minutes=EMAIL_CODE_MINUTES),
+            queue=lambda sealed, nonce: notices.queue(
+                user,
+                NoticeKind.EMAIL_CONFIRM,
+                context,
+                to=new_email,
+                new=new_email,
+                nonce=nonce,
+                minutes=EMAIL_CODE_MINUTES,
+                sealed=sealed,
+            ),
+            email=new_email,
         )
         record(user, EventKind.EMAIL_CODE_SENT, context, new=new_email)
 
@@ -332,10 +306,8 @@ def confirm_email_change(request: HttpRequest, user: User, code: str) -> str:
     live = _live_email_change(user).filter(pk=change.pk)
     failure: KeyfobError
     with transaction.atomic():
-        if hmac.compare_digest(_email_code_digest(change.salt, code), change.digest):
-            if not consume(live, used_at=clock.now()):
-                raise EmailChangeLost()  # used, or its last try spent, meanwhile
-            notices.drop_seal(change.outbox_id)
+        checked = mailedcodes.check(EMAIL_CODES, live, change, code, tries=EMAIL_CODE_TRIES)
+        if checked.used:
             if User.objects.with_email(change.email).exclude(pk=user.pk).exists():
                 failure = EmailTaken()
             else:
@@ -346,9 +318,10 @@ def confirm_email_change(request: HttpRequest, user: User, code: str) -> str:
                     failure = EmailTaken()
                 else:
                     return change.email
+        elif checked.right or checked.left == 0:
+            failure = EmailChangeLost()  # used or spent meanwhile, or its last try
         else:
-            left = _spend_a_try(live, change, EMAIL_CODE_TRIES)
-            failure = EmailChangeLost() if left is None else WrongEmailCode(left)
+            failure = WrongEmailCode(checked.left)
     raise failure
 
 
@@ -457,17 +430,17 @@ def _reset_throttle_key(email: str) -> str:
     return "reset:" + _account_key(email)
 
 
-def _reset_digest(salt: str, code: str) -> str:
-    return mailedcodes.digest("keyfob.accounts.password-reset", salt, code)
-
-
-def _reset_seal_context(salt: str) -> str:
-    return f"password-reset:{salt}"
+RESET_CODES = mailedcodes.CodeKind(
+    purpose="keyfob.accounts.password-reset",
+    seal="password-reset",
+    digits=RESET_CODE_DIGITS,
+    drop_seal=notices.drop_seal,
+)
 
 
 def unseal_reset_code(params: dict[str, Any]) -> str:
     """The code a PASSWORD_RESET_CODE notice carries, for its e-mail; '' once it is spent."""
-    return notices.unseal(params, _reset_seal_context(str(params["nonce"])))
+    return notices.unseal(params, RESET_CODES.seal_context(str(params["nonce"])))
 
 
 def start_password_reset(request: HttpRequest, email: str) -> None:
@@ -478,7 +451,6 @@ def start_password_reset(request: HttpRequest, email: str) -> None:
     email = normal_email(email)
     context = Context.from_request(request)
     language = translation.get_language() or ""
-    code, salt = mailedcodes.new_code(RESET_CODE_DIGITS)
     with transaction.atomic():
         rows = [
             (throttle.PASSWORD, throttle.acquire(throttle.PASSWORD, _reset_throttle_key(email))),
@@ -491,47 +463,35 @@ def start_password_reset(request: HttpRequest, email: str) -> None:
             for policy, row in rows:
                 throttle.record_failure(policy, row)
             user = User.objects.with_email(email).filter(is_active=True).first()
-            key = _account_key(email)
-            earlier = PasswordReset.objects.select_for_update().filter(email_key=key)
-            for old in earlier:
-                notices.drop_seal(old.outbox_id)
             # Sealed either way (same work); an unknown address's notice never shows it, and
             # a code with no account behind it opens nothing. A code goes only to the
             # address stored on the account (DESIGN.md invariant 9), never to the one typed:
             # ``to`` is the typed address only for the "no account uses it" notice.
-            outbox = notices.queue(
-                user,
-                NoticeKind.PASSWORD_RESET_CODE,
-                context,
-                to=None if user is not None else email,
-                language=language,
-                known=user is not None,
-                nonce=salt,
-                minutes=RESET_CODE_MINUTES,
-                sealed=keyring.encrypt(code.encode(), context=_reset_seal_context(salt)),
-            )
-            PasswordReset.objects.update_or_create(
-                email_key=key,
-                defaults={
-                    "user": user,
-                    "salt": salt,
-                    "digest": _reset_digest(salt, code),
-                    "expires_at": clock.now() + timedelta(minutes=RESET_CODE_MINUTES),
-                    "tries": 0,
-                    "used_at": None,
-                    "outbox": outbox,
-                },
+            mailedcodes.start(
+                RESET_CODES,
+                PasswordReset.objects.all(),
+                key={"email_key": _account_key(email)},
+                lifetime=timedelta(minutes=RESET_CODE_MINUTES),
+                queue=lambda sealed, nonce: notices.queue(
+                    user,
+                    NoticeKind.PASSWORD_RESET_CODE,
+                    context,
+                    to=None if user is not None else email,
+                    language=language,
+                    known=user is not None,
+                    nonce=nonce,
+                    minutes=RESET_CODE_MINUTES,
+                    sealed=sealed,
+                ),
+                user=user,
             )
             return
     raise failure
 
 
 def _live_reset(email: str) -> QuerySet[PasswordReset]:
-    return PasswordReset.objects.filter(
-        email_key=_account_key(email),
-        used_at__isnull=True,
-        expires_at__gt=clock.now(),
-        tries__lt=RESET_CODE_TRIES,
+    return RESET_CODES.live(
+        PasswordReset.objects.filter(email_key=_account_key(email)), RESET_CODE_TRIES
     )
 
 
@@ -550,15 +510,19 @@ def finish_password_reset(request: HttpRequest, email: str, code: str, password:
     context = Context.from_request(request)
     failure: KeyfobError
     with transaction.atomic():
-        right = hmac.compare_digest(_reset_digest(reset.salt, code), reset.digest)
         user = reset.user
-        if right and user is not None and user.is_active:
+        checked = mailedcodes.check(
+            RESET_CODES,
+            live,
+            reset,
+            code,
+            tries=RESET_CODE_TRIES,
+            usable=user is not None and user.is_active,
             # The rules that need the account (not like its name or address); a refusal
             # spends neither the code nor a try.
-            password_validation.validate_password(password, user)
-            if not consume(live, used_at=clock.now()):
-                raise ResetLost()  # used, or its last try spent, meanwhile
-            notices.drop_seal(reset.outbox_id)
+            before_use=lambda: password_validation.validate_password(password, user),
+        )
+        if checked.used and user is not None:
             user.set_password(password)
             # The page the person is on is in the language they read: the notice too.
             user.last_language = translation.get_language() or user.last_language
@@ -571,6 +535,8 @@ def finish_password_reset(request: HttpRequest, email: str, code: str, password:
             # Done: asking for a code later starts from a clean count again.
             throttle.reset(throttle.acquire(throttle.PASSWORD, _reset_throttle_key(email)))
             return user
-        left = _spend_a_try(live, reset, RESET_CODE_TRIES)
-        failure = ResetLost() if left is None else WrongResetCode(left)
+        if checked.right or checked.left == 0:
+            failure = ResetLost()  # used or spent meanwhile, or its last try
+        else:
+            failure = WrongResetCode(checked.left)
     raise failure

@@ -130,7 +130,10 @@ class User(AbstractBaseUser, PermissionsMixin):
 class MailedCode(models.Model):
     """What a code e-mailed to an address keeps while it waits to be typed back: only its
     keyed digest (and salt), when it expires, the wrong tries, when it was used, and the
-    notice that carries it sealed (so the seal can be wiped once the code is spent)."""
+    notice that carries it sealed (so the seal can be wiped once the code is spent).
+
+    Started and checked by the one life cycle in :mod:`keyfob.core.mailedcodes` (the e-mail
+    change and the password reset here, support's identity check)."""
 
     salt = models.CharField(max_length=32)
     digest = models.CharField(max_length=64)
@@ -163,9 +166,10 @@ class EmailChange(MailedCode):
 
 
 class PasswordReset(MailedCode):
-    """A password reset waiting for the code e-mailed to the address typed (one per address).
+    """A password reset waiting for its code (one per address typed, in the normal form).
 
-    Keyed by a digest of the address typed, known or not, and written the same way for both
+    The code goes to the account's own address; an address no account uses is only told
+    so. Keyed by a digest of the address typed, known or not, and written the same way for both
     (``user`` empty for an unknown address), so the answer and the work done say nothing of
     whether an account uses it. Only the code's keyed digest is kept; tries and use are each
     one conditional UPDATE (:func:`keyfob.core.consume.consume`).

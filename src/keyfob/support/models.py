@@ -221,31 +221,23 @@ class DocumentCheck(models.Model):
         return f"{self.kind} verified for request {self.request_id}"
 
 
-class EmailCheck(models.Model):
+class EmailCheck(MailedCode):
     """A random code e-mailed to the profile's address, to be read back to support.
 
-    Kept only as an HMAC keyed by the server's secret and a per-row salt (the code is short:
-    a plain hash in a database dump would be found by trying them all). Used once, by
-    compare-and-set on ``used_at``; ``tries`` counts wrong codes with single UPDATEs, and
-    the fifth burns it.
+    An e-mailed code like the others (:mod:`keyfob.core.mailedcodes`): kept only as an HMAC
+    keyed by the server's secret and a per-row salt (the code is short: a plain hash in a
+    database dump would be found by trying them all), used once by compare-and-set on
+    ``used_at``, ``tries`` counting wrong codes with single UPDATEs. The last allowed wrong
+    try, or a newer code, burns it (``burnt_at``); a request keeps each code it was sent.
     """
 
     request = models.ForeignKey(Request, on_delete=models.CASCADE, related_name="email_checks")
-    salt = models.CharField(max_length=32)
-    digest = models.CharField(max_length=64)
     sent_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
     )
     sent_to = models.EmailField(max_length=254)
     created_at = models.DateTimeField(default=clock.now)
-    expires_at = models.DateTimeField()
-    tries = models.PositiveIntegerField(default=0)
-    used_at = models.DateTimeField(null=True, blank=True)
     burnt_at = models.DateTimeField(null=True, blank=True)
-    # The notice carrying the sealed code, so the seal can be wiped once the code is spent.
-    outbox = models.ForeignKey(
-        "audit.Outbox", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
-    )
 
     class Meta:
         ordering = ["-created_at", "-pk"]

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import hmac
 from datetime import timedelta
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import F
 
 from keyfob.accounts.models import User
 from keyfob.audit import notices
 from keyfob.audit.events import Context
 from keyfob.audit.models import EventKind
 from keyfob.audit.notices import NoticeKind
-from keyfob.core import clock, keyring, mailedcodes
-from keyfob.core.consume import consume
+from keyfob.core import clock, mailedcodes
 from keyfob.support.app_settings import app_settings
 from keyfob.support.flows.errors import (
     CodeAlreadyUsed,
@@ -140,17 +137,12 @@ def verify_document(
     return req
 
 
-def _digest(salt: str, code: str) -> str:
-    return mailedcodes.digest("keyfob.support.email-check", salt, code)
-
-
-def _seal_context(check_id: int) -> str:
-    return f"support-code:{check_id}"
-
-
-def _wipe_seal(check: EmailCheck) -> None:
-    """Remove the sealed code from its notice once the code is spent (used, burnt, replaced)."""
-    notices.drop_seal(check.outbox_id)
+CODES = mailedcodes.CodeKind(
+    purpose="keyfob.support.email-check",
+    seal="support-code",
+    digits=CODE_DIGITS,
+    drop_seal=notices.drop_seal,
+)
 
 
 def send_code(request_id: int, staff: User, context: Context) -> EmailCheck:
@@ -168,38 +160,35 @@ def send_code(request_id: int, staff: User, context: Context) -> EmailCheck:
             # Mail goes only to addresses the account holds, and its one is what was lost.
             raise WrongPurpose("a change of address e-mails no code")
         move(req, "send a code")
-        for old in EmailCheck.objects.filter(request=req, used_at__isnull=True, burnt_at=None):
-            EmailCheck.objects.filter(pk=old.pk, used_at=None, burnt_at=None).update(burnt_at=now)
-            _wipe_seal(old)
-        code, salt = mailedcodes.new_code(CODE_DIGITS)
-        check = EmailCheck.objects.create(
+        check: EmailCheck = mailedcodes.start(
+            CODES,
+            EmailCheck.objects.filter(request=req, burnt_at=None),
+            lifetime=timedelta(hours=app_settings.code_hours),
+            retire={"burnt_at": now},
+            queue=lambda sealed, nonce: notices.queue(
+                req.user,
+                NoticeKind.SUPPORT_CODE,
+                customer_context(),
+                request=req.pk,
+                nonce=nonce,
+                sealed=sealed,
+                hours=app_settings.code_hours,
+                by="support",
+            ),
             request=req,
-            salt=salt,
-            digest=_digest(salt, code),
             sent_by=staff,
             sent_to=req.user.email,
             created_at=now,
-            expires_at=now + timedelta(hours=app_settings.code_hours),
         )
-        sealed = keyring.encrypt(code.encode(), context=_seal_context(check.pk))
-        check.outbox = notices.queue(
-            req.user,
-            NoticeKind.SUPPORT_CODE,
-            customer_context(),
-            request=req.pk,
-            check=check.pk,
-            sealed=sealed,
-            hours=app_settings.code_hours,
-            by="support",
-        )
-        check.save(update_fields=["outbox"])
         log_step(req, Step.CODE_SENT, staff, context, EventKind.SUPPORT_CODE_SENT)
     return check
 
 
 def unseal_code(params: dict[str, Any]) -> str:
     """The code a SUPPORT_CODE notice carries, for its e-mail; '' once it is spent."""
-    return notices.unseal(params, _seal_context(int(params["check"])))
+    # Notices queued before the one life cycle name the check's id instead of a nonce.
+    nonce = params["nonce"] if "nonce" in params else int(params["check"])
+    return notices.unseal(params, CODES.seal_context(str(nonce)))
 
 
 def check_code(request_id: int, staff: User, code: str, context: Context) -> bool:
@@ -224,26 +213,18 @@ def check_code(request_id: int, staff: User, code: str, context: Context) -> boo
             raise CodeBurnt("burnt")
         if check.expires_at <= now:
             raise CodeExpired("expired")
-        live = EmailCheck.objects.filter(
-            pk=check.pk,
-            used_at=None,
-            burnt_at=None,
-            tries__lt=app_settings.code_tries,
-            expires_at__gt=now,
-        )
-        if hmac.compare_digest(_digest(check.salt, code), check.digest):
-            if not consume(live, used_at=now):
-                raise CodeBurnt("spent meanwhile")
-            _wipe_seal(check)
+        tries = app_settings.code_tries
+        live = CODES.live(EmailCheck.objects.filter(pk=check.pk, burnt_at=None), tries)
+        checked = mailedcodes.check(CODES, live, check, code, tries=tries)
+        if checked.used:
             log_step(req, Step.CODE_OK, staff, context, EventKind.SUPPORT_CODE_OK)
             return _approve_if_complete(req, staff, context)
-        live.update(tries=F("tries") + 1)
-        check.refresh_from_db(fields=["tries"])
-        left = max(0, app_settings.code_tries - check.tries)
+        if checked.right:
+            raise CodeBurnt("spent meanwhile")
+        left = checked.left
         log_step(req, Step.CODE_WRONG, staff, context, EventKind.SUPPORT_CODE_WRONG, left=left)
         if left == 0:
             EmailCheck.objects.filter(pk=check.pk, burnt_at=None).update(burnt_at=now)
-            _wipe_seal(check)
             log_step(req, Step.CODE_BURNT, staff, context, None)
             failure = CodeBurnt("too many wrong tries")
         else:
