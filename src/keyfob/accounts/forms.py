@@ -242,3 +242,33 @@ class PhoneForm(forms.Form):
         phone = re.sub(r"[\s.\-()]", "", str(self.cleaned_data["phone"]), flags=re.ASCII)
         phone_validator(phone)
         return phone
+
+
+class NoticeEmailForm(forms.Form):
+    """A second address for security notices: another than the sign-in address."""
+
+    email = email_field(_("Second address for security notices"), autocomplete="email")
+
+    def __init__(self, *args: object, user: User, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.user = user
+
+    def clean_email(self) -> str:
+        email = normal_email(str(self.cleaned_data["email"]))
+        if email == self.user.email:
+            raise forms.ValidationError(
+                _("This is your sign-in address: choose another address."), code="same"
+            )
+        if email == self.user.notice_email:
+            raise forms.ValidationError(
+                _("This address already receives your security notices."), code="already"
+            )
+        return email
+
+
+class NoticeEmailCodeForm(forms.Form):
+    code = CodeField(
+        digits=8,
+        label=_("Code from the e-mail"),
+        error_messages={"required": _("Enter the code we e-mailed to the second address.")},
+    )

@@ -129,12 +129,16 @@ def confirm(request: HttpRequest, user: User, code: str) -> str:
         raise NoticeEmailLost()
     failure: KeyfobError
     with transaction.atomic():
-        checked = mailedcodes.check(CODES, _live(user).filter(pk=row.pk), row, code, tries=CODE_TRIES)
+        checked = mailedcodes.check(
+            CODES, _live(user).filter(pk=row.pk), row, code, tries=CODE_TRIES
+        )
         if checked.used:
             _set(request, user, row.email)
             return row.email
         failure = (
-            NoticeEmailLost() if checked.right or checked.left == 0 else WrongNoticeCode(checked.left)
+            NoticeEmailLost()
+            if checked.right or checked.left == 0
+            else WrongNoticeCode(checked.left)
         )
     raise failure
 

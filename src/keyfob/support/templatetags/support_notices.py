@@ -36,3 +36,10 @@ def support_documents(params: dict[str, Any]) -> list[str]:
     """The names of the documents a request asks for, in the notice's language."""
     kinds = params.get("documents") or []
     return [str(DocumentKind(kind).label) for kind in kinds if kind in DocumentKind.values]
+
+
+@register.simple_tag
+def lost_email_code(params: dict[str, Any]) -> str:
+    """The code confirming a new address for a change of address, grouped by four; ''
+    once it is spent."""
+    return mailedcodes.spaced(flows.unseal_claim_code(params))
