@@ -22,22 +22,22 @@ from django.views.decorators.http import require_http_methods, require_POST
 from keyfob.accounts import flows as account_flows
 from keyfob.accounts.addresses import normal_email
 from keyfob.accounts.models import AccountKind, User
+from keyfob.accounts.text import wait_text
 from keyfob.audit.events import Context
 from keyfob.audit.models import SecurityEvent
+from keyfob.otp import Throttled
 from keyfob.support import flows
 from keyfob.support.app_settings import app_settings
-from keyfob.accounts.text import wait_text
-from keyfob.otp import Throttled
 from keyfob.support.forms import (
     CallForm,
     CancelForm,
     ChangeAddressForm,
-    LostEmailCodeForm,
-    LostEmailForm,
     CheckCodeForm,
     CustomerRequestForm,
     DisableForm,
     DocumentForm,
+    LostEmailCodeForm,
+    LostEmailForm,
     SearchForm,
     StaffOpenForm,
 )

@@ -9,7 +9,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('accounts', '0007_email_normal_form'),
-        ('audit', '0009_notice_email'),
+        ('audit', '0009_lost_email_kinds'),
     ]
 
     operations = [
