@@ -15,8 +15,8 @@ import pytest
 from keyfob.accounts.models import User
 from keyfob.core import clock
 from keyfob.support.models import Purpose, Request, State
-from tests.smtp import SmtpServer
 from tests.site.test_browser_a11y import serious_violations
+from tests.smtp import SmtpServer
 from tests.support.conftest import T0, Enrolled, enrolled
 from tests.support.test_browser_desk import (
     body,
@@ -24,7 +24,6 @@ from tests.support.test_browser_desk import (
     messages,
     new_page,  # noqa: F401 (a fixture)
     settle,
-    sign_in,
     staff_sign_in,
 )
 

@@ -125,7 +125,7 @@ def move(req: Request, step: str, to: str | None = None, **changes: Any) -> None
 def _email_progress(req: Request, to: str) -> None:
     """A change of address's news, to the account's address (which the real holder may
     still read) and to the request's new, confirmed address (the customer's)."""
-    facts = {
+    facts: dict[str, Any] = {
         "request": req.pk,
         "state": str(to),
         "documents": [str(kind) for kind in req.required_documents()],
