@@ -4,9 +4,11 @@ single use, 30 minutes, throttled; every session and trusted browser ends; 2FA s
 
 from __future__ import annotations
 
+import io
 import re
 
 import pytest
+from django.core.management import call_command
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
@@ -195,3 +197,22 @@ def test_with_2fa_a_reset_never_skips_the_code(
     response = password_step(client, password=NEW_PASSWORD)
     assert response["Location"] == "/login/code/"  # the second factor is still asked
     assert "_auth_user_id" not in client.session
+
+
+def test_prune_activity_deletes_expired_resets(
+    client: Client, user: User, frozen_time: float
+) -> None:
+    ask(client)  # the account's: its mail is never sent here, so it keeps its sealed code
+    ask(Client(), "nobody@example.com")
+    with clock.frozen(frozen_time + 20 * 60):
+        ask(Client(), "later@example.com")
+    out = io.StringIO()
+    with clock.frozen(frozen_time + 30 * 60 + 1):
+        call_command("prune-activity", stdout=out)
+    assert "deleted 2 expired password resets" in out.getvalue()
+    assert list(PasswordReset.objects.values_list("outbox__to", flat=True)) == ["later@example.com"]
+    # The expired code left the notice that was still waiting to go.
+    first = Outbox.objects.filter(kind=NoticeKind.PASSWORD_RESET_CODE).order_by("pk")[0]
+    assert first.to == "alice@example.com" and notices.SEALED not in first.params
+    later = Outbox.objects.filter(kind=NoticeKind.PASSWORD_RESET_CODE).order_by("-pk")[0]
+    assert notices.SEALED in later.params

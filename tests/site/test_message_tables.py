@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 
 from keyfob import otp
+from keyfob.accounts import errors as account_errors
+from keyfob.accounts import messages as account_messages
 from keyfob.otp import errors
 from keyfob.ssh import gafile, messages, serverconfig
 from keyfob.support import flows as support
@@ -21,7 +23,13 @@ def _subclasses(base: type) -> list[type]:
 
 
 def test_error_codes_are_distinct_within_a_family() -> None:
-    for base in (errors.KeyfobError, support.SupportError, gafile.GAFileError):
+    bases = (
+        errors.KeyfobError,
+        support.SupportError,
+        gafile.GAFileError,
+        account_errors.AccountError,
+    )
+    for base in bases:
         family = [cls for cls in _subclasses(base) if cls.__module__ == base.__module__]
         codes = [cls.code for cls in family]
         assert len(codes) == len(set(codes)), codes
@@ -78,3 +86,31 @@ def test_keyfob_ssh_has_a_text_for_every_server_config_problem(
     assert (
         failure.code in (messages.EXIT_USAGE, messages.EXIT_SYSTEM) and "{" not in failure.message
     )
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        *(
+            cls()
+            for cls in _subclasses(account_errors.AccountError)
+            if cls.__init__ is Exception.__init__
+        ),
+        account_errors.WrongEmailCode(1),
+        account_errors.WrongResetCode(3),
+        otp.Throttled(90),
+    ],
+    ids=lambda e: type(e).__name__,
+)
+def test_the_account_pages_have_a_text_for_every_refusal(exc: otp.KeyfobError) -> None:
+    if exc.code == "invalid_credentials":  # the sign-in page's, worded there
+        return
+    assert exc.code in account_messages.REFUSALS
+    assert account_messages.refusal(exc) != account_messages.refusal(otp.KeyfobError())
+    assert "{" not in account_messages.refusal(exc) and "%(" not in account_messages.refusal(exc)
+
+
+def test_the_account_pages_say_how_many_tries_are_left() -> None:
+    assert account_messages.refusal(account_errors.WrongEmailCode(1)).endswith("1 try left.")
+    assert account_messages.refusal(account_errors.WrongResetCode(3)).endswith("3 tries left.")
+    assert "2 minutes" in account_messages.refusal(otp.Throttled(90))

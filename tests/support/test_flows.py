@@ -29,7 +29,7 @@ from keyfob.support.models import (
 )
 from keyfob.twofactor import flows as twofactor
 from keyfob.twofactor.models import Authenticator, RecoveryCode, TrustedBrowser
-from tests.conftest import enrol
+from tests.conftest import enrol, make_user
 from tests.support.conftest import PASSWORD, SITE, STAFF_CONTEXT, T0, Enrolled, client_for, enrolled
 
 pytestmark = pytest.mark.django_db
@@ -437,3 +437,60 @@ def test_a_step_moves_only_from_the_states_the_table_allows(alice: Enrolled, ste
             assert state(req) == current
     with pytest.raises(ValueError):
         flows.move(req, step, to="no such state")
+
+
+# The four-eyes hand-off (issue 21) -------------------------------------------------------
+
+
+def handoffs() -> dict[str, Outbox]:
+    return {row.to: row for row in Outbox.objects.filter(kind=NoticeKind.SUPPORT_HANDOFF)}
+
+
+def test_an_approval_is_mailed_to_the_staff_it_waits_for(
+    alice: Enrolled, sam: Enrolled, tess: Enrolled, client: Client
+) -> None:
+    uma = enrolled("uma@support.example", is_staff=True)
+    uma.user.last_language = "fr"
+    uma.user.save(update_fields=["last_language"])
+    make_user("gone@support.example", is_staff=True, is_active=False)
+    req = open_for(alice, sam)
+    flows.record_call(req.pk, sam.user, "no_answer", "voicemail", STAFF_CONTEXT)
+    assert handoffs() == {}  # not approved yet
+    flows.record_call(req.pk, tess.user, "confirmed", "Alice answered", STAFF_CONTEXT, site=SITE)
+    # Not those who recorded a check, not the customer, not an inactive account.
+    told = handoffs()
+    assert set(told) == {"uma@support.example"}
+    assert told["uma@support.example"].user == uma.user
+    text = notices.render(told["uma@support.example"]).text
+    assert f"demande au support {req.pk}" in text
+    assert f"Ouvrir la demande : {SITE}/support/{req.pk}/" in text
+    # The link opens the request, where uma may disable it.
+    page = client_for(uma.user).get(f"/support/{req.pk}/").content.decode()
+    assert "Disable two-factor authentication" in page
+
+
+def test_an_approval_by_documents_and_code_is_handed_off_from_the_page(
+    acme: Enrolled, sam: Enrolled, tess: Enrolled
+) -> None:
+    req = waiting_request(acme, sam, documents=True)
+    check = flows.send_code(req.pk, sam.user, STAFF_CONTEXT)
+    response = client_for(sam.user).post(
+        f"/support/{req.pk}/code/check/", {"code-code": code_from_outbox(check)}
+    )
+    assert response.status_code == 302 and state(req) == State.APPROVED
+    told = handoffs()
+    assert set(told) == {"tess@support.example"}
+    rendered = notices.render(told["tess@support.example"])
+    assert f"support request {req.pk}" in rendered.text
+    assert f"http://testserver/support/{req.pk}/" in rendered.text
+    assert f'href="http://testserver/support/{req.pk}/"' in rendered.html
+    assert "acme" not in rendered.text  # the customer's address stays on the desk
+
+
+def test_without_four_eyes_nobody_is_handed_off(
+    alice: Enrolled, sam: Enrolled, tess: Enrolled, settings: object
+) -> None:
+    settings.KEYFOB_SUPPORT_FOUR_EYES = False  # type: ignore[attr-defined]
+    req = open_for(alice, sam)
+    flows.record_call(req.pk, sam.user, "confirmed", "Alice answered", STAFF_CONTEXT, site=SITE)
+    assert state(req) == State.APPROVED and handoffs() == {}

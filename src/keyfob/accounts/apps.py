@@ -6,3 +6,9 @@ class AccountsConfig(AppConfig):
     name = "keyfob.accounts"
     label = "accounts"
     verbose_name = _("Accounts")
+
+    def ready(self) -> None:
+        from keyfob.accounts import flows
+        from keyfob.audit.signals import pruning
+
+        pruning.connect(flows.prune_password_resets, dispatch_uid="accounts.prune_resets")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from datetime import timedelta
+from datetime import datetime, timedelta
 from importlib import import_module
 from typing import Any
 
@@ -29,6 +29,17 @@ from django.utils import translation
 
 from keyfob.accounts.addresses import normal_email
 from keyfob.accounts.app_settings import app_settings
+
+# Named here too (flows.ResetLost…), as callers always have: explicit re-exports.
+from keyfob.accounts.errors import AccountError as AccountError
+from keyfob.accounts.errors import EmailChangeLimit as EmailChangeLimit
+from keyfob.accounts.errors import EmailChangeLost as EmailChangeLost
+from keyfob.accounts.errors import EmailTaken as EmailTaken
+from keyfob.accounts.errors import InvalidCredentials as InvalidCredentials
+from keyfob.accounts.errors import ReauthRequired as ReauthRequired
+from keyfob.accounts.errors import ResetLost as ResetLost
+from keyfob.accounts.errors import WrongEmailCode as WrongEmailCode
+from keyfob.accounts.errors import WrongResetCode as WrongResetCode
 from keyfob.accounts.models import EmailChange, PasswordReset, User
 from keyfob.accounts.signals import credentials_changed
 from keyfob.audit import notices
@@ -41,16 +52,6 @@ from keyfob.otp import KeyfobError, Throttled
 PENDING_KEY = "keyfob.pending"
 REAUTH_KEY = "keyfob.reauth_at"
 BACKEND = "django.contrib.auth.backends.ModelBackend"
-
-
-class InvalidCredentials(KeyfobError):
-    """The e-mail and password do not match an active account (which one is not said)."""
-
-
-class ReauthRequired(KeyfobError):
-    """A sensitive change was asked for without a recent re-authentication."""
-
-    code = "reauth_required"
 
 
 def _account_key(email: str) -> str:
@@ -210,26 +211,6 @@ EMAIL_CODE_MINUTES = 30
 EMAIL_CODE_TRIES = 5
 # Confirmation mails an account may send in a day: each goes to an address of its choosing.
 EMAIL_CODES_PER_DAY = 5
-
-
-class EmailChangeLost(KeyfobError):
-    """No change to confirm: none started, it expired, or too many wrong codes."""
-
-
-class WrongEmailCode(KeyfobError):
-    def __init__(self, left: int) -> None:
-        super().__init__("wrong code")
-        self.left = left
-
-
-class EmailTaken(KeyfobError):
-    """Another account has the address (said only to whoever typed the code sent to it)."""
-
-
-class EmailChangeLimit(KeyfobError):
-    """The account sent ``EMAIL_CODES_PER_DAY`` confirmation mails in the last day."""
-
-    code = "email_limit"
 
 
 EMAIL_CODES = mailedcodes.CodeKind(
@@ -415,16 +396,6 @@ RESET_CODE_MINUTES = 30
 RESET_CODE_TRIES = 5
 
 
-class ResetLost(KeyfobError):
-    """No reset to finish: none asked, expired, used, or too many wrong codes."""
-
-
-class WrongResetCode(KeyfobError):
-    def __init__(self, left: int) -> None:
-        super().__init__("wrong code")
-        self.left = left
-
-
 def _reset_throttle_key(email: str) -> str:
     # Its own count: asking for codes neither slows nor is slowed by wrong sign-in passwords.
     return "reset:" + _account_key(email)
@@ -540,3 +511,16 @@ def finish_password_reset(request: HttpRequest, email: str, code: str, password:
         else:
             failure = WrongResetCode(checked.left)
     raise failure
+
+
+def prune_password_resets(now: datetime, **_kwargs: Any) -> tuple[str, int]:
+    """Delete the password resets whose code expired before ``now`` (used, spent or not:
+    a row per address typed, so they would pile up); a notice still waiting to be sent
+    loses its sealed code first. Receiver of ``keyfob.audit.signals.pruning``."""
+    with transaction.atomic():
+        expired = PasswordReset.objects.filter(expires_at__lte=now)
+        sealed = expired.filter(outbox__params__has_key=notices.SEALED)
+        for outbox_id in sealed.values_list("outbox_id", flat=True):
+            notices.drop_seal(outbox_id)
+        deleted, _ = expired.delete()
+    return "expired password resets", deleted

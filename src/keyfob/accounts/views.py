@@ -17,6 +17,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from keyfob.accounts import flows, notice_address
 from keyfob.accounts.addresses import normal_email
 from keyfob.accounts.decorators import reauth_redirect, reauth_required
+from keyfob.accounts.errors import AccountError
 from keyfob.accounts.forms import (
     EmailChangeForm,
     EmailCodeForm,
@@ -26,8 +27,8 @@ from keyfob.accounts.forms import (
     ResetCodeForm,
     ResetRequestForm,
 )
+from keyfob.accounts.messages import FIELD_REFUSALS, refusal
 from keyfob.accounts.models import User
-from keyfob.accounts.text import wait_text
 from keyfob.otp import Throttled
 
 
@@ -40,12 +41,9 @@ def profile_view(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         try:
             flows.update_profile(request, form.save(commit=False), list(form.changed_data))
-        except flows.ReauthRequired:
+        except flows.ReauthRequired as exc:
             # Nothing was saved; the person comes back here to save it again.
-            messages.info(
-                request,
-                _("Confirm it is you to change the phone number or the account kind."),
-            )
+            messages.info(request, refusal(exc))
             return reauth_redirect(reverse("account:profile"))
         messages.success(request, _("Your profile is saved."))
         response = redirect("account:profile")
@@ -81,11 +79,8 @@ def email_view(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         try:
             flows.start_email_change(request, user, form.cleaned_data["email"])
-        except flows.EmailChangeLimit:
-            form.add_error(
-                "email",
-                _("You have asked for too many confirmation e-mails today. Try again tomorrow."),
-            )
+        except flows.EmailChangeLimit as exc:
+            form.add_error("email", refusal(exc))
         else:
             return redirect("account:email-confirm")
     return render(request, "accounts/email.html", {"form": form})
@@ -109,22 +104,12 @@ def email_confirm_view(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         try:
             flows.confirm_email_change(request, user, form.cleaned_data["code"])
-        except flows.WrongEmailCode as exc:
-            form.add_error(
-                "code",
-                ngettext(
-                    "That is not the code we sent. %(left)d try left.",
-                    "That is not the code we sent. %(left)d tries left.",
-                    exc.left,
-                )
-                % {"left": exc.left},
-            )
-        except flows.EmailChangeLost:
-            messages.error(request, _("Too many wrong codes. Ask for a new one."))
-            return redirect("account:email")
-        except flows.EmailTaken:
-            messages.error(request, _("This address cannot be used."))
-            return redirect("account:email")
+        except AccountError as exc:
+            if exc.code in FIELD_REFUSALS:
+                form.add_error("code", refusal(exc))
+            else:  # nothing left to confirm, or the address is another account's
+                messages.error(request, refusal(exc))
+                return redirect("account:email")
         else:
             messages.success(request, _("Your e-mail address is changed."))
             return redirect("account:profile")
@@ -152,11 +137,7 @@ def reset_request_view(request: HttpRequest) -> HttpResponse:
         try:
             flows.start_password_reset(request, email)
         except Throttled as exc:
-            form.add_error(
-                None,
-                _("Too many requests. Try again in %(wait)s.")
-                % {"wait": wait_text(exc.retry_after)},
-            )
+            form.add_error(None, refusal(exc))
         else:
             request.session[RESET_EMAIL_KEY] = email
             return redirect("password-reset-code")
@@ -176,24 +157,14 @@ def reset_code_view(request: HttpRequest) -> HttpResponse:
             flows.finish_password_reset(
                 request, email, form.cleaned_data["code"], form.cleaned_data["new_password1"]
             )
-        except flows.WrongResetCode as exc:
-            form.add_error(
-                "code",
-                ngettext(
-                    "That is not the code we sent. %(left)d try left.",
-                    "That is not the code we sent. %(left)d tries left.",
-                    exc.left,
-                )
-                % {"left": exc.left},
-            )
-        except flows.ResetLost:
-            request.session.pop(RESET_EMAIL_KEY, None)
-            messages.error(
-                request,
-                _("This code no longer works (too many tries, or too late). Ask for a new one."),
-            )
-            return redirect("password-reset")
-        except ValidationError as exc:
+        except AccountError as exc:
+            if exc.code in FIELD_REFUSALS:
+                form.add_error("code", refusal(exc))
+            else:  # nothing left to finish
+                request.session.pop(RESET_EMAIL_KEY, None)
+                messages.error(request, refusal(exc))
+                return redirect("password-reset")
+        except ValidationError as exc:  # Django's password rules, about this account
             form.add_error("new_password1", exc)
         else:
             request.session.pop(RESET_EMAIL_KEY, None)

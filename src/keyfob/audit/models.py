@@ -138,6 +138,7 @@ class NoticeKind(models.TextChoices):
     # The second address for security notices (keyfob.accounts).
     NOTICE_EMAIL_CONFIRM = "notice_email_confirm", _("Confirm your address for security notices")
     NOTICE_EMAIL_CHANGED = "notice_email_changed", _("Address for security notices changed")
+    SUPPORT_HANDOFF = "support_handoff", _("A support request waits for you")
 
 
 class OutboxState(models.TextChoices):

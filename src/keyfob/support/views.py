@@ -327,7 +327,12 @@ def _step(
 def call_view(request: HttpRequest, pk: int) -> HttpResponse:
     def act(req: Request, data: dict[str, Any]) -> None:
         done = flows.record_call(
-            req.pk, _staff(request), data["outcome"], data["note"], Context.from_request(request)
+            req.pk,
+            _staff(request),
+            data["outcome"],
+            data["note"],
+            Context.from_request(request),
+            site=_origin(request),
         )
         if done.state == State.REJECTED:
             messages.info(request, _("The customer is e-mailed that the request was refused."))
@@ -344,7 +349,12 @@ def document_view(request: HttpRequest, pk: int, kind: str) -> HttpResponse:
 
     def act(req: Request, data: dict[str, Any]) -> None:
         flows.verify_document(
-            req.pk, _staff(request), kind, data["note"], Context.from_request(request)
+            req.pk,
+            _staff(request),
+            kind,
+            data["note"],
+            Context.from_request(request),
+            site=_origin(request),
         )
 
     form = DocumentForm(request.POST, prefix=f"doc-{kind}")
@@ -372,7 +382,13 @@ def send_code_view(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def check_code_view(request: HttpRequest, pk: int) -> HttpResponse:
     def act(req: Request, data: dict[str, Any]) -> None:
-        flows.check_code(req.pk, _staff(request), data["code"], Context.from_request(request))
+        flows.check_code(
+            req.pk,
+            _staff(request),
+            data["code"],
+            Context.from_request(request),
+            site=_origin(request),
+        )
 
     form = CheckCodeForm(request.POST, prefix="code")
     return _step(request, pk, "code", form, act, _("The code is right."))

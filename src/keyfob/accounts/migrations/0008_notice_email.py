@@ -9,7 +9,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('accounts', '0007_email_normal_form'),
-        ('audit', '0009_lost_email_kinds'),
+        ('audit', '0010_lost_email_kinds'),
     ]
 
     operations = [

@@ -27,6 +27,7 @@ from keyfob.support.flows.errors import (
 )
 from keyfob.support.flows.state import (
     customer_context,
+    hand_off,
     load_request,
     log_step,
     move,
@@ -45,11 +46,14 @@ from keyfob.support.models import (
 CODE_DIGITS = 8
 
 
-def record_call(request_id: int, staff: User, outcome: str, note: str, context: Context) -> Request:
+def record_call(
+    request_id: int, staff: User, outcome: str, note: str, context: Context, *, site: str = ""
+) -> Request:
     """Record the outcome of the call to the profile's phone number.
 
-    Confirmed: approved. No answer: on to documents and the e-mailed code. Denied: rejected,
-    and the customer is told. Raises :class:`WrongState`, :class:`OwnAccount`.
+    Confirmed: approved (and handed off: :func:`hand_off`, its link starting with ``site``).
+    No answer: on to documents and the e-mailed code. Denied: rejected, and the customer is
+    told. Raises :class:`WrongState`, :class:`OwnAccount`.
     """
     outcome = CallOutcome(outcome)
     to = {
@@ -72,6 +76,7 @@ def record_call(request_id: int, staff: User, outcome: str, note: str, context: 
         )
         if to == State.APPROVED:
             log_step(req, Step.APPROVED, staff, context, EventKind.SUPPORT_APPROVED, by="call")
+            hand_off(req, site)
         elif to == State.REJECTED:
             log_step(req, Step.REJECTED, staff, context, EventKind.SUPPORT_REJECTED)
             if not req.is_email_change:  # a change of address's refusal is its progress notice
@@ -81,7 +86,7 @@ def record_call(request_id: int, staff: User, outcome: str, note: str, context: 
     return req
 
 
-def _approve_if_complete(req: Request, staff: User, context: Context) -> bool:
+def _approve_if_complete(req: Request, staff: User, context: Context, site: str) -> bool:
     """In a step's transaction: approve a waiting request whose documents and code are done."""
     verified = set(DocumentCheck.objects.filter(request=req).values_list("kind", flat=True))
     if not set(req.required_documents()) <= verified:
@@ -95,11 +100,12 @@ def _approve_if_complete(req: Request, staff: User, context: Context) -> bool:
         return False
     move(req, "approve")
     log_step(req, Step.APPROVED, staff, context, EventKind.SUPPORT_APPROVED, by="documents")
+    hand_off(req, site)
     return True
 
 
 def verify_document(
-    request_id: int, staff: User, kind: str, note: str, context: Context
+    request_id: int, staff: User, kind: str, note: str, context: Context, *, site: str = ""
 ) -> Request:
     """Mark a document received from the profile's address (for a change of address, from
     the request's new, confirmed address) and verified.
@@ -133,7 +139,7 @@ def verify_document(
             staff_only={"note": note},
             document=kind,
         )
-        _approve_if_complete(req, staff, context)
+        _approve_if_complete(req, staff, context, site)
     return req
 
 
@@ -191,7 +197,9 @@ def unseal_code(params: dict[str, Any]) -> str:
     return notices.unseal(params, CODES.seal_context(str(nonce)))
 
 
-def check_code(request_id: int, staff: User, code: str, context: Context) -> bool:
+def check_code(
+    request_id: int, staff: User, code: str, context: Context, *, site: str = ""
+) -> bool:
     """Check the code the customer read back; return whether the request is now approved.
 
     A wrong code counts (committed before the error is raised); the last allowed wrong try
@@ -218,7 +226,7 @@ def check_code(request_id: int, staff: User, code: str, context: Context) -> boo
         checked = mailedcodes.check(CODES, live, check, code, tries=tries)
         if checked.used:
             log_step(req, Step.CODE_OK, staff, context, EventKind.SUPPORT_CODE_OK)
-            return _approve_if_complete(req, staff, context)
+            return _approve_if_complete(req, staff, context, site)
         if checked.right:
             raise CodeBurnt("spent meanwhile")
         left = checked.left

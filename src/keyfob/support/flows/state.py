@@ -178,6 +178,24 @@ def may_disable(req: Request, staff: User) -> bool:
     return not app_settings.four_eyes or staff.pk not in checkers(req)
 
 
+def hand_off(req: Request, site: str) -> int:
+    """In the step's transaction that approved ``req``, under the four-eyes rule: e-mail
+    every staff member who may now disable it (active staff but the customer and those who
+    recorded a check) that it waits for them, with the link to it when ``site`` (the origin,
+    ``https://host``) is known. Return how many were told."""
+    if not app_settings.four_eyes:
+        return 0
+    staff = User.objects.filter(is_staff=True, is_active=True).exclude(pk=req.user_id)
+    told = 0
+    for member in staff.exclude(pk__in=checkers(req)).order_by("pk"):
+        notices.queue(
+            member, NoticeKind.SUPPORT_HANDOFF, customer_context(), request=req.pk, site=site,
+            by="support",
+        )  # fmt: skip
+        told += 1
+    return told
+
+
 def waiting_for(staff: User) -> list[Request]:
     """Approved requests that ``staff`` may finish: not their own account and, under the
     four-eyes rule, none on which they recorded a check. What the second staff member sees

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from django import template
+from django.urls import reverse
 
 from keyfob.core import mailedcodes
 from keyfob.support import flows
@@ -36,6 +37,13 @@ def support_documents(params: dict[str, Any]) -> list[str]:
     """The names of the documents a request asks for, in the notice's language."""
     kinds = params.get("documents") or []
     return [str(DocumentKind(kind).label) for kind in kinds if kind in DocumentKind.values]
+
+
+@register.simple_tag
+def support_request_url(params: dict[str, Any]) -> str:
+    """The absolute link to the notice's request on the support desk ('' without a site)."""
+    site = str(params.get("site", "")).rstrip("/")
+    return f"{site}{reverse('support:detail', args=[int(params['request'])])}" if site else ""
 
 
 @register.simple_tag

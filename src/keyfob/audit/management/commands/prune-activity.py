@@ -1,10 +1,11 @@
 """keyfob prune-activity: delete security events older than the retention (default 365 days),
-throttle rows quiet for a day and expired sessions."""
+throttle rows quiet for a day, expired sessions, and what the apps above keep past its use
+(expired password resets: receivers of :data:`keyfob.audit.signals.pruning`)."""
 
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
@@ -12,6 +13,7 @@ from django.utils.module_loading import import_string
 
 from keyfob.audit.app_settings import app_settings
 from keyfob.audit.models import SecurityEvent
+from keyfob.audit.signals import pruning
 from keyfob.core import clock, throttle
 
 
@@ -37,3 +39,7 @@ class Command(BaseCommand):
         # keeps each row until something deletes it.
         import_string(f"{settings.SESSION_ENGINE}.SessionStore").clear_expired()
         self.stdout.write("deleted expired sessions")
+        for _receiver, answer in pruning.send(sender=self.__class__, now=clock.now()):
+            # Each receiver answers (what, how many); django-stubs types answers as str.
+            what, count = cast("tuple[str, int]", answer)
+            self.stdout.write(f"deleted {count} {what}")
