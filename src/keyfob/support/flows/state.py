@@ -190,7 +190,7 @@ def hand_off(req: Request, site: str) -> int:
     for member in staff.exclude(pk__in=checkers(req)).order_by("pk"):
         notices.queue(
             member, NoticeKind.SUPPORT_HANDOFF, customer_context(), request=req.pk, site=site,
-            by="support",
+            by="support", purpose=str(req.purpose),
         )  # fmt: skip
         told += 1
     return told
