@@ -388,3 +388,40 @@ def test_one_code_submitted_twice_at_once_opens_one_request() -> None:
     assert Request.objects.count() == 1
     assert Outbox.objects.filter(kind=NoticeKind.LOST_EMAIL_OPENED).count() == 1
     assert Outbox.objects.filter(kind=NoticeKind.LOST_EMAIL_RECEIVED).count() == 1
+
+
+@pytest.mark.django_db
+def test_changing_twice_or_too_early_says_why(
+    alice: Enrolled, sam: Enrolled, tess: Enrolled
+) -> None:
+    from tests.support.conftest import client_for
+
+    with clock.frozen(T0):
+        row = claim()
+        flows.confirm_claim(row.pk, code_of(row), CUSTOMER, site=SITE)
+        req = Request.objects.get(user=alice.user)
+        early = client_for(tess.user).post(
+            f"/support/{req.pk}/address/", {"address-reason": "too soon"}, follow=True
+        )
+        assert "only be changed once the identity check has passed" in early.content.decode()
+        flows.record_call(req.pk, sam.user, "confirmed", "", STAFF_CONTEXT)
+        flows.change_address(req.pk, tess.user, "ok", STAFF_CONTEXT)
+        again = client_for(tess.user).post(
+            f"/support/{req.pk}/address/", {"address-reason": "again"}, follow=True
+        )
+    assert "already changed for this request" in again.content.decode()
+    assert Outbox.objects.filter(kind=NoticeKind.EMAIL_CHANGED_BY_SUPPORT).count() == 2
+
+
+@pytest.mark.django_db
+def test_prune_activity_deletes_expired_requests_and_their_sealed_codes(alice: Enrolled) -> None:
+    from django.core.management import call_command
+
+    with clock.frozen(T0):
+        old = claim()
+    with clock.frozen(T0 + 3600):
+        fresh = claim(new="other@new.example")
+        call_command("prune-activity")
+    assert list(LostEmailClaim.objects.values_list("pk", flat=True)) == [fresh.pk]
+    assert "sealed" not in Outbox.objects.get(pk=old.outbox_id).params
+    assert "sealed" in Outbox.objects.get(pk=fresh.outbox_id).params

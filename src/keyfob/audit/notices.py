@@ -130,6 +130,18 @@ def queue(
     return row
 
 
+# Notices to an address someone typed, which may be a stranger's (a typo): they never say
+# where the request came from.
+_TO_A_TYPED_ADDRESS = frozenset(
+    {
+        NoticeKind.EMAIL_CONFIRM,
+        NoticeKind.NOTICE_EMAIL_CONFIRM,
+        NoticeKind.LOST_EMAIL_CODE,
+        NoticeKind.LOST_EMAIL_RECEIVED,
+    }
+)
+
+
 def _copy(row: Outbox, to: str) -> None:
     """The same notice to the second address for security notices (in the same transaction)."""
     if to and to != row.to:
@@ -208,7 +220,7 @@ def render(row: Outbox) -> Rendered:
             # stranger (a typo): the account holder's whereabouts are not theirs either.
             # Nor are they for whoever reads a reset notice sent to an address no account uses.
             "show_where": row.params.get("by") != "support"
-            and row.kind != NoticeKind.EMAIL_CONFIRM
+            and row.kind not in _TO_A_TYPED_ADDRESS
             and row.params.get("known") is not False,
         }
         # notices/<kind>.txt and .html are the owning app's (extending audit/notices/base.*),

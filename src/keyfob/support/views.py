@@ -72,10 +72,14 @@ def _wrong_state(exc: flows.SupportError) -> str:
     state = State(exc.state).label
     if exc.step == "disable" and exc.state == State.COMPLETED:
         return _("Two-factor authentication was already disabled for this request.")
+    if exc.step == "change the address" and exc.state == State.COMPLETED:
+        return _("The sign-in address was already changed for this request.")
     if exc.step == "disable":
         text = _(
             "Two-factor authentication can only be disabled once the identity check has passed."
         )
+    elif exc.step == "change the address":
+        text = _("The sign-in address can only be changed once the identity check has passed.")
     elif exc.step == "call":
         text = _(
             "A call can only be recorded while the request is open or waiting for the customer."

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -332,3 +332,16 @@ def change_address(request_id: int, staff: User, reason: str, context: Context) 
             user, NoticeKind.EMAIL_CHANGED_BY_SUPPORT, customer_context(), by="support", **facts
         )
     return req
+
+
+def prune_claims(now: datetime, **_kwargs: Any) -> tuple[str, int]:
+    """Delete the lost-mailbox requests whose code expired before ``now`` (confirmed or not:
+    a confirmed one lives on as its support request); a notice still waiting to be sent
+    loses its sealed code first. Receiver of ``keyfob.audit.signals.pruning``."""
+    with transaction.atomic():
+        expired = LostEmailClaim.objects.filter(expires_at__lte=now)
+        sealed = expired.filter(outbox__params__has_key=notices.SEALED)
+        for outbox_id in sealed.values_list("outbox_id", flat=True):
+            notices.drop_seal(outbox_id)
+        deleted, _ = expired.delete()
+    return "expired requests for a lost mailbox", deleted
