@@ -218,3 +218,20 @@ def test_the_new_pages_in_french(page: Any, live_server: Any, smtp: SmtpServer) 
         page.get_by_role("button", name="Envoyer un code à ma nouvelle adresse").click()
         assert "Indiquez l’adresse perdue" in page.locator("main").inner_text()
         no_serious(page)
+        page.get_by_label(
+            "L’adresse e-mail perdue, ou le numéro de téléphone de votre profil"
+        ).fill("nobody@example.com")
+        page.get_by_label("Votre nouvelle adresse e-mail").fill("n@new.example")
+        page.get_by_label("Mon authentificateur aussi", exact=True).check()
+        page.get_by_role("button", name="Envoyer un code à ma nouvelle adresse").click()
+        page.wait_for_url(re.compile(r"/support/lost-email/code/$"))
+        no_serious(page)
+        [coded] = deliver(smtp, 1)
+        assert coded["Subject"] == "Keyfob: Confirmez cette adresse pour votre demande au support"
+        page.get_by_label("Code reçu par e-mail").fill(mailed_code(coded))
+        page.get_by_role("button", name="Envoyer ma demande au support").click()
+        page.wait_for_url(re.compile(r"/support/lost-email/sent/$"))
+        no_serious(page)
+        assert (
+            "l’authentification à deux facteurs est désactivée" in page.locator("main").inner_text()
+        )
