@@ -84,12 +84,17 @@ def test_a_customer_follows_the_request_then_turns_2fa_on_again(
         assert code and check.sent_to == "nora@asso.example"
         for kind in req.required_documents():
             flows.verify_document(req.pk, sam, kind, "seen", STAFF_CONTEXT)
-        flows.check_code(req.pk, sam, code.group(1) + code.group(2), STAFF_CONTEXT)
+        flows.check_code(req.pk, sam, code.group(1) + code.group(2), STAFF_CONTEXT, site=base)
         assert "We have checked that the request comes from you." in status(page)
-        assert "has checked that your request" in body(deliver(smtp, 4)[3])
+        # The customer hears of it; the four-eyes hand-off reaches tess, who may disable.
+        sent = {m["To"]: m for m in deliver(smtp, 5)[3:5]}
+        assert "has checked that your request" in body(sent["nora@asso.example"])
+        handoff = sent["tess@support.example"]
+        assert handoff["Subject"] == "Keyfob: A support request waits for you"
+        assert f"Open the request: {base}/support/{req.pk}/" in body(handoff)
 
         flows.disable(req.pk, tess, "documents and code", STAFF_CONTEXT)
-        assert "turned off" in deliver(smtp, 5)[4]["Subject"]
+        assert "turned off" in deliver(smtp, 6)[5]["Subject"]
 
     with clock.frozen(T0 + 900):
         # The password alone opens the account now; the banner invites to turn 2FA on again.
