@@ -425,3 +425,21 @@ def test_prune_activity_deletes_expired_requests_and_their_sealed_codes(alice: E
     assert list(LostEmailClaim.objects.values_list("pk", flat=True)) == [fresh.pk]
     assert "sealed" not in Outbox.objects.get(pk=old.outbox_id).params
     assert "sealed" in Outbox.objects.get(pk=fresh.outbox_id).params
+
+
+@pytest.mark.django_db
+def test_the_lost_authenticator_page_names_a_change_of_address_in_progress(
+    alice: Enrolled,
+) -> None:
+    from tests.conftest import password_step
+
+    with clock.frozen(T0):
+        row = claim()
+        flows.confirm_claim(row.pk, code_of(row), CUSTOMER, site=SITE)
+        client = Client()
+        password_step(client)
+        page = client.get("/support/request/").content.decode()
+        client.post("/support/request/", {"message": "also this"})
+    assert f"A request to change your sign-in address to {NEW} is in progress." in page
+    assert "Your request is open." not in page
+    assert Request.objects.filter(user=alice.user).count() == 1
