@@ -271,3 +271,33 @@ def normalise_phone(text: str) -> str:
     """A phone number as dialled: people type spaces, dots, dashes and brackets between
     the groups (re.ASCII: other scripts' spaces are not separators here)."""
     return re.sub(r"[\s.\-()]", "", text.strip(), flags=re.ASCII)
+
+
+class NoticeEmailForm(forms.Form):
+    """A second address for security notices: another than the sign-in address."""
+
+    email = email_field(_("Second address for security notices"), autocomplete="email")
+
+    def __init__(self, *args: object, user: User, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.user = user
+
+    def clean_email(self) -> str:
+        email = normal_email(str(self.cleaned_data["email"]))
+        if email == self.user.email:
+            raise forms.ValidationError(
+                _("This is your sign-in address: choose another address."), code="same"
+            )
+        if email == self.user.notice_email:
+            raise forms.ValidationError(
+                _("This address already receives your security notices."), code="already"
+            )
+        return email
+
+
+class NoticeEmailCodeForm(forms.Form):
+    code = CodeField(
+        digits=8,
+        label=_("Code from the e-mail"),
+        error_messages={"required": _("Enter the code we e-mailed to the second address.")},
+    )

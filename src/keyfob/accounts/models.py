@@ -86,6 +86,10 @@ class User(AbstractBaseUser, PermissionsMixin):
     # and the password reset): notices go out in it, even when the profile leaves the choice
     # to the browser.
     last_language = models.CharField(max_length=8, blank=True, default="")
+    # A second address for security notices only (confirmed by a code sent to it): every
+    # notice to the sign-in address is copied there (keyfob.audit.notices.queue); it never
+    # receives a code, never signs in, and never stands in for the identity check.
+    notice_email = models.EmailField(_("address for security notices"), max_length=254, blank=True)
     is_staff = models.BooleanField(_("support staff"), default=False)
     is_active = models.BooleanField(_("active"), default=True)
     date_joined = models.DateTimeField(_("joined"), default=clock.now)
@@ -178,5 +182,18 @@ class PasswordReset(MailedCode):
 
     def __repr__(self) -> str:  # never the digest
         return f"<PasswordReset user={self.user_id} tries={self.tries}>"
+
+    __str__ = __repr__
+
+
+class NoticeEmailChange(MailedCode):
+    """A second address for security notices waiting for the code e-mailed to it (one per
+    account), like :class:`EmailChange`."""
+
+    user = models.OneToOneField(User, on_delete=models.CASCADE, related_name="notice_email_change")
+    email = models.EmailField(max_length=254)
+
+    def __repr__(self) -> str:  # never the digest
+        return f"<NoticeEmailChange user={self.user_id} tries={self.tries}>"
 
     __str__ = __repr__

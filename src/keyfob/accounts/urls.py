@@ -9,6 +9,9 @@ urlpatterns: list[URLPattern] = [
     path("password/", views.password_view, name="password"),
     path("email/", views.email_view, name="email"),
     path("email/confirm/", views.email_confirm_view, name="email-confirm"),
+    path("notice-address/", views.notice_email_view, name="notice-email"),
+    path("notice-address/confirm/", views.notice_email_confirm_view, name="notice-email-confirm"),
+    path("notice-address/remove/", views.notice_email_remove_view, name="notice-email-remove"),
 ]
 
 # Signed out, beside the sign-in: site/urls.py mounts them at the site's root.

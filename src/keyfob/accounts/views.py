@@ -10,9 +10,10 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import translation
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_http_methods
+from django.utils.translation import ngettext
+from django.views.decorators.http import require_http_methods, require_POST
 
-from keyfob.accounts import flows
+from keyfob.accounts import flows, notice_address
 from keyfob.accounts.addresses import normal_email
 from keyfob.accounts.decorators import (
     applies_carried_change,
@@ -24,6 +25,8 @@ from keyfob.accounts.forms import (
     EmailChangeForm,
     EmailCodeForm,
     NewPasswordForm,
+    NoticeEmailCodeForm,
+    NoticeEmailForm,
     ProfileForm,
     ResetCodeForm,
     ResetRequestForm,
@@ -176,3 +179,75 @@ def reset_code_view(request: HttpRequest) -> HttpResponse:
             return redirect("login")
     context = {"form": form, "email": email, "minutes": flows.RESET_CODE_MINUTES}
     return render(request, "accounts/reset_code.html", context)
+
+
+# A second address for security notices (reached from Account → Security) ---------------
+
+
+@reauth_required
+@require_http_methods(["GET", "POST"])
+def notice_email_view(request: HttpRequest) -> HttpResponse:
+    """Add or change the second address: a code goes to it first."""
+    user = request.user
+    assert isinstance(user, User)
+    form = NoticeEmailForm(request.POST if request.method == "POST" else None, user=user)
+    if request.method == "POST" and form.is_valid():
+        try:
+            notice_address.start(request, user, form.cleaned_data["email"])
+        except notice_address.NoticeEmailLimit:
+            form.add_error(
+                "email",
+                _("You have asked for too many confirmation e-mails today. Try again tomorrow."),
+            )
+        except notice_address.SameAsSignIn:
+            form.add_error("email", _("This is your sign-in address: choose another address."))
+        else:
+            return redirect("account:notice-email-confirm")
+    return render(request, "accounts/notice_email.html", {"form": form})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def notice_email_confirm_view(request: HttpRequest) -> HttpResponse:
+    """The code e-mailed to the second address, typed back: only then is it used."""
+    user = request.user
+    assert isinstance(user, User)
+    waiting = notice_address.pending(user)
+    if waiting is None:
+        messages.info(request, _("There is no address waiting to be confirmed."))
+        return redirect("account:security")
+    form = NoticeEmailCodeForm(request.POST if request.method == "POST" else None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            notice_address.confirm(request, user, form.cleaned_data["code"])
+        except notice_address.WrongNoticeCode as exc:
+            form.add_error(
+                "code",
+                ngettext(
+                    "That is not the code we sent. %(left)d try left.",
+                    "That is not the code we sent. %(left)d tries left.",
+                    exc.left,
+                )
+                % {"left": exc.left},
+            )
+        except notice_address.NoticeEmailLost:
+            messages.error(request, _("This code no longer works. Ask for a new one."))
+            return redirect("account:notice-email")
+        else:
+            messages.success(
+                request, _("%(email)s now receives your security notices too.") % {"email": waiting}
+            )
+            return redirect("account:security")
+    context = {"form": form, "email": waiting, "minutes": notice_address.CODE_MINUTES}
+    return render(request, "accounts/notice_email_confirm.html", context)
+
+
+@reauth_required
+@require_POST
+def notice_email_remove_view(request: HttpRequest) -> HttpResponse:
+    user = request.user
+    assert isinstance(user, User)
+    if user.notice_email:
+        notice_address.remove(request, user)
+        messages.success(request, _("The second address no longer receives security notices."))
+    return redirect("account:security")

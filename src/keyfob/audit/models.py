@@ -83,6 +83,15 @@ class EventKind(models.TextChoices):
         "support_disabled",
         _("Support disabled two-factor authentication after an identity check"),
     )
+    SUPPORT_EMAIL_CHANGED = (
+        "support_email_changed",
+        _("Support changed the sign-in address after an identity check"),
+    )
+    NOTICE_EMAIL_CODE_SENT = (
+        "notice_email_code_sent",
+        _("Code sent to confirm an address for security notices"),
+    )
+    NOTICE_EMAIL_CHANGED = "notice_email_changed", _("Address for security notices changed")
     SSH_LINKED = "ssh_linked", _("SSH login linked to this account")
     SSH_UNLINKED = "ssh_unlinked", _("SSH login unlinked from this account")
     SSH_LINK_REQUESTED = "ssh_link_requested", _("A server asked to link an SSH login")
@@ -145,6 +154,24 @@ class NoticeKind(models.TextChoices):
     SUPPORT_CODE = "support_code", _("Your verification code for support")
     # Every later change of a request's state (waiting for documents, approved, cancelled).
     SUPPORT_PROGRESS = "support_progress", _("News of your request to support")
+    # "I no longer have access to my e-mail address" (keyfob.support).
+    LOST_EMAIL_CODE = "lost_email_code", _("Confirm this address for your request to support")
+    LOST_EMAIL_RECEIVED = (
+        "lost_email_received",
+        _("Your request to change the sign-in address is received"),
+    )
+    LOST_EMAIL_OPENED = "lost_email_opened", _("Request to change your sign-in address")
+    LOST_EMAIL_PROGRESS = (
+        "lost_email_progress",
+        _("News of your request to change the sign-in address"),
+    )
+    EMAIL_CHANGED_BY_SUPPORT = (
+        "email_changed_support",
+        _("Your sign-in address was changed by support"),
+    )
+    # The second address for security notices (keyfob.accounts).
+    NOTICE_EMAIL_CONFIRM = "notice_email_confirm", _("Confirm your address for security notices")
+    NOTICE_EMAIL_CHANGED = "notice_email_changed", _("Address for security notices changed")
     SUPPORT_HANDOFF = "support_handoff", _("A support request waits for you")
     SSH_LINK_REQUESTED = (
         "ssh_link_requested",

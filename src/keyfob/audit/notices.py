@@ -49,6 +49,20 @@ _AT_MOST_HOURLY = frozenset(
     {NoticeKind.WRONG_CODES, NoticeKind.KEY_CLONE, NoticeKind.SSH_LINK_REQUESTED}
 )
 
+# What goes only to the address it names, never to the second address for security notices:
+# a code, and what confirms an address. (Any notice carrying a sealed secret is never copied
+# either, whatever its kind.)
+_NEVER_COPIED = frozenset(
+    {
+        NoticeKind.EMAIL_CONFIRM,
+        NoticeKind.PASSWORD_RESET_CODE,
+        NoticeKind.SUPPORT_CODE,
+        NoticeKind.LOST_EMAIL_CODE,
+        NoticeKind.LOST_EMAIL_RECEIVED,
+        NoticeKind.NOTICE_EMAIL_CONFIRM,
+    }
+)
+
 
 def queue(
     user: Any,
@@ -61,7 +75,10 @@ def queue(
 ) -> Outbox | None:
     """Write one notice to the outbox inside the caller's transaction; return the row.
 
-    ``to`` defaults to ``user.email`` (pass the old address on an e-mail change). ``params``
+    ``to`` defaults to ``user.email`` (pass the old address on an e-mail change); a notice to
+    that default address is also written, as a second row, to the account's second address
+    for security notices (``user.notice_email``) if it has one, unless it carries a code or
+    confirms an address (:data:`_NEVER_COPIED`, or a sealed parameter). ``params``
     are plain JSON values the notice's template uses: ``remaining`` (RECOVERY_USED), ``by``
     ("user" or "support", TWOFACTOR_OFF), ``browser`` (TRUSTED_BROWSER), ``old``/``new``
     (EMAIL_CHANGED). ``user`` is None for a notice to an address no account uses (a password
@@ -94,8 +111,12 @@ def queue(
         created_at=now,
         next_attempt_at=now,
     )
+    copy_to = ""
+    if to is None and kind not in _NEVER_COPIED and SEALED not in params:
+        copy_to = str(getattr(user, "notice_email", "") or "")
     if kind not in _AT_MOST_HOURLY:
         row.save()
+        _copy(row, copy_to)
         return row
     # Its own (nested) transaction, so the check and the insert hold the account's row lock
     # together even if a caller forgot the atomic block: two wrong codes at once, on two
@@ -108,7 +129,37 @@ def queue(
         if recent.exists():
             return None
         row.save()
+        _copy(row, copy_to)
     return row
+
+
+# Notices to an address someone typed, which may be a stranger's (a typo): they never say
+# where the request came from.
+_TO_A_TYPED_ADDRESS = frozenset(
+    {
+        NoticeKind.EMAIL_CONFIRM,
+        NoticeKind.NOTICE_EMAIL_CONFIRM,
+        NoticeKind.LOST_EMAIL_CODE,
+        NoticeKind.LOST_EMAIL_RECEIVED,
+    }
+)
+
+
+def _copy(row: Outbox, to: str) -> None:
+    """The same notice to the second address for security notices (in the same transaction)."""
+    if to and to != row.to:
+        Outbox.objects.create(
+            user=row.user,
+            to=to,
+            kind=row.kind,
+            params=row.params,
+            language=row.language,
+            time_zone=row.time_zone,
+            address=row.address,
+            user_agent=row.user_agent,
+            created_at=row.created_at,
+            next_attempt_at=row.next_attempt_at,
+        )
 
 
 def unseal(params: dict[str, Any], context: str) -> str:
@@ -172,7 +223,7 @@ def render(row: Outbox) -> Rendered:
             # stranger (a typo): the account holder's whereabouts are not theirs either.
             # Nor are they for whoever reads a reset notice sent to an address no account uses.
             "show_where": row.params.get("by") != "support"
-            and row.kind != NoticeKind.EMAIL_CONFIRM
+            and row.kind not in _TO_A_TYPED_ADDRESS
             and row.params.get("known") is not False,
         }
         # notices/<kind>.txt and .html are the owning app's (extending audit/notices/base.*),

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 from django import forms
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
 from django.utils.translation import gettext_lazy as _
 
-from keyfob.accounts.forms import CodeField
-from keyfob.support.models import CallOutcome, Channel, State
+from keyfob.accounts.addresses import normal_email
+from keyfob.accounts.forms import CodeField, email_field
+from keyfob.accounts.models import phone_validator
+from keyfob.support.models import CallOutcome, Channel, Lost, State
 
 if TYPE_CHECKING:
     from django_stubs_ext import StrOrPromise
@@ -110,3 +115,84 @@ class DisableForm(forms.Form):
 
 class CancelForm(forms.Form):
     reason = _note(_("Why cancel it?"), required=True)
+
+
+class LostEmailForm(forms.Form):
+    """ "I no longer have access to my e-mail address": which account, the new address, and
+    what else was lost."""
+
+    account = forms.CharField(
+        label=_("The e-mail address you lost, or the phone number on your profile"),
+        max_length=254,
+        help_text=_(
+            "The address you signed in with until now, or your phone number in "
+            "international form, for example +33 6 12 34 56 78."
+        ),
+        error_messages={
+            "required": _("Enter the address you lost, or the phone number on your profile."),
+            "max_length": _("This is too long for an e-mail address or a phone number."),
+        },
+        widget=forms.TextInput(attrs={"autocomplete": "username", "spellcheck": "false"}),
+    )
+    new_email = email_field(_("Your new e-mail address"), autocomplete="email")
+    lost = forms.ChoiceField(
+        label=_("What else did you lose?"),
+        choices=Lost.choices,
+        widget=forms.RadioSelect,
+        error_messages={
+            "required": _("Say whether you also lost your password or your authenticator."),
+            "invalid_choice": _("Say whether you also lost your password or your authenticator."),
+        },
+    )
+
+    def clean_account(self) -> str:
+        typed = str(self.cleaned_data["account"]).strip()
+        if "@" in typed:
+            try:
+                validate_email(typed)
+            except ValidationError:
+                raise ValidationError(
+                    _("Enter a valid e-mail address, or a phone number."), code="invalid"
+                ) from None
+            return normal_email(typed)
+        phone = re.sub(r"[\s.\-()]", "", typed, flags=re.ASCII)
+        try:
+            phone_validator(phone)
+        except ValidationError:
+            raise ValidationError(
+                _(
+                    "Enter a valid e-mail address, or a phone number in international form, "
+                    "for example +33612345678."
+                ),
+                code="invalid",
+            ) from None
+        return phone
+
+    def clean(self) -> dict[str, object]:
+        data = super().clean() or {}
+        account, new = data.get("account"), data.get("new_email")
+        if isinstance(account, str) and isinstance(new, str) and normal_email(new) == account:
+            self.add_error(
+                "new_email",
+                ValidationError(
+                    _("Your new address must be another one than the address you lost."),
+                    code="same",
+                ),
+            )
+        return data
+
+
+class LostEmailCodeForm(forms.Form):
+    code = CodeField(
+        digits=8,
+        label=_("Code from the e-mail"),
+        error_messages={"required": _("Enter the code we e-mailed to your new address.")},
+    )
+
+
+class ChangeAddressForm(forms.Form):
+    reason = _note(
+        _("Reason"),
+        required=True,
+        help_text=_("Kept on the request's timeline."),
+    )

@@ -29,6 +29,22 @@ class State(models.TextChoices):
 ACTIVE_STATES = (State.OPEN, State.WAITING, State.APPROVED)
 
 
+class Purpose(models.TextChoices):
+    """What support is asked to do once it has checked who is asking."""
+
+    TWOFACTOR_OFF = "2fa_off", _("Turn off two-factor authentication")
+    EMAIL = "email", _("Change the sign-in address")
+
+
+class Lost(models.TextChoices):
+    """What else the customer who lost their mailbox lost (said on the request)."""
+
+    NOTHING = "nothing", _("Nothing else")
+    PASSWORD = "password", _("My password too")
+    AUTHENTICATOR = "authenticator", _("My authenticator too")
+    BOTH = "both", _("My password and my authenticator too")
+
+
 class Channel(models.TextChoices):
     """How the customer reached support."""
 
@@ -94,6 +110,15 @@ class Request(models.Model):
     updated_at = models.DateTimeField(default=clock.now)
     call_outcome = models.CharField(max_length=16, choices=CallOutcome.choices, blank=True)
     reason = models.TextField(blank=True)
+    purpose = models.CharField(
+        max_length=16, choices=Purpose.choices, default=Purpose.TWOFACTOR_OFF
+    )
+    # A change of sign-in address (purpose EMAIL): the new address, confirmed by the code
+    # e-mailed to it before the request opened (an address of the request, not the
+    # account's, until support applies it), and what else the customer lost.
+    new_email = models.EmailField(max_length=254, blank=True)
+    new_email_confirmed_at = models.DateTimeField(null=True, blank=True)
+    lost = models.CharField(max_length=16, choices=Lost.choices, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-pk"]
@@ -115,6 +140,23 @@ class Request(models.Model):
     def required_documents(self) -> tuple[DocumentKind, ...]:
         return REQUIRED_DOCUMENTS.get(self.account_kind, (DocumentKind.IDENTITY,))
 
+    @property
+    def is_email_change(self) -> bool:
+        return self.purpose == Purpose.EMAIL
+
+    @property
+    def lost_authenticator(self) -> bool:
+        return self.lost in (Lost.AUTHENTICATOR, Lost.BOTH)
+
+    @property
+    def lost_password(self) -> bool:
+        return self.lost in (Lost.PASSWORD, Lost.BOTH)
+
+    def documents_from(self) -> str:
+        """The address documents must come from: the account's, or for a change of address
+        the request's new, confirmed one (the old mailbox is what was lost)."""
+        return self.new_email if self.is_email_change else self.user.email
+
 
 class Step(models.TextChoices):
     """What a timeline row records."""
@@ -130,6 +172,7 @@ class Step(models.TextChoices):
     REJECTED = "rejected", _("Request rejected")
     CANCELLED = "cancelled", _("Request cancelled")
     DISABLED = "disabled", _("Two-factor authentication disabled")
+    EMAIL_CHANGED = "email_changed", _("Sign-in address changed")
 
 
 class RequestEvent(models.Model):
@@ -201,5 +244,34 @@ class EmailCheck(MailedCode):
 
     def __repr__(self) -> str:  # never the digest
         return f"<EmailCheck request={self.request_id} tries={self.tries}>"
+
+    __str__ = __repr__
+
+
+class LostEmailClaim(MailedCode):
+    """ "I no longer have access to my e-mail address", waiting for the code e-mailed to the
+    new address (:mod:`keyfob.core.mailedcodes`: only its keyed digest is kept).
+
+    Written the same way whether the account typed exists or not (``user`` empty then), so
+    neither the answer nor the work says which. Once the code is typed back, a known
+    account's request opens (``request``); an unknown one's opens nothing.
+    """
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    new_email = models.EmailField(max_length=254)
+    lost = models.CharField(max_length=16, choices=Lost.choices)
+    language = models.CharField(max_length=8, blank=True)
+    created_at = models.DateTimeField(default=clock.now)
+    request = models.ForeignKey(
+        Request, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __repr__(self) -> str:  # never the digest
+        return f"<LostEmailClaim {self.pk} tries={self.tries}>"
 
     __str__ = __repr__

@@ -14,24 +14,30 @@ from django.contrib import messages
 from django.db.models import Count
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils import translation
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_http_methods, require_POST
 
 from keyfob.accounts import flows as account_flows
 from keyfob.accounts.addresses import normal_email
-from keyfob.accounts.models import User
+from keyfob.accounts.models import AccountKind, User
+from keyfob.accounts.text import wait_text
 from keyfob.audit.events import Context
 from keyfob.audit.models import SecurityEvent
+from keyfob.otp import Throttled
 from keyfob.support import flows
 from keyfob.support.app_settings import app_settings
 from keyfob.support.forms import (
     CallForm,
     CancelForm,
+    ChangeAddressForm,
     CheckCodeForm,
     CustomerRequestForm,
     DisableForm,
     DocumentForm,
+    LostEmailCodeForm,
+    LostEmailForm,
     SearchForm,
     StaffOpenForm,
 )
@@ -42,6 +48,7 @@ from keyfob.support.models import (
     DocumentCheck,
     DocumentKind,
     EmailCheck,
+    Lost,
     Request,
     RequestEvent,
     State,
@@ -65,10 +72,14 @@ def _wrong_state(exc: flows.SupportError) -> str:
     state = State(exc.state).label
     if exc.step == "disable" and exc.state == State.COMPLETED:
         return _("Two-factor authentication was already disabled for this request.")
+    if exc.step == "change the address" and exc.state == State.COMPLETED:
+        return _("The sign-in address was already changed for this request.")
     if exc.step == "disable":
         text = _(
             "Two-factor authentication can only be disabled once the identity check has passed."
         )
+    elif exc.step == "change the address":
+        text = _("The sign-in address can only be changed once the identity check has passed.")
     elif exc.step == "call":
         text = _(
             "A call can only be recorded while the request is open or waiting for the customer."
@@ -120,6 +131,11 @@ REFUSALS: dict[str, Callable[[flows.SupportError], str]] = {
     ),
     "code_already_used": lambda exc: _("The code was already read back correctly."),
     "wrong_code": _wrong_code,
+    "wrong_purpose": lambda exc: _("This step is not part of this kind of request."),
+    "address_taken": lambda exc: _(
+        "Another account uses the new address now, so the sign-in address cannot change. "
+        "Nothing was changed: tell the customer, and reject or cancel the request."
+    ),
 }
 
 
@@ -266,6 +282,7 @@ def _detail(
         "call_form": bound.get("call") or CallForm(prefix="call"),
         "code_form": bound.get("code") or CheckCodeForm(prefix="code"),
         "disable_form": bound.get("disable") or DisableForm(prefix="disable"),
+        "address_form": bound.get("address") or ChangeAddressForm(prefix="address"),
         "cancel_form": bound.get("cancel") or CancelForm(prefix="cancel"),
         "may_disable": flows.may_disable(req, staff),
         "four_eyes": app_settings.four_eyes,
@@ -400,6 +417,23 @@ def disable_view(request: HttpRequest, pk: int) -> HttpResponse:
 
 @staff_required
 @require_POST
+def change_address_view(request: HttpRequest, pk: int) -> HttpResponse:
+    def act(req: Request, data: dict[str, Any]) -> None:
+        flows.change_address(req.pk, _staff(request), data["reason"], Context.from_request(request))
+
+    form = ChangeAddressForm(request.POST, prefix="address")
+    return _step(
+        request,
+        pk,
+        "address",
+        form,
+        act,
+        _("The sign-in address is changed. Both addresses were e-mailed."),
+    )
+
+
+@staff_required
+@require_POST
 def staff_cancel_view(request: HttpRequest, pk: int) -> HttpResponse:
     def act(req: Request, data: dict[str, Any]) -> None:
         flows.cancel(
@@ -505,3 +539,104 @@ def cancel_link_view(request: HttpRequest, value: str) -> HttpResponse:
             messages.success(request, _("The request is cancelled. Nothing was changed."))
         return redirect(request.path)
     return render(request, "support/cancel.html", {"req": req, "active": req.is_active})
+
+
+# "I no longer have access to my e-mail address" (signed out) -----------------------------
+
+# The request waiting for its code (its id: the code, not this, is the secret), and what the
+# last confirmed request said, for the page that says what happens next.
+LOST_EMAIL_CLAIM_KEY = "keyfob.lost_email_claim"
+LOST_EMAIL_DONE_KEY = "keyfob.lost_email_done"
+
+
+@require_http_methods(["GET", "POST"])
+def lost_email_view(request: HttpRequest) -> HttpResponse:
+    """Which account, the new address, what else was lost: a code goes to the new address.
+    The same answer whether an account matches or not."""
+    form = LostEmailForm(request.POST if request.method == "POST" else None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            claim = flows.start_claim(
+                Context.from_request(request),
+                account=data["account"],
+                new_email=data["new_email"],
+                lost=data["lost"],
+                language=translation.get_language() or "",
+            )
+        except Throttled as exc:
+            form.add_error(
+                None,
+                _("Too many requests. Try again in %(wait)s.")
+                % {"wait": wait_text(exc.retry_after)},
+            )
+        else:
+            request.session[LOST_EMAIL_CLAIM_KEY] = claim.pk
+            return redirect("support:lost-email-code")
+    return render(request, "support/lost_email.html", {"form": form})
+
+
+@require_http_methods(["GET", "POST"])
+def lost_email_code_view(request: HttpRequest) -> HttpResponse:
+    """The code e-mailed to the new address, typed back: only then does the request go to
+    support."""
+    claim = flows.pending_claim(request.session.get(LOST_EMAIL_CLAIM_KEY))
+    if claim is None:
+        request.session.pop(LOST_EMAIL_CLAIM_KEY, None)
+        messages.info(request, _("Start here: no request is waiting for a code."))
+        return redirect("support:lost-email")
+    form = LostEmailCodeForm(request.POST if request.method == "POST" else None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            flows.confirm_claim(
+                claim.pk,
+                form.cleaned_data["code"],
+                Context.from_request(request),
+                site=_origin(request),
+            )
+        except flows.WrongClaimCode as exc:
+            form.add_error(
+                "code",
+                ngettext(
+                    "That is not the code we sent. %(left)d try left.",
+                    "That is not the code we sent. %(left)d tries left.",
+                    exc.left,
+                )
+                % {"left": exc.left},
+            )
+        except flows.ClaimLost:
+            request.session.pop(LOST_EMAIL_CLAIM_KEY, None)
+            messages.error(
+                request,
+                _(
+                    "This code no longer works (already used, too many tries, or too late). "
+                    "Start again."
+                ),
+            )
+            return redirect("support:lost-email")
+        else:
+            request.session.pop(LOST_EMAIL_CLAIM_KEY, None)
+            request.session[LOST_EMAIL_DONE_KEY] = {"email": claim.new_email, "lost": claim.lost}
+            return redirect("support:lost-email-sent")
+    context = {"form": form, "email": claim.new_email, "minutes": flows.CLAIM_CODE_MINUTES}
+    return render(request, "support/lost_email_code.html", context)
+
+
+@require_http_methods(["GET"])
+def lost_email_sent_view(request: HttpRequest) -> HttpResponse:
+    """What happens next, in words (the same for a known account or not)."""
+    done = request.session.get(LOST_EMAIL_DONE_KEY)
+    if not isinstance(done, dict):
+        return redirect("support:lost-email")
+    lost = str(done.get("lost", ""))
+    context = {
+        "email": str(done.get("email", "")),
+        "lost_password": lost in (Lost.PASSWORD, Lost.BOTH),
+        "lost_authenticator": lost in (Lost.AUTHENTICATOR, Lost.BOTH),
+        "support_email": app_settings.support_email,
+        "documents": [
+            (AccountKind(kind).label, [DocumentKind(d).label for d in docs])
+            for kind, docs in REQUIRED_DOCUMENTS.items()
+        ],
+    }
+    return render(request, "support/lost_email_sent.html", context)

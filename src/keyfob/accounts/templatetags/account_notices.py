@@ -8,7 +8,7 @@ from typing import Any
 
 from django import template
 
-from keyfob.accounts import flows
+from keyfob.accounts import flows, notice_address
 from keyfob.accounts.models import AccountKind
 from keyfob.core import mailedcodes
 
@@ -31,3 +31,10 @@ def account_kind(value: str) -> str:
 def password_reset_code(params: dict[str, Any]) -> str:
     """The password reset code, grouped by four; '' once it is spent or replaced."""
     return mailedcodes.spaced(flows.unseal_reset_code(params))
+
+
+@register.simple_tag
+def notice_email_code(params: dict[str, Any]) -> str:
+    """The code confirming a second address for security notices, grouped by four; ''
+    once it is spent."""
+    return mailedcodes.spaced(notice_address.unseal_notice_code(params))

@@ -23,6 +23,7 @@ from keyfob.support.flows.errors import (
     NoCode,
     SupportError,
     WrongCode,
+    WrongPurpose,
 )
 from keyfob.support.flows.state import (
     customer_context,
@@ -78,7 +79,10 @@ def record_call(
             hand_off(req, site)
         elif to == State.REJECTED:
             log_step(req, Step.REJECTED, staff, context, EventKind.SUPPORT_REJECTED)
-            notices.queue(req.user, NoticeKind.SUPPORT_REJECTED, customer_context(), by="support")
+            if not req.is_email_change:  # a change of address's refusal is its progress notice
+                notices.queue(
+                    req.user, NoticeKind.SUPPORT_REJECTED, customer_context(), by="support"
+                )
     return req
 
 
@@ -87,7 +91,12 @@ def _approve_if_complete(req: Request, staff: User, context: Context, site: str)
     verified = set(DocumentCheck.objects.filter(request=req).values_list("kind", flat=True))
     if not set(req.required_documents()) <= verified:
         return False
-    if not EmailCheck.objects.filter(request=req, used_at__isnull=False).exists():
+    # A change of address e-mails no code: the old mailbox is what was lost, and the new one
+    # was proved by the code the customer typed back before the request opened.
+    if (
+        not req.is_email_change
+        and not EmailCheck.objects.filter(request=req, used_at__isnull=False).exists()
+    ):
         return False
     move(req, "approve")
     log_step(req, Step.APPROVED, staff, context, EventKind.SUPPORT_APPROVED, by="documents")
@@ -98,7 +107,8 @@ def _approve_if_complete(req: Request, staff: User, context: Context, site: str)
 def verify_document(
     request_id: int, staff: User, kind: str, note: str, context: Context, *, site: str = ""
 ) -> Request:
-    """Mark a document received from the profile's address and verified.
+    """Mark a document received from the profile's address (for a change of address, from
+    the request's new, confirmed address) and verified.
 
     Raises :class:`WrongState` (only while waiting for the customer),
     :class:`DocumentNotRequired`, :class:`DocumentAlreadyVerified`, :class:`OwnAccount`.
@@ -115,7 +125,7 @@ def verify_document(
                     request=req,
                     kind=DocumentKind(kind),
                     verified_by=staff,
-                    received_from=req.user.email,
+                    received_from=req.documents_from(),
                     note=note,
                 )
         except IntegrityError:
@@ -152,6 +162,9 @@ def send_code(request_id: int, staff: User, context: Context) -> EmailCheck:
     with transaction.atomic():
         req = load_request(request_id)
         not_own(req, staff)
+        if req.is_email_change:
+            # Mail goes only to addresses the account holds, and its one is what was lost.
+            raise WrongPurpose("a change of address e-mails no code")
         move(req, "send a code")
         check: EmailCheck = mailedcodes.start(
             CODES,

@@ -106,3 +106,20 @@ class BadCancelLink(SupportError):
     """The cancel link is not one of ours, or too old."""
 
     code = "bad_cancel_link"
+
+
+class WrongPurpose(SupportError):
+    """The step belongs to another kind of request (turning 2FA off, or changing the
+    sign-in address)."""
+
+    code = "wrong_purpose"
+
+
+class AddressTaken(SupportError):
+    """Another account has the request's new address now: the address cannot change."""
+
+    code = "address_taken"
+
+    def __init__(self, email: str) -> None:
+        super().__init__("another account has this address")
+        self.email = email

@@ -19,6 +19,7 @@ from keyfob.support.flows.errors import (
     FourEyes,
     NotEnrolled,
     OwnAccount,
+    WrongPurpose,
 )
 from keyfob.support.flows.state import (
     customer_context,
@@ -150,6 +151,8 @@ def disable(request_id: int, staff: User, reason: str, context: Context) -> Requ
     with transaction.atomic():
         req = load_request(request_id)
         not_own(req, staff)
+        if req.is_email_change:
+            raise WrongPurpose("a change of address ends with the address changed")
         if req.state == State.APPROVED and not may_disable(req, staff):
             raise FourEyes("another staff member must disable")
         move(req, "disable", reason=reason)

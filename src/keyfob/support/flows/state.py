@@ -71,11 +71,14 @@ TRANSITIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "send a code": ((State.WAITING,), (State.WAITING,)),
     "check a code": ((State.WAITING,), (State.WAITING,)),
     "disable": ((State.APPROVED,), (State.COMPLETED,)),
+    "change the address": ((State.APPROVED,), (State.COMPLETED,)),
 }
 
 
-# The states whose arrival is told by a SUPPORT_PROGRESS notice.
+# The states whose arrival is told by a SUPPORT_PROGRESS notice (LOST_EMAIL_PROGRESS for a
+# change of address, which also tells its refusal).
 PROGRESS_NOTICES = (State.WAITING, State.APPROVED, State.CANCELLED)
+EMAIL_PROGRESS_NOTICES = (*PROGRESS_NOTICES, State.REJECTED)
 
 
 def move(req: Request, step: str, to: str | None = None, **changes: Any) -> None:
@@ -102,7 +105,9 @@ def move(req: Request, step: str, to: str | None = None, **changes: Any) -> None
     req.updated_at = now
     for name, value in changes.items():
         setattr(req, name, value)
-    if to != before and to in PROGRESS_NOTICES:
+    if to != before and req.is_email_change and to in EMAIL_PROGRESS_NOTICES:
+        _email_progress(req, to)
+    elif to != before and not req.is_email_change and to in PROGRESS_NOTICES:
         # Each change of state reaches the customer (opening, refusal and the final
         # disable have notices of their own), in the step's transaction.
         notices.queue(
@@ -115,6 +120,23 @@ def move(req: Request, step: str, to: str | None = None, **changes: Any) -> None
             support_email=app_settings.support_email,
             by="support",
         )
+
+
+def _email_progress(req: Request, to: str) -> None:
+    """A change of address's news, to the account's address (which the real holder may
+    still read) and to the request's new, confirmed address (the customer's)."""
+    facts: dict[str, Any] = {
+        "request": req.pk,
+        "state": str(to),
+        "documents": [str(kind) for kind in req.required_documents()],
+        "support_email": app_settings.support_email,
+        "new": req.new_email,
+        "by": "support",
+    }
+    notices.queue(req.user, NoticeKind.LOST_EMAIL_PROGRESS, customer_context(), **facts)
+    notices.queue(
+        req.user, NoticeKind.LOST_EMAIL_PROGRESS, customer_context(), to=req.new_email, **facts
+    )
 
 
 def log_step(
@@ -168,7 +190,7 @@ def hand_off(req: Request, site: str) -> int:
     for member in staff.exclude(pk__in=checkers(req)).order_by("pk"):
         notices.queue(
             member, NoticeKind.SUPPORT_HANDOFF, customer_context(), request=req.pk, site=site,
-            by="support",
+            by="support", purpose=str(req.purpose),
         )  # fmt: skip
         told += 1
     return told

@@ -44,3 +44,10 @@ def support_request_url(params: dict[str, Any]) -> str:
     """The absolute link to the notice's request on the support desk ('' without a site)."""
     site = str(params.get("site", "")).rstrip("/")
     return f"{site}{reverse('support:detail', args=[int(params['request'])])}" if site else ""
+
+
+@register.simple_tag
+def lost_email_code(params: dict[str, Any]) -> str:
+    """The code confirming a new address for a change of address, grouped by four; ''
+    once it is spent."""
+    return mailedcodes.spaced(flows.unseal_claim_code(params))
