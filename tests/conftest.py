@@ -111,6 +111,44 @@ def make_user(email: str, password: str | None = PASSWORD, **fields: Any) -> Use
     return User.objects.create_user(email, password, **fields)
 
 
+def confirmed_now(request: Any, user: User, *factors: str) -> None:
+    """As if ``user`` had just signed in, in the session of ``request`` (a RequestFactory
+    request, its ``session`` set), with the password and ``factors`` (default: a security
+    key, which every rule of a recent authentication accepts): through the proofs API, the
+    sign-in record a real sign-in writes."""
+    from keyfob.accounts import proofs
+    from keyfob.accounts.models import Factor
+
+    request.user = user
+    made = [proofs.Made(Factor(f)) for f in (factors or [Factor.SECURITY_KEY])]
+    proofs.start(request, user, [proofs.PASSWORD, *made])
+
+
+def prove_for_client(client: Client, user: User, *factors: str) -> None:
+    """:func:`confirmed_now` for the session of a test ``client`` (after ``force_login``)."""
+    from django.test import RequestFactory
+
+    request = RequestFactory().get("/")
+    request.session = client.session
+    confirmed_now(request, user, *factors)
+
+
+def session_proofs(client: Client) -> list[str]:
+    """The factors of the live proofs the session of ``client`` holds, oldest first."""
+    from django.test import RequestFactory
+
+    from keyfob.accounts import proofs
+    from keyfob.accounts.models import User as UserModel
+
+    request = RequestFactory().get("/")
+    request.session = client.session
+    uid = request.session.get("_auth_user_id")
+    if uid is None:
+        return []
+    request.user = UserModel.objects.get(pk=uid)
+    return [p.factor for p in proofs.live_proofs(request)]
+
+
 def enrol(user: User, kind: str = "totp", name: str = "") -> Enrolled:
     """Turn 2FA on for ``user`` (``kind`` "totp" or "hotp") the way the Security page does:
     a pending secret, then a code from it confirmed. Done two minutes before the clock's now

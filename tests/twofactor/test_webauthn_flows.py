@@ -15,7 +15,7 @@ from django.http import HttpRequest
 from django.test import RequestFactory
 
 from keyfob import otp
-from keyfob.accounts.flows import ReauthRequired, mark_recent_auth
+from keyfob.accounts.flows import ReauthRequired
 from keyfob.accounts.models import User
 from keyfob.api import flows as api
 from keyfob.audit.events import Context
@@ -26,7 +26,7 @@ from keyfob.twofactor import flows
 from keyfob.twofactor.app_settings import app_settings
 from keyfob.twofactor.models import Purpose, RecoveryCode, SecurityKey, WebAuthnChallenge
 from tests.audit.test_concurrency import in_threads
-from tests.conftest import enrol, make_user
+from tests.conftest import confirmed_now, enrol, make_user
 from tests.webauthn_soft import CeremonyError, SoftAuthenticator
 
 pytestmark = pytest.mark.django_db
@@ -41,7 +41,7 @@ def web_request(user: User | None = None, session: SessionStore | None = None) -
     request.session = session if session is not None else SessionStore()
     request.user = user if user is not None else AnonymousUser()
     if user is not None:  # the password confirmed just now (adding a key needs it)
-        mark_recent_auth(request)
+        confirmed_now(request, user)
     return request
 
 

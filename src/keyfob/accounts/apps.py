@@ -6,3 +6,7 @@ class AccountsConfig(AppConfig):
     name = "keyfob.accounts"
     label = "accounts"
     verbose_name = _("Accounts")
+
+    def ready(self) -> None:
+        # Its receiver ends a session's sign-in record when the session signs out.
+        from keyfob.accounts import sessions  # noqa: F401

@@ -11,6 +11,7 @@ from django.db import transaction
 from django.db.models import QuerySet
 
 from keyfob import otp
+from keyfob.accounts import proofs
 from keyfob.accounts.models import User
 from keyfob.audit import notices
 from keyfob.audit.events import Context, record
@@ -161,6 +162,8 @@ def disable(user: User, context: Context, *, by: By = By.USER) -> None:
         TrustedBrowser.objects.filter(user=user, revoked_at__isnull=True).update(
             revoked_at=clock.now()
         )
+        # What the authenticators proved dies with them, in every session (the staff rule).
+        proofs.factors_gone(user, proofs.SECOND_FACTORS)
         if deleted:
             record(user, EventKind.TWOFACTOR_OFF, context, by=by)
             notices.queue(user, NoticeKind.TWOFACTOR_OFF, context, by=by)
@@ -250,6 +253,7 @@ def remove_authenticator(user: User, pk: int, context: Context) -> str:
         if auth is None:
             raise Authenticator.DoesNotExist()
         _refuse_last(apps, keys)
+        proofs.authenticator_gone(user, proofs.APP, auth.pk)
         auth.delete()
         record(user, EventKind.AUTHENTICATOR_REMOVED, context, name=auth.label, method=auth.kind)
         notices.queue(user, NoticeKind.AUTHENTICATOR_REMOVED, context, name=auth.label)
@@ -266,6 +270,7 @@ def remove_key(user: User, pk: int, context: Context) -> str:
         if key is None:
             raise SecurityKey.DoesNotExist()
         _refuse_last(apps, keys)
+        proofs.authenticator_gone(user, proofs.KEY, key.pk)
         key.delete()
         record(user, EventKind.KEY_REMOVED, context, name=key.label)
         notices.queue(user, NoticeKind.KEY_REMOVED, context, name=key.label)

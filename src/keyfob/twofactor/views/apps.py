@@ -113,8 +113,6 @@ def setup_view(request: HttpRequest) -> HttpResponse:
                 # made with a factor the account already had.
                 messages.success(request, _("Your new authenticator app is added."))
                 return redirect("account:security")
-            # The confirmation before was made without the factor the account now has.
-            account_flows.forget_recent_auth(request)
             _hold_fresh_codes(request, user, codes)
             messages.success(request, _("Two-factor authentication is on."))
             return redirect("account:recovery-codes")

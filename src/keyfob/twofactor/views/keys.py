@@ -8,7 +8,6 @@ from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
 
-from keyfob.accounts import flows as account_flows
 from keyfob.accounts.decorators import reauth_required
 from keyfob.audit.events import Context
 from keyfob.twofactor import flows
@@ -76,7 +75,6 @@ def add_key_view(request: HttpRequest) -> HttpResponse:
                     request, _("Your security key “%(name)s” is added.") % {"name": label}
                 )
                 return redirect("account:security")
-            account_flows.forget_recent_auth(request)
             _hold_fresh_codes(request, user, codes)
             messages.success(request, _("Two-factor authentication is on."))
             return redirect("account:recovery-codes")

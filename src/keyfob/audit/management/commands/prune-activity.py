@@ -1,5 +1,6 @@
 """keyfob prune-activity: delete security events older than the retention (default 365 days),
-throttle rows quiet for a day and expired sessions."""
+throttle rows quiet for a day, expired sessions, and what the apps above prune on the
+``pruning`` signal (the records of ended sessions)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from django.utils.module_loading import import_string
 
 from keyfob.audit.app_settings import app_settings
 from keyfob.audit.models import SecurityEvent
+from keyfob.audit.signals import pruning
 from keyfob.core import clock, throttle
 
 
@@ -37,3 +39,6 @@ class Command(BaseCommand):
         # keeps each row until something deletes it.
         import_string(f"{settings.SESSION_ENGINE}.SessionStore").clear_expired()
         self.stdout.write("deleted expired sessions")
+        # What the apps above audit keep (accounts: the records of ended sessions).
+        for _receiver, said in pruning.send(sender=Command):
+            self.stdout.write(str(said))
