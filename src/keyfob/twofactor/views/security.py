@@ -19,6 +19,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_http_methods, require_POST
 
+from keyfob.accounts import sessions
 from keyfob.accounts.decorators import reauth_required
 from keyfob.accounts.models import User
 from keyfob.audit.events import Context
@@ -125,6 +126,7 @@ def security_view(request: HttpRequest) -> HttpResponse:
         "browser_time_zone": not user.time_zone,
         # Each is its own template's output (a SafeString, so not escaped twice).
         "sections": [section(request, user) for section in SECURITY_SECTIONS],
+        "sessions": sessions.signed_in_sessions(request, user),
     }
     return render(request, "twofactor/security.html", context)
 
@@ -225,6 +227,38 @@ def revoke_browser_view(request: HttpRequest, pk: int | None = None) -> HttpResp
         request,
         ngettext(
             "%(n)d browser is no longer trusted.", "%(n)d browsers are no longer trusted.", count
+        )
+        % {"n": count},
+    )
+    return redirect("account:security")
+
+
+@require_POST
+@reauth_required
+def sign_out_session_view(request: HttpRequest, pk: int) -> HttpResponse:
+    """ "Sign out" one other session of the account, from the Security page."""
+    try:
+        browser = sessions.sign_out_session(request, _user(request), pk)
+    except sessions.NoSuchSession:
+        messages.info(request, _("That session had already ended."))
+    else:
+        messages.success(
+            request,
+            _("The session in %(browser)s is signed out.")
+            % {"browser": browser or _("Unknown browser")},
+        )
+    return redirect("account:security")
+
+
+@require_POST
+@reauth_required
+def sign_out_others_view(request: HttpRequest) -> HttpResponse:
+    """ "Sign out everywhere else": every session of the account but this one."""
+    count = sessions.sign_out_other_sessions(request, _user(request))
+    messages.success(
+        request,
+        ngettext(
+            "%(n)d other session is signed out.", "%(n)d other sessions are signed out.", count
         )
         % {"n": count},
     )
