@@ -124,6 +124,18 @@ def confirmed_now(request: Any, user: User, *factors: str) -> None:
     proofs.start(request, user, [proofs.PASSWORD, *made])
 
 
+def confirmed_request(user: User) -> Any:
+    """A request in a session of its own where ``user`` has just confirmed it is them
+    (:func:`confirmed_now`): what the flows of sensitive changes ask for."""
+    from django.contrib.sessions.backends.db import SessionStore
+    from django.test import RequestFactory
+
+    request = RequestFactory().post("/", REMOTE_ADDR="192.0.2.1", HTTP_USER_AGENT="tests")
+    request.session = SessionStore()
+    confirmed_now(request, user)
+    return request
+
+
 def prove_for_client(client: Client, user: User, *factors: str) -> None:
     """:func:`confirmed_now` for the session of a test ``client`` (after ``force_login``)."""
     from django.test import RequestFactory
@@ -166,7 +178,9 @@ def enrol(user: User, kind: str = "totp", name: str = "") -> Enrolled:
         secret = auth.secret()
         # A counter-based app shows the code of counter 0 first; the next one is counter 1.
         code = otp.hotp(secret, 0) if kind == "hotp" else otp.totp(secret, at)
-        codes = flows.confirm_setup(user, code, Context(address="192.0.2.1", user_agent="tests"))
+        codes = flows.confirm_setup(
+            confirmed_request(user), user, code, Context(address="192.0.2.1", user_agent="tests")
+        )
     return Enrolled(user, secret, codes)
 
 

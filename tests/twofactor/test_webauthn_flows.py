@@ -366,7 +366,7 @@ def test_an_app_and_a_key_confirmed_at_once_turn_2fa_on_once(alice: User) -> Non
     results = in_threads(
         2,
         lambda i: (
-            flows.confirm_setup(alice, code, CTX)
+            flows.confirm_setup(request, alice, code, CTX)
             if i == 0
             else flows.register_key(request, alice, answer, "", CTX)
         ),
@@ -396,25 +396,26 @@ def test_a_credential_id_longer_than_webauthn_allows_is_refused(alice: User) -> 
 def test_removing_keys_and_the_last_authenticator(alice: User) -> None:
     first, _ = add_key(alice, SoftAuthenticator(), "One")
     second, _ = add_key(alice, SoftAuthenticator(), "Two")
-    assert flows.remove_key(alice, second.pk, CTX) == "Two"
+    request = web_request(alice)
+    assert flows.remove_key(request, alice, second.pk, CTX) == "Two"
     with pytest.raises(flows.LastAuthenticator):
-        flows.remove_key(alice, first.pk, CTX)
+        flows.remove_key(request, alice, first.pk, CTX)
     enrol(alice)  # an app: now the key is not the last one
-    assert flows.remove_key(alice, first.pk, CTX) == "One"
+    assert flows.remove_key(request, alice, first.pk, CTX) == "One"
     app = flows.confirmed_authenticators(alice)[0]
     with pytest.raises(flows.LastAuthenticator):
-        flows.remove_authenticator(alice, app.pk, CTX)
+        flows.remove_authenticator(request, alice, app.pk, CTX)
     bob = make_user("bob@example.com")
     bobs, _ = add_key(bob, SoftAuthenticator())
     with pytest.raises(SecurityKey.DoesNotExist):
-        flows.remove_key(alice, bobs.pk, CTX)
+        flows.remove_key(request, alice, bobs.pk, CTX)
     assert Outbox.objects.filter(user=alice, kind=NoticeKind.KEY_REMOVED).count() == 2
 
 
 def test_turning_2fa_off_and_supports_reset_remove_every_key(alice: User) -> None:
     add_key(alice, SoftAuthenticator())
     enrol(alice)
-    flows.disable(alice, CTX, by=flows.By.SUPPORT)
+    flows.disable_by_support(alice, CTX)
     assert not SecurityKey.objects.filter(user=alice).exists()
     assert not flows.has_2fa(alice) and flows.turned_off_by_support(alice)
 

@@ -9,10 +9,12 @@ from typing import TypeVar
 
 from django.db import transaction
 from django.db.models import QuerySet
+from django.http import HttpRequest
 
 from keyfob import otp
 from keyfob.accounts import proofs
 from keyfob.accounts.models import User
+from keyfob.accounts.proofs import require_recent_auth
 from keyfob.audit import notices
 from keyfob.audit.events import Context, record
 from keyfob.audit.models import EventKind, SecurityEvent
@@ -91,14 +93,16 @@ def setup_seconds_left(auth: Authenticator) -> int:
     return max(0, int((limit - clock.now()).total_seconds()))
 
 
-def confirm_setup(user: User, code: str, context: Context) -> list[str]:
+def confirm_setup(request: HttpRequest, user: User, code: str, context: Context) -> list[str]:
     """Activate the pending authenticator with a code from the app.
 
     Returns the new recovery codes, to be shown once, when this is the account's first
     authenticator (2FA is turned on); an empty list when it is one more (the recovery codes
-    stay). Raises :class:`SetupExpired` if the pending secret is older than the limit, and
+    stay). Raises ``ReauthRequired`` without a recent confirmation in the session of
+    ``request``, :class:`SetupExpired` if the pending secret is older than the limit, and
     what :func:`verify_code` raises.
     """
+    require_recent_auth(request)
     pending = Authenticator.objects.filter(user=user, confirmed_at__isnull=True).first()
     if pending is None or setup_expired(pending):
         raise SetupExpired()
@@ -151,9 +155,20 @@ def turned_on_or_added(
     return codes
 
 
-def disable(user: User, context: Context, *, by: By = By.USER) -> None:
-    """Turn 2FA off: authenticator apps, security keys, recovery codes and trusted browsers
-    all go."""
+def disable(request: HttpRequest, user: User, context: Context) -> None:
+    """The account holder turns 2FA off: authenticator apps, security keys, recovery codes
+    and trusted browsers all go. Raises ``ReauthRequired`` without a recent confirmation."""
+    require_recent_auth(request)
+    _disable(user, context, By.USER)
+
+
+def disable_by_support(user: User, context: Context) -> None:
+    """Support turns the customer's 2FA off, after its own identity check (the customer has
+    no session here): as :func:`disable`."""
+    _disable(user, context, By.SUPPORT)
+
+
+def _disable(user: User, context: Context, by: By) -> None:
     with transaction.atomic():
         deleted, _ = Authenticator.objects.filter(user=user).delete()
         keys, _ = SecurityKey.objects.filter(user=user).delete()
@@ -240,13 +255,15 @@ def _refuse_last(apps: list[Authenticator], keys: list[SecurityKey]) -> None:
         raise LastAuthenticator("the last authenticator: turn two-factor authentication off")
 
 
-def remove_authenticator(user: User, pk: int, context: Context) -> str:
+def remove_authenticator(request: HttpRequest, user: User, pk: int, context: Context) -> str:
     """Remove one of the account's confirmed authenticator apps; return its name.
 
     Raises :class:`LastAuthenticator` if it is the account's only authenticator (that is
     turning 2FA off, with its own confirmation: :func:`disable`),
-    ``Authenticator.DoesNotExist`` for another account's or an unknown one.
+    ``Authenticator.DoesNotExist`` for another account's or an unknown one, and
+    ``ReauthRequired`` without a recent confirmation.
     """
+    require_recent_auth(request)
     with transaction.atomic():
         apps, keys = _locked_authenticators(user)
         auth = next((a for a in apps if a.pk == pk), None)
@@ -260,10 +277,12 @@ def remove_authenticator(user: User, pk: int, context: Context) -> str:
         return auth.label
 
 
-def remove_key(user: User, pk: int, context: Context) -> str:
+def remove_key(request: HttpRequest, user: User, pk: int, context: Context) -> str:
     """Remove one of the account's security keys; return its name. Raises
     :class:`LastAuthenticator` as :func:`remove_authenticator` does,
-    ``SecurityKey.DoesNotExist`` for another account's or an unknown one."""
+    ``SecurityKey.DoesNotExist`` for another account's or an unknown one, and
+    ``ReauthRequired`` without a recent confirmation."""
+    require_recent_auth(request)
     with transaction.atomic():
         apps, keys = _locked_authenticators(user)
         key = next((k for k in keys if k.pk == pk), None)

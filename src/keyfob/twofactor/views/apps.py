@@ -91,7 +91,7 @@ def setup_view(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         try:
             codes = flows.confirm_setup(
-                user, form.cleaned_data["code"], Context.from_request(request)
+                request, user, form.cleaned_data["code"], Context.from_request(request)
             )
         except flows.SetupExpired:
             stale = Authenticator.objects.filter(user=user, confirmed_at__isnull=True).first()
@@ -200,7 +200,7 @@ def remove_authenticator_view(request: HttpRequest, pk: int) -> HttpResponse:
         return redirect("account:disable")
     if request.method == "POST":
         try:
-            name = flows.remove_authenticator(user, auth.pk, Context.from_request(request))
+            name = flows.remove_authenticator(request, user, auth.pk, Context.from_request(request))
         except flows.LastAuthenticator:  # another tab removed the others meanwhile
             return redirect("account:disable")
         except Authenticator.DoesNotExist:

@@ -118,7 +118,7 @@ def remove_key_view(request: HttpRequest, pk: int) -> HttpResponse:
         return redirect("account:disable")
     if request.method == "POST":
         try:
-            name = flows.remove_key(user, key.pk, Context.from_request(request))
+            name = flows.remove_key(request, user, key.pk, Context.from_request(request))
         except flows.LastAuthenticator:  # another tab removed the others meanwhile
             return redirect("account:disable")
         except SecurityKey.DoesNotExist:

@@ -198,7 +198,7 @@ def regenerate_view(request: HttpRequest) -> HttpResponse:
     if not flows.has_2fa(user):
         return redirect("account:security")
     if request.method == "POST":
-        codes = flows.regenerate_recovery_codes(user, Context.from_request(request))
+        codes = flows.regenerate_recovery_codes(request, user, Context.from_request(request))
         _hold_fresh_codes(request, user, codes)
         messages.success(request, _("Your new recovery codes replace the old ones."))
         return redirect("account:recovery-codes")
@@ -212,7 +212,7 @@ def disable_view(request: HttpRequest) -> HttpResponse:
     if not flows.has_2fa(user):
         return redirect("account:security")
     if request.method == "POST":
-        flows.disable(user, Context.from_request(request))
+        flows.disable(request, user, Context.from_request(request))
         messages.success(request, _("Two-factor authentication is off."))
         return redirect("account:security")
     return render(request, "twofactor/disable.html")
@@ -222,7 +222,7 @@ def disable_view(request: HttpRequest) -> HttpResponse:
 @reauth_required
 def revoke_browser_view(request: HttpRequest, pk: int | None = None) -> HttpResponse:
     user = _user(request)
-    count = flows.revoke_trusted_browsers(user, Context.from_request(request), pk)
+    count = flows.revoke_trusted_browsers(request, user, Context.from_request(request), pk)
     messages.success(
         request,
         ngettext(
