@@ -132,7 +132,8 @@ def test_confirm_it_is_you_adds_proofs_to_the_same_record(
         assert response["Location"] == "/account/security/disable/"
         assert client.get("/account/security/disable/").status_code == 200
         assert session_proofs(client) == ["password", "code", "password", "code"]
-    assert SignIn.objects.filter(user=enrolled.user).count() == 1
+    # One record, the sign-in's: the confirmation added to it.
+    assert record_of(client).proofs.count() == 4
 
 
 def test_signing_out_ends_the_record(alice: User) -> None:
