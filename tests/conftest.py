@@ -139,6 +139,17 @@ def confirmed_request(user: User) -> Any:
     return request
 
 
+def done_with(request: Any) -> None:
+    """End the sign-in record of a :func:`confirmed_request` (its session is gone): it is
+    not one of the account's sessions for the tests that list or count them."""
+    from keyfob.accounts import proofs
+    from keyfob.accounts.models import SignIn
+    from keyfob.core import clock
+
+    digest = proofs.digest(request.session.session_key)
+    SignIn.objects.filter(session_digest=digest).update(ended_at=clock.now())
+
+
 def prove_for_client(client: Client, user: User, *factors: str) -> None:
     """:func:`confirmed_now` for the session of a test ``client`` (after ``force_login``)."""
     from django.test import RequestFactory
@@ -181,9 +192,11 @@ def enrol(user: User, kind: str = "totp", name: str = "") -> Enrolled:
         secret = auth.secret()
         # A counter-based app shows the code of counter 0 first; the next one is counter 1.
         code = otp.hotp(secret, 0) if kind == "hotp" else otp.totp(secret, at)
+        request = confirmed_request(user)
         codes = flows.confirm_setup(
-            confirmed_request(user), user, code, Context(address="192.0.2.1", user_agent="tests")
+            request, user, code, Context(address="192.0.2.1", user_agent="tests")
         )
+        done_with(request)
     return Enrolled(user, secret, codes)
 
 

@@ -280,11 +280,13 @@ def test_sign_out_of_what_is_not_another_session_of_mine_changes_nothing(
     pk = {"other account": record_of(bob).pk, "unknown": 10**9, "this one": record_of(here).pk}[
         which
     ]
+    live = set(SignIn.objects.filter(ended_at__isnull=True).values_list("pk", flat=True))
     response = here.post(f"/account/security/sessions/{pk}/sign-out/", follow=True)
     assert response.status_code == 200
     assert "That session had already ended." in response.content.decode()
     assert signed_in(bob) and signed_in(here)
-    assert not SignIn.objects.filter(ended_at__isnull=False).exists()
+    assert set(SignIn.objects.filter(ended_at__isnull=True).values_list("pk", flat=True)) == live
+    assert not SecurityEvent.objects.filter(kind=EventKind.SESSIONS_ENDED).exists()
 
 
 def test_sign_out_everywhere_else(enrolled: Enrolled, frozen_time: float) -> None:
