@@ -111,6 +111,70 @@ def make_user(email: str, password: str | None = PASSWORD, **fields: Any) -> Use
     return User.objects.create_user(email, password, **fields)
 
 
+def confirmed_now(request: Any, user: User, *factors: str) -> None:
+    """As if ``user`` had just signed in, in the session of ``request`` (a RequestFactory
+    request, its ``session`` set), with the password and ``factors`` (default: a security
+    key, which every rule of a recent authentication accepts): through the proofs API, the
+    sign-in record a real sign-in writes."""
+    from keyfob.accounts import proofs
+    from keyfob.accounts.models import Factor
+
+    request.user = user
+    made = [proofs.Made(Factor(f)) for f in (factors or [Factor.SECURITY_KEY])]
+    proofs.start(request, user, [proofs.PASSWORD, *made])
+
+
+def confirmed_request(user: User) -> Any:
+    """A request in a session of its own where ``user`` has just confirmed it is them
+    (:func:`confirmed_now`): what the flows of sensitive changes ask for."""
+    from django.contrib.sessions.backends.db import SessionStore
+    from django.test import RequestFactory
+
+    request = RequestFactory().post("/", REMOTE_ADDR="192.0.2.1", HTTP_USER_AGENT="tests")
+    request.session = SessionStore()
+    confirmed_now(request, user)
+    # The request is thrown away once used: its session's row (saved for the key the
+    # record is found by) would only show up in the tests that count sessions.
+    request.session.delete(request.session.session_key)
+    return request
+
+
+def done_with(request: Any) -> None:
+    """End the sign-in record of a :func:`confirmed_request` (its session is gone): it is
+    not one of the account's sessions for the tests that list or count them."""
+    from keyfob.accounts import proofs
+    from keyfob.accounts.models import SignIn
+    from keyfob.core import clock
+
+    digest = proofs.digest(request.session.session_key)
+    SignIn.objects.filter(session_digest=digest).update(ended_at=clock.now())
+
+
+def prove_for_client(client: Client, user: User, *factors: str) -> None:
+    """:func:`confirmed_now` for the session of a test ``client`` (after ``force_login``)."""
+    from django.test import RequestFactory
+
+    request = RequestFactory().get("/")
+    request.session = client.session
+    confirmed_now(request, user, *factors)
+
+
+def session_proofs(client: Client) -> list[str]:
+    """The factors of the live proofs the session of ``client`` holds, oldest first."""
+    from django.test import RequestFactory
+
+    from keyfob.accounts import proofs
+    from keyfob.accounts.models import User as UserModel
+
+    request = RequestFactory().get("/")
+    request.session = client.session
+    uid = request.session.get("_auth_user_id")
+    if uid is None:
+        return []
+    request.user = UserModel.objects.get(pk=uid)
+    return [p.factor for p in proofs.live_proofs(request)]
+
+
 def enrol(user: User, kind: str = "totp", name: str = "") -> Enrolled:
     """Turn 2FA on for ``user`` (``kind`` "totp" or "hotp") the way the Security page does:
     a pending secret, then a code from it confirmed. Done two minutes before the clock's now
@@ -128,7 +192,11 @@ def enrol(user: User, kind: str = "totp", name: str = "") -> Enrolled:
         secret = auth.secret()
         # A counter-based app shows the code of counter 0 first; the next one is counter 1.
         code = otp.hotp(secret, 0) if kind == "hotp" else otp.totp(secret, at)
-        codes = flows.confirm_setup(user, code, Context(address="192.0.2.1", user_agent="tests"))
+        request = confirmed_request(user)
+        codes = flows.confirm_setup(
+            request, user, code, Context(address="192.0.2.1", user_agent="tests")
+        )
+        done_with(request)
     return Enrolled(user, secret, codes)
 
 

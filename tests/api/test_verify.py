@@ -128,7 +128,7 @@ def test_recovery_code_over_ssh_works_once(api: Api, linked: Enrolled, frozen_ti
 def test_not_enrolled_unknown_login_and_inactive(api: Api, linked: Enrolled) -> None:
     assert api.verify("bob", "123456") == {"result": "unknown_login"}
     assert api.post("ssh/check", {"login": "alice"}).json() == {"result": "code_required"}
-    twofactor.disable(linked.user, Context(channel=Channel.WEB), by="support")
+    twofactor.disable_by_support(linked.user, Context(channel=Channel.WEB))
     assert api.verify("alice", "123456") == {"result": "not_enrolled"}
     assert api.verify("alice", "ABCD-EFGH-JKMN-PQRS") == {"result": "not_enrolled"}
     assert api.post("ssh/check", {"login": "alice"}).json() == {"result": "not_enrolled"}

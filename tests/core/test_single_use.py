@@ -35,7 +35,7 @@ from keyfob.twofactor.app_settings import app_settings
 from keyfob.twofactor.flows.staff import spend_staff_invite
 from keyfob.twofactor.models import Kind, Purpose, RecoveryCode, SecurityKey, StaffKeyInvite
 from tests.audit.test_concurrency import in_threads
-from tests.conftest import enrol, make_user
+from tests.conftest import confirmed_now, enrol, make_user
 from tests.twofactor.test_webauthn_flows import ORIGIN, add_key, web_request
 from tests.webauthn_soft import SoftAuthenticator
 
@@ -242,7 +242,7 @@ class TestEmailChangeCode(SingleUseContract):
         request.user = self.user
         # Starting a change needs the password confirmed in the last minutes.
         request.session = SessionStore()
-        accounts.mark_recent_auth(request)
+        confirmed_now(request, self.user)
         return request
 
     def make(self) -> str:

@@ -49,7 +49,15 @@ from keyfob.audit.events import Context
 from keyfob.twofactor import flows
 user = User.objects.create_user({email!r}, {password!r})
 auth = flows.start_setup(user)
-codes = flows.confirm_setup(user, otp.totp(auth.secret(), clock.time()), Context())
+# Turning 2FA on needs a session that has just confirmed the password.
+from django.contrib.sessions.backends.db import SessionStore
+from django.test import RequestFactory
+from keyfob.accounts import proofs
+request = RequestFactory().post("/")
+request.session = SessionStore()
+request.user = user
+proofs.start(request, user, [proofs.PASSWORD])
+codes = flows.confirm_setup(request, user, otp.totp(auth.secret(), clock.time()), Context())
 result = codes
 """
 

@@ -12,8 +12,7 @@ from django.test import Client
 
 from keyfob.accounts.models import AccountKind, User
 from keyfob.audit.events import Context
-from keyfob.twofactor.views.signin import PHISHING_RESISTANT_KEY
-from tests.conftest import PASSWORD, Enrolled, enrol, make_user
+from tests.conftest import PASSWORD, Enrolled, enrol, make_user, prove_for_client
 
 T0 = 1_900_000_005.0  # the middle of a 30-second step
 STAFF_CONTEXT = Context(address="198.51.100.20", user_agent="staff browser")
@@ -52,10 +51,7 @@ def client_for(user: User, *, phishing_resistant: bool = True) -> Client:
     tests/support/test_staff_rule.py). ``phishing_resistant=False``: as if with a code."""
     client = Client()
     client.force_login(user)
-    if phishing_resistant:
-        session = client.session
-        session[PHISHING_RESISTANT_KEY] = user.pk
-        session.save()
+    prove_for_client(client, user, "security_key" if phishing_resistant else "code")
     return client
 
 

@@ -15,6 +15,8 @@ from django.core import signing
 from django.db import connection
 from django.test import Client
 
+from keyfob.accounts import proofs
+from keyfob.accounts.models import Proof, SignIn
 from keyfob.audit import mailer, notices
 from keyfob.audit.events import Context
 from keyfob.audit.models import EventKind, NoticeKind, Outbox, SecurityEvent
@@ -98,6 +100,10 @@ def test_confirmed_call_approves_and_another_staff_member_disables(
     assert signed_in.get("/account/security/").status_code == 302  # signed out
     assert other.get("/support/").status_code == 200
     assert Session.objects.count() == 1
+    # Issue 21: their sign-in records end, and what their authenticators proved dies.
+    assert not SignIn.objects.filter(user=alice.user, ended_at__isnull=True).exists()
+    second = Proof.objects.filter(user=alice.user, factor__in=proofs.SECOND_FACTORS)
+    assert second.exists() and not second.filter(revoked_at__isnull=True).exists()
 
     kinds = list(SecurityEvent.objects.filter(user=alice.user).values_list("kind", flat=True))
     for kind in [EventKind.SUPPORT_OPENED, EventKind.SUPPORT_CALL, EventKind.SUPPORT_APPROVED,

@@ -12,10 +12,9 @@ import pytest
 from django.contrib.messages import get_messages
 from django.test import Client
 
-from keyfob.accounts.models import User
+from keyfob.accounts.models import SignIn, User
 from keyfob.core import clock
-from keyfob.twofactor.views.signin import PHISHING_RESISTANT_KEY
-from tests.conftest import PASSWORD, Enrolled, make_user
+from tests.conftest import PASSWORD, Enrolled, make_user, session_proofs
 from tests.support.conftest import enrolled
 from tests.twofactor.passkeys import HOST, ORIGIN, register
 from tests.webauthn_soft import SoftAuthenticator
@@ -34,7 +33,7 @@ def with_code(who: Enrolled) -> Client:
     assert response["Location"] == "/login/code/"
     # ?app=1: the app's code even where the code step offers the account's key first.
     assert client.post("/login/code/?app=1", {"code": who.code()}).status_code == 302
-    assert PHISHING_RESISTANT_KEY not in client.session
+    assert session_proofs(client) == ["password", "code"]
     return client
 
 
@@ -138,13 +137,14 @@ def test_a_passkey_does_not_make_a_customer_staff(db: None, frozen_time: float) 
     assert 'href="/support/"' not in client.get("/account/security/").content.decode()
 
 
-def test_the_flag_is_for_the_account_that_earned_it(sam: Enrolled) -> None:
-    """A session marked for another account (not one this session signed in) is not."""
-    register(sam.user)
-    client = with_code(sam)
-    session = client.session
-    session[PHISHING_RESISTANT_KEY] = sam.user.pk + 1
-    session.save()
+def test_the_proof_is_for_the_account_that_made_it(sam: Enrolled) -> None:
+    """A sign-in record of another account (not the one this session signed in) counts
+    for nothing here, whatever its proofs."""
+    soft, _ = register(sam.user)
+    client = with_passkey(soft)
+    assert client.get(STAFF_PAGE).status_code == 200
+    other = make_user("carol@example.com")
+    SignIn.objects.filter(user=sam.user).update(user=other)
     assert client.get(STAFF_PAGE)["Location"] == CONFIRM
 
 

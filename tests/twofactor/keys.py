@@ -11,6 +11,7 @@ import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from tests.conftest import confirmed_now
 from tests.webauthn_soft import SoftAuthenticator, SoftCredential
 
 if TYPE_CHECKING:
@@ -50,7 +51,6 @@ def enrol_key(
     from django.contrib.sessions.backends.db import SessionStore
     from django.test import RequestFactory
 
-    from keyfob.accounts import flows as account_flows
     from keyfob.audit.events import Context
     from keyfob.twofactor import flows
     from keyfob.twofactor.models import Purpose, SecurityKey
@@ -59,7 +59,7 @@ def enrol_key(
     request = RequestFactory().post("/", HTTP_HOST=HOST)
     request.session = SessionStore()
     request.user = user
-    account_flows.mark_recent_auth(request)
+    confirmed_now(request, user)
     options = flows.begin(request, Purpose.REGISTER, user)
     answer = with_cred_props(soft.create(options, ORIGIN, **knobs), knobs)
     from tests.twofactor.passkeys import staff_invite

@@ -20,11 +20,11 @@ from django.contrib.sessions.backends.base import SessionBase
 from django.http import HttpRequest
 from django.test import RequestFactory
 
-from keyfob.accounts.flows import mark_recent_auth
 from keyfob.accounts.models import User
 from keyfob.audit.events import Context
 from keyfob.twofactor import flows
 from keyfob.twofactor.models import Purpose, SecurityKey
+from tests.conftest import confirmed_now
 from tests.webauthn_soft import SoftAuthenticator
 
 # The Django test client's origin once its host is the relying party id ("localhost").
@@ -67,7 +67,7 @@ def register(
         soft = SoftAuthenticator(transports=("internal",) if resident else ("usb",))
     request = web_request()
     # Adding a key is a sensitive change: its page comes after "Confirm it is you".
-    mark_recent_auth(request)
+    confirmed_now(request, user)
     options = flows.begin(request, Purpose.REGISTER, user)
     credential = soft.create(
         options, ORIGIN, resident=resident, user_verified=user_verified, **knobs

@@ -13,15 +13,14 @@ from typing import Any
 import pytest
 from django.test import Client
 
-from keyfob.accounts.flows import REAUTH_KEY
-from keyfob.accounts.models import User
+from keyfob.accounts.models import SignIn, User
+from keyfob.accounts.proofs import digest
 from keyfob.audit.models import EventKind, SecurityEvent
 from keyfob.core import clock, throttle
 from keyfob.core.models import Throttle
 from keyfob.twofactor.flows.webauthn import MAX_CHALLENGES_PER_ADDRESS
 from keyfob.twofactor.forms import MAX_KEY_ANSWER
 from keyfob.twofactor.models import SecurityKey, WebAuthnChallenge
-from keyfob.twofactor.views.signin import PHISHING_RESISTANT_KEY
 from tests.conftest import PASSWORD, enrol, make_user
 from tests.twofactor.passkeys import HOST, ORIGIN, register
 from tests.twofactor.test_passwordless import lock_codes
@@ -102,8 +101,16 @@ def test_a_passkey_signs_in_without_the_password(
     session = browser.session
     assert session.session_key != before
     assert session["_auth_user_id"] == str(user.pk)
-    assert session[PHISHING_RESISTANT_KEY] == user.pk
-    assert session[REAUTH_KEY] == clock.time()
+    # The sign-in record: one proof, the passkey (which verified its user), made now.
+    signin = SignIn.objects.get(session_digest=digest(session.session_key))
+    proof = signin.proofs.get()
+    assert (proof.factor, proof.authenticator_name, proof.user_verified) == (
+        "passkey",
+        "Laptop",
+        True,
+    )
+    assert proof.at == clock.now() and proof.authenticator_kind == "key"
+    assert browser.get("/account/security/keys/add/").status_code == 200  # recent
     event = SecurityEvent.objects.get(user=user, kind=EventKind.SIGNIN_OK)
     assert event.detail == {"second_factor": "passkey", "authenticator": "Laptop"}
     assert browser.get("/account/security/").status_code == 200

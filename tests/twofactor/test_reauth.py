@@ -17,11 +17,13 @@ from typing import Any
 
 import pytest
 from django.conf import settings
+from django.contrib.sessions.models import Session
 from django.test import Client
 from django.urls import get_resolver
 
 from keyfob import otp
-from keyfob.accounts.models import EmailChange, User
+from keyfob.accounts.models import EmailChange, SignIn, User
+from keyfob.accounts.proofs import digest
 from keyfob.api import flows as api
 from keyfob.api.models import SshLinkRequest, SshLogin
 from keyfob.audit.events import Context
@@ -34,7 +36,15 @@ from keyfob.twofactor.models import (
     TrustedBrowser,
     WebAuthnChallenge,
 )
-from tests.conftest import PASSWORD, Enrolled, enrol, make_user, password_step, setup_page
+from tests.conftest import (
+    PASSWORD,
+    Enrolled,
+    confirmed_request,
+    enrol,
+    make_user,
+    password_step,
+    setup_page,
+)
 from tests.twofactor.keys import enrol_key
 
 pytestmark = pytest.mark.django_db
@@ -58,6 +68,8 @@ def state(user: User) -> dict[str, Any]:
             list(SshLogin.objects.filter(user=user).values()),
             list(SshLinkRequest.objects.filter(user=user).values()),
         ),
+        "sessions": Session.objects.count(),
+        "signins": list(SignIn.objects.filter(user=user).order_by("pk").values("pk", "ended_at")),
     }
 
 
@@ -80,6 +92,11 @@ WITHOUT_2FA = [
     ("/account/security/setup/phone/", {"phone": "+33699999999"}),
     ("/account/security/keys/options/", {}),
     ("/account/security/keys/add/", {"name": "Stolen", "credential": "{}"}),
+]
+# Signing other sessions out (one, or all): an intruder's way to keep the holder out.
+SESSIONS = [
+    ("/account/security/sessions/{session}/sign-out/", {}),
+    ("/account/security/sessions/sign-out/", {}),
 ]
 WITH_2FA = [
     *WITHOUT_2FA[:4],
@@ -116,16 +133,20 @@ def test_the_walk_covers_every_account_view() -> None:
     walked = {"profile", "password", "email", "setup", "setup-phone", "disable", "regenerate"}
     walked |= {"revoke-all", "revoke-browser", "rename-authenticator", "remove-authenticator"}
     walked |= {"add-key", "add-key-options", "rename-key", "remove-key", "ssh-request"}
+    walked |= {"sign-out-session", "sign-out-others"}
     assert account_views() == walked | NOT_SENSITIVE
 
 
 def test_a_stale_session_changes_nothing(client: Client, frozen_time: float) -> None:
     alice = make_user("alice@example.com", phone="+33123456789")
     assert password_step(client).status_code == 302
+    other = Client()
+    assert password_step(other).status_code == 302  # the holder, elsewhere
+    session = SignIn.objects.get(session_digest=digest(other.session.session_key or "")).pk
     with clock.frozen(frozen_time + STALE):
-        for path, data in WITHOUT_2FA:
+        for path, data in [*WITHOUT_2FA, *SESSIONS]:
             before = state(alice)
-            assert refused(client.post(path, data)), path
+            assert refused(client.post(path.format(session=session), data)), path
             assert state(alice) == before, path
         # Opening the setup page shows no key either, nor does the security key page.
         assert refused(client.get("/account/security/setup/"))
@@ -144,10 +165,12 @@ def test_a_stale_session_with_2fa_changes_nothing(client: Client, frozen_time: f
     key = enrol_key(bob.user, name="Blue key").key.pk
     api.request_link("bob@example.com", "bob", "web1", Context())
     request = SshLinkRequest.objects.get().pk
+    here = digest(client.session.session_key or "")
+    session = SignIn.objects.filter(user=bob.user).exclude(session_digest=here).first().pk  # type: ignore[union-attr]
     with clock.frozen(frozen_time + STALE):
-        for path, data in WITH_2FA:
+        for path, data in [*WITH_2FA, *SESSIONS]:
             before = state(bob.user)
-            url = path.format(browser=browser, app=app, key=key, request=request)
+            url = path.format(browser=browser, app=app, key=key, request=request, session=session)
             assert refused(client.post(url, data)), path
             assert state(bob.user) == before, path
 
@@ -241,3 +264,38 @@ def test_a_code_for_a_later_step_is_spent_by_the_drift_answer(
     with clock.frozen(frozen_time + 210):
         response = pending_client.post("/login/code/", {"code": user_with_totp.code()})
         assert response.status_code == 302 and not client_is_anonymous(pending_client)
+
+
+def test_the_flows_refuse_a_stale_session_themselves(frozen_time: float) -> None:
+    """Not only the pages' guard (issue 21): each flow of a sensitive change asks the
+    session's proofs itself."""
+    from keyfob.accounts import sessions
+    from keyfob.accounts.flows import ReauthRequired
+    from keyfob.audit.events import Context
+    from keyfob.twofactor import flows
+
+    bob = enrol(make_user("bob@example.com"))
+    app = enrol(bob.user, name="Tablet").user.authenticators.get(name="Tablet").pk
+    key = enrol_key(bob.user, name="Blue key").key.pk
+    flows.trust_browser(bob.user, Context())
+    request = confirmed_request(bob.user)
+    pending = flows.start_setup(bob.user, name="Phone 3")
+    context = Context()
+    with clock.frozen(frozen_time + STALE):
+        code = otp.totp(pending.secret(), clock.time())
+        calls = {
+            "confirm_setup": lambda: flows.confirm_setup(request, bob.user, code, context),
+            "disable": lambda: flows.disable(request, bob.user, context),
+            "regenerate": lambda: flows.regenerate_recovery_codes(request, bob.user, context),
+            "revoke": lambda: flows.revoke_trusted_browsers(request, bob.user, context),
+            "remove app": lambda: flows.remove_authenticator(request, bob.user, app, context),
+            "remove key": lambda: flows.remove_key(request, bob.user, key, context),
+            "sign out": lambda: sessions.sign_out_other_sessions(request, bob.user),
+        }
+        for name, call in calls.items():
+            before = state(bob.user)
+            with pytest.raises(ReauthRequired):
+                call()
+            assert state(bob.user) == before, name
+    # Fresh, the same request may (the refusals above were the staleness, nothing else).
+    assert flows.regenerate_recovery_codes(request, bob.user, context)

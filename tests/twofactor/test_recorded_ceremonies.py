@@ -16,12 +16,11 @@ from django.contrib.sessions.backends.db import SessionStore
 from django.http import HttpRequest
 from django.test import RequestFactory
 
-from keyfob.accounts.flows import mark_recent_auth
 from keyfob.accounts.models import User
 from keyfob.audit.events import Context
 from keyfob.twofactor import flows
 from keyfob.twofactor.models import Purpose, SecurityKey, WebAuthnChallenge
-from tests.conftest import make_user
+from tests.conftest import confirmed_now, make_user
 
 pytestmark = pytest.mark.django_db
 VECTOR = json.loads((Path(__file__).parent / "vectors/chromium_ceremonies.json").read_text())
@@ -38,7 +37,7 @@ def request_at(user: User | None, host: str = HOST) -> HttpRequest:
     request.session = SessionStore()
     request.user = user if user is not None else AnonymousUser()
     if user is not None:
-        mark_recent_auth(request)
+        confirmed_now(request, user)
     return request
 
 

@@ -26,8 +26,7 @@ from keyfob.twofactor import flows
 from keyfob.twofactor import messages as twofactor_views
 from keyfob.twofactor.messages import ADD_KEY_MESSAGES, KEY_MESSAGES
 from keyfob.twofactor.models import Authenticator, RecoveryCode, SecurityKey, WebAuthnChallenge
-from keyfob.twofactor.views import signin
-from tests.conftest import PASSWORD, Enrolled, make_user, password_step
+from tests.conftest import PASSWORD, Enrolled, make_user, password_step, session_proofs
 from tests.twofactor.keys import (
     ORIGIN,
     EnrolledKey,
@@ -160,6 +159,7 @@ def test_the_flow_refuses_a_new_key_once_the_confirmation_is_stale(
         assert response["Location"].startswith("/account/confirm/")
         request = RequestFactory().post("/", HTTP_HOST="localhost")
         request.session = kclient.session
+        request.user = user_with_totp.user
         with pytest.raises(account_flows.ReauthRequired):
             flows.register_key(request, user_with_totp.user, answer, "", Context())
     assert not SecurityKey.objects.exists()
@@ -192,7 +192,7 @@ def test_sign_in_with_password_and_key(kclient: Client, alice_key: EnrolledKey) 
     response = kclient.post("/login/code/", {"credential": answer, "trust": "on"})
     assert response.status_code == 302 and response["Location"] == "/account/security/"
     assert kclient.session["_auth_user_id"] == str(alice_key.user.pk)
-    assert kclient.session[signin.PHISHING_RESISTANT_KEY] == alice_key.user.pk
+    assert session_proofs(kclient) == ["password", "security_key"]
     assert "keyfob-trust" in response.cookies
     ok = events(alice_key.user, EventKind.SIGNIN_OK)
     assert [e.detail for e in ok] == [
@@ -212,7 +212,7 @@ def test_the_code_step_still_takes_an_app_code_or_a_recovery_code(
     assert ">Authentication code</label>" in page and 'href="/login/code/"' in page
     response = kclient.post("/login/code/?app=1", {"code": user_with_totp.code()})
     assert response["Location"] == "/account/security/"
-    assert signin.PHISHING_RESISTANT_KEY not in kclient.session
+    assert session_proofs(kclient) == ["password", "code"]
     kclient.post("/logout/")
     password_step(kclient)
     page = text(kclient.get("/login/code/?recovery=1"))
@@ -336,7 +336,6 @@ def test_the_pending_rules_hold_for_the_key(kclient: Client, alice_key: Enrolled
 def test_confirm_it_is_you_with_password_and_key(kclient: Client, alice_key: EnrolledKey) -> None:
     password_step(kclient)
     kclient.post("/login/code/", {"credential": signed(kclient, SIGNIN_OPTIONS, alice_key.soft)})
-    kclient.session.pop(signin.PHISHING_RESISTANT_KEY, None)
     with clock.frozen(clock.time() + 700):
         back = "/account/security/keys/add/"
         assert kclient.get(back)["Location"] == f"/account/confirm/?next={back.replace('/', '%2F')}"
@@ -355,7 +354,7 @@ def test_confirm_it_is_you_with_password_and_key(kclient: Client, alice_key: Enr
         )
         assert response["Location"] == back
         assert kclient.get(back).status_code == 200
-        assert kclient.session[signin.PHISHING_RESISTANT_KEY] == alice_key.user.pk
+        assert session_proofs(kclient) == ["password", "security_key"] * 2
 
 
 def test_confirm_it_is_you_offers_the_other_ways(
@@ -369,7 +368,7 @@ def test_confirm_it_is_you_offers_the_other_ways(
         {"password": PASSWORD, "code": user_with_totp.code(clock.time() + 30), "next": "/"},
     )
     assert response.status_code == 302
-    assert signin.PHISHING_RESISTANT_KEY not in kclient.session
+    assert "security_key" not in session_proofs(kclient)
 
 
 # Rename, remove, the Security page ------------------------------------------------------
@@ -416,8 +415,15 @@ def test_the_last_authenticator_of_any_kind_goes_to_the_turn_off_page(
     assert kclient.post(f"/account/security/apps/{app.pk}/remove/")["Location"] == (
         "/account/security/"
     )
-    # The key is the last one now: removing it is turning 2FA off.
+    # The session proved itself with that app's code: the proof died with the app, so
+    # the next change asks again (here, with the key).
     pk = alice_key.key.pk
+    assert kclient.get(f"/account/security/keys/{pk}/remove/")["Location"].startswith(
+        "/account/confirm/"
+    )
+    answer = signed(kclient, REAUTH_OPTIONS, alice_key.soft)
+    kclient.post("/account/confirm/", {"password": PASSWORD, "credential": answer})
+    # The key is the last one now: removing it is turning 2FA off.
     assert kclient.get(f"/account/security/keys/{pk}/remove/")["Location"] == (
         "/account/security/disable/"
     )
@@ -572,12 +578,12 @@ def test_junk_at_confirm_it_is_you_changes_nothing(
 ) -> None:
     signed_in(kclient, user_with_totp)
     options(kclient, REAUTH_OPTIONS)
-    before = kclient.session[account_flows.REAUTH_KEY]
+    before = session_proofs(kclient)
     response = kclient.post(
         "/account/confirm/", {"password": PASSWORD, "credential": junk, "next": "/account/"}
     )
     assert response.status_code == 200 and 'class="error-summary"' in text(response)
-    assert kclient.session[account_flows.REAUTH_KEY] == before
+    assert session_proofs(kclient) == before
 
 
 def test_a_missing_answer_is_asked_for(

@@ -17,7 +17,7 @@ from keyfob.core import clock
 from keyfob.otp import CodeReused, InvalidCode, Throttled
 from keyfob.twofactor import flows
 from keyfob.twofactor.models import Authenticator, RecoveryCode
-from tests.conftest import Enrolled, enrol, make_user, password_step
+from tests.conftest import Enrolled, confirmed_request, enrol, make_user, password_step
 
 pytestmark = pytest.mark.django_db
 CTX = Context(address="192.0.2.1", user_agent="test")
@@ -180,7 +180,7 @@ def test_remove_one_app_but_the_last_is_turning_2fa_off(
     assert response["Location"] == "/account/security/disable/"
     assert Authenticator.objects.filter(pk=last).exists()
     with pytest.raises(flows.LastAuthenticator):
-        flows.remove(old.user, flows.Family.APP, last, CTX)
+        flows.remove(confirmed_request(old.user), old.user, flows.Family.APP, last, CTX)
 
 
 def test_another_accounts_app_is_not_found(
@@ -197,7 +197,7 @@ def test_another_accounts_app_is_not_found(
 
 
 def test_turning_2fa_off_removes_every_app(two_apps: tuple[Enrolled, Enrolled]) -> None:
-    flows.disable(two_apps[0].user, CTX)
+    flows.disable(confirmed_request(two_apps[0].user), two_apps[0].user, CTX)
     assert not Authenticator.objects.filter(user=two_apps[0].user).exists()
 
 

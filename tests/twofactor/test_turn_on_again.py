@@ -12,7 +12,7 @@ from keyfob.audit.events import Context
 from keyfob.audit.models import EventKind, SecurityEvent
 from keyfob.core import clock
 from keyfob.twofactor import flows
-from tests.conftest import Enrolled, make_user, password_step
+from tests.conftest import Enrolled, confirmed_request, make_user, password_step
 
 INVITE = "Support turned off two-factor authentication for you"
 
@@ -25,7 +25,7 @@ def signed_in_page(client: Client, email: str = "alice@example.com") -> str:
 def test_after_support_turned_2fa_off_sign_in_invites_to_turn_it_on_again(
     client: Client, user_with_totp: Enrolled, frozen_time: float
 ) -> None:
-    flows.disable(user_with_totp.user, Context(), by=flows.By.SUPPORT)
+    flows.disable_by_support(user_with_totp.user, Context())
     page = signed_in_page(client)
     assert INVITE in page and 'href="/account/security/setup/"' in page
     # Turned on again: no more invitation.
@@ -33,14 +33,15 @@ def test_after_support_turned_2fa_off_sign_in_invites_to_turn_it_on_again(
     with clock.frozen(frozen_time + 60):
         auth = flows.start_setup(user_with_totp.user, "totp")
         code = otp.totp(auth.secret(), frozen_time + 60)
-        flows.confirm_setup(user_with_totp.user, code, Context())
+        request = confirmed_request(user_with_totp.user)
+        flows.confirm_setup(request, user_with_totp.user, code, Context())
     assert flows.turned_off_by_support(user_with_totp.user) is False
 
 
 def test_no_invitation_when_the_customer_turned_it_off_or_never_had_it(
     client: Client, user_with_totp: Enrolled, frozen_time: float
 ) -> None:
-    flows.disable(user_with_totp.user, Context(), by=flows.By.USER)
+    flows.disable(confirmed_request(user_with_totp.user), user_with_totp.user, Context())
     assert INVITE not in signed_in_page(client)
     make_user("bob@example.com")
     assert INVITE not in signed_in_page(Client(), "bob@example.com")

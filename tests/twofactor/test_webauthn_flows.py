@@ -15,7 +15,7 @@ from django.http import HttpRequest
 from django.test import RequestFactory
 
 from keyfob import otp
-from keyfob.accounts.flows import ReauthRequired, mark_recent_auth
+from keyfob.accounts.flows import ReauthRequired
 from keyfob.accounts.models import User
 from keyfob.api import flows as api
 from keyfob.audit.events import Context
@@ -26,7 +26,7 @@ from keyfob.twofactor import flows
 from keyfob.twofactor.app_settings import app_settings
 from keyfob.twofactor.models import Purpose, RecoveryCode, SecurityKey, WebAuthnChallenge
 from tests.audit.test_concurrency import in_threads
-from tests.conftest import enrol, make_user
+from tests.conftest import confirmed_now, enrol, make_user
 from tests.webauthn_soft import CeremonyError, SoftAuthenticator
 
 pytestmark = pytest.mark.django_db
@@ -41,7 +41,7 @@ def web_request(user: User | None = None, session: SessionStore | None = None) -
     request.session = session if session is not None else SessionStore()
     request.user = user if user is not None else AnonymousUser()
     if user is not None:  # the password confirmed just now (adding a key needs it)
-        mark_recent_auth(request)
+        confirmed_now(request, user)
     return request
 
 
@@ -369,7 +369,7 @@ def test_an_app_and_a_key_confirmed_at_once_turn_2fa_on_once(alice: User) -> Non
     results = in_threads(
         2,
         lambda i: (
-            flows.confirm_setup(alice, code, CTX)
+            flows.confirm_setup(request, alice, code, CTX)
             if i == 0
             else flows.register_key(request, alice, answer, "", CTX)
         ),
@@ -402,25 +402,26 @@ KEY = flows.Family.KEY
 def test_removing_keys_and_the_last_authenticator(alice: User) -> None:
     first, _ = add_key(alice, SoftAuthenticator(), "One")
     second, _ = add_key(alice, SoftAuthenticator(), "Two")
-    assert flows.remove(alice, KEY, second.pk, CTX).label == "Two"
+    request = web_request(alice)
+    assert flows.remove(request, alice, KEY, second.pk, CTX).label == "Two"
     with pytest.raises(flows.LastAuthenticator):
-        flows.remove(alice, KEY, first.pk, CTX)
+        flows.remove(request, alice, KEY, first.pk, CTX)
     enrol(alice)  # an app: now the key is not the last one
-    assert flows.remove(alice, KEY, first.pk, CTX).label == "One"
+    assert flows.remove(request, alice, KEY, first.pk, CTX).label == "One"
     app = flows.confirmed_authenticators(alice)[0]
     with pytest.raises(flows.LastAuthenticator):
-        flows.remove(alice, flows.Family.APP, app.pk, CTX)
+        flows.remove(request, alice, flows.Family.APP, app.pk, CTX)
     bob = make_user("bob@example.com")
     bobs, _ = add_key(bob, SoftAuthenticator())
     with pytest.raises(flows.UnknownAuthenticator):
-        flows.remove(alice, KEY, bobs.pk, CTX)
+        flows.remove(request, alice, KEY, bobs.pk, CTX)
     assert Outbox.objects.filter(user=alice, kind=NoticeKind.KEY_REMOVED).count() == 2
 
 
 def test_turning_2fa_off_and_supports_reset_remove_every_key(alice: User) -> None:
     add_key(alice, SoftAuthenticator())
     enrol(alice)
-    flows.disable(alice, CTX, by=flows.By.SUPPORT)
+    flows.disable_by_support(alice, CTX)
     assert not SecurityKey.objects.filter(user=alice).exists()
     assert not flows.has_2fa(alice) and flows.turned_off_by_support(alice)
 

@@ -12,3 +12,5 @@ class AccountsConfig(AppConfig):
         from keyfob.audit.signals import pruning
 
         pruning.connect(flows.prune_password_resets, dispatch_uid="accounts.prune_resets")
+        # Its receiver ends a session's sign-in record when the session signs out.
+        from keyfob.accounts import sessions  # noqa: F401

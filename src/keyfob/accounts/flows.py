@@ -10,25 +10,21 @@ from __future__ import annotations
 import hashlib
 import hmac
 from datetime import datetime, timedelta
-from importlib import import_module
 from typing import Any
 
-from django.conf import settings
 from django.contrib.auth import (
-    SESSION_KEY,
     authenticate,
     login,
     password_validation,
     update_session_auth_hash,
 )
-from django.core.exceptions import ImproperlyConfigured
 from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import translation
 
+from keyfob.accounts import proofs
 from keyfob.accounts.addresses import normal_email
-from keyfob.accounts.app_settings import app_settings
 
 # Named here too (flows.ResetLost…), as callers always have: explicit re-exports.
 from keyfob.accounts.errors import AccountError as AccountError
@@ -40,7 +36,13 @@ from keyfob.accounts.errors import ReauthRequired as ReauthRequired
 from keyfob.accounts.errors import ResetLost as ResetLost
 from keyfob.accounts.errors import WrongEmailCode as WrongEmailCode
 from keyfob.accounts.errors import WrongResetCode as WrongResetCode
-from keyfob.accounts.models import EmailChange, PasswordReset, User
+from keyfob.accounts.models import EmailChange, Factor, PasswordReset, User
+from keyfob.accounts.proofs import Made as Made
+from keyfob.accounts.proofs import recent_auth as recent_auth
+from keyfob.accounts.proofs import require_recent_auth as require_recent_auth
+from keyfob.accounts.sessions import PENDING_KEY as PENDING_KEY
+from keyfob.accounts.sessions import end_sessions as end_sessions
+from keyfob.accounts.sessions import session_accounts as session_accounts
 from keyfob.accounts.signals import credentials_changed
 from keyfob.audit import notices
 from keyfob.audit.events import Context, record
@@ -49,8 +51,6 @@ from keyfob.audit.notices import NoticeKind
 from keyfob.core import clock, mailedcodes, throttle
 from keyfob.otp import KeyfobError, Throttled
 
-PENDING_KEY = "keyfob.pending"
-REAUTH_KEY = "keyfob.reauth_at"
 BACKEND = "django.contrib.auth.backends.ModelBackend"
 
 
@@ -134,60 +134,25 @@ def pending(request: HttpRequest, max_age: float) -> tuple[User, str] | None:
     return user, str(marker.get("next", ""))
 
 
-def session_accounts(data: dict[str, Any]) -> set[int]:
-    """The ids of the accounts a decoded session holds: signed in, or half-way through the
-    sign-in (a pending marker)."""
-    found: set[int] = set()
-    signed_in = str(data.get(SESSION_KEY, ""))
-    if signed_in.isdecimal():
-        found.add(int(signed_in))
-    marker = data.get(PENDING_KEY)
-    uid = marker.get("uid") if isinstance(marker, dict) else None
-    if isinstance(uid, int):
-        found.add(uid)
-    return found
+def complete_signin(request: HttpRequest, user: User, made: list[Made], **detail: Any) -> None:
+    """Create the full session (a new session id), record how it signed in (``made``: its
+    proofs, the sign-in record of DESIGN.md invariant 8) and the sign-in event.
 
-
-def complete_signin(
-    request: HttpRequest, user: User, *, verified: bool = True, **detail: Any
-) -> None:
-    """Create the full session (a new session id) and record the sign-in.
-
-    ``verified``: every factor the account has was just checked (not a trusted browser),
-    which also counts as a recent authentication for sensitive changes.
+    A sign-in through a trusted browser is recorded as such (it proved no second factor).
     """
     request.session.pop(PENDING_KEY, None)
-    kind = EventKind.SIGNIN_OK if verified else EventKind.SIGNIN_TRUSTED
+    trusted = any(m.factor == Factor.TRUSTED_BROWSER for m in made)
+    kind = EventKind.SIGNIN_TRUSTED if trusted else EventKind.SIGNIN_OK
     with transaction.atomic():
         login(request, user, backend=BACKEND)
+        proofs.start(request, user, made)
         record(user, kind, Context.from_request(request), **detail)
-    if verified:
-        mark_recent_auth(request)
 
 
-def mark_recent_auth(request: HttpRequest) -> None:
-    """Every factor the account has was just entered (sign-in or "Confirm it is you")."""
-    request.session[REAUTH_KEY] = clock.time()
-
-
-def forget_recent_auth(request: HttpRequest) -> None:
-    """End the re-authentication window: after 2FA is turned on, a confirmation made
-    without the new factor no longer counts."""
-    request.session.pop(REAUTH_KEY, None)
-
-
-def recent_auth(request: HttpRequest, max_age: float) -> bool:
-    """Whether the password (and code, with 2FA) were entered in the last ``max_age`` s."""
-    at = request.session.get(REAUTH_KEY)
-    return isinstance(at, int | float) and 0 <= clock.time() - at <= max_age
-
-
-def require_recent_auth(request: HttpRequest) -> None:
-    """Raise :class:`ReauthRequired` unless the password (and code, with 2FA) were entered
-    within ``KEYFOB_REAUTH_SECONDS``: the flows of sensitive changes call it themselves,
-    whatever guard their view has (DESIGN.md invariant 7)."""
-    if not recent_auth(request, app_settings.reauth_seconds):
-        raise ReauthRequired()
+def mark_recent_auth(request: HttpRequest, made: list[Made]) -> None:
+    """The holder of this signed-in session proved ``made`` just now ("Confirm it is you",
+    a step-up): recorded with the session's sign-in."""
+    proofs.add(request, made)
 
 
 def change_password(request: HttpRequest, user: User, new_password: str) -> None:
@@ -200,8 +165,13 @@ def change_password(request: HttpRequest, user: User, new_password: str) -> None
         credentials_changed.send(sender=User, user=user)
         record(user, EventKind.PASSWORD_CHANGED, context)
         notices.queue(user, NoticeKind.PASSWORD_CHANGED, context)
-    # Keep this session signed in; every other session of the account ends.
-    update_session_auth_hash(request, user)
+        # The old password proves nothing any more, in any session.
+        proofs.factors_gone(user, [Factor.PASSWORD])
+        # Keep this session signed in (under a new id); every other session of the account
+        # ends (its hash of the password no longer matches).
+        old_key = request.session.session_key
+        update_session_auth_hash(request, user)
+        proofs.rekeyed(request, old_key)
 
 
 # A new sign-in address is confirmed with a code e-mailed to it (never a link: no secret
@@ -371,25 +341,6 @@ def update_profile(request: HttpRequest, user: User, changed: list[str]) -> None
         record(user, EventKind.PROFILE_CHANGED, context, **detail)
 
 
-def end_sessions(user: User) -> int:
-    """Delete every session of ``user``, signed in or half-way; return how many.
-
-    Sessions are not indexed by account, so this reads them all: fine for what happens a
-    few times a day (support turning 2FA off, a password reset), and it stores nothing new.
-    """
-    store_class = import_module(settings.SESSION_ENGINE).SessionStore
-    get_model = getattr(store_class, "get_model_class", None)
-    if get_model is None:
-        raise ImproperlyConfigured("Keyfob needs a database-backed session engine")
-    ended = 0
-    for row in get_model().objects.iterator():
-        data = store_class().decode(row.session_data)
-        if user.pk in session_accounts(data):
-            store_class(session_key=row.session_key).delete()
-            ended += 1
-    return ended
-
-
 # "I forgot my password": a code e-mailed to the address typed and typed back with the new
 # password (never a link: no secret in a URL). The request does the same work, and gives
 # the same answer, whether an account uses the address or not: a PasswordReset row is
@@ -506,6 +457,7 @@ def finish_password_reset(request: HttpRequest, email: str, code: str, password:
             credentials_changed.send(sender=User, user=user)
             record(user, EventKind.PASSWORD_RESET, context)
             notices.queue(user, NoticeKind.PASSWORD_RESET, context)
+            proofs.factors_gone(user, [Factor.PASSWORD])
             end_sessions(user)
             # Done: asking for a code later starts from a clean count again.
             throttle.reset(throttle.acquire(throttle.PASSWORD, _reset_throttle_key(email)))

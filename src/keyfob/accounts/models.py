@@ -197,3 +197,78 @@ class NoticeEmailChange(MailedCode):
         return f"<NoticeEmailChange user={self.user_id} tries={self.tries}>"
 
     __str__ = __repr__
+
+
+class SignIn(models.Model):
+    """One signed-in session of an account: where and when it started, when it was last seen,
+    and (its :class:`Proof` rows) how it proved who it is.
+
+    The session is found by a digest of its key, never the key itself: a database dump
+    lets no one take over a session. ``ended_at`` is set when it is signed out (by its
+    holder, from another browser, by a password reset or by support); ``keyfob
+    prune-activity`` deletes ended rows.
+    """
+
+    session_digest = models.CharField(max_length=64, unique=True)
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="signins")
+    started_at = models.DateTimeField(default=clock.now)
+    last_seen_at = models.DateTimeField(default=clock.now)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    address = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["-last_seen_at", "-pk"]
+        indexes = [models.Index(fields=["user", "ended_at"], name="signin_user_live")]
+
+    def __repr__(self) -> str:  # never the digest
+        return f"<SignIn user={self.user_id} ended={self.ended_at is not None}>"
+
+    __str__ = __repr__
+
+
+class Factor(models.TextChoices):
+    """What a proof was made with."""
+
+    PASSWORD = "password", _("Password")
+    APP_CODE = "code", _("Authenticator app code")
+    RECOVERY = "recovery", _("Recovery code")
+    SECURITY_KEY = "security_key", _("Security key")
+    PASSKEY = "passkey", _("Passkey")
+    TRUSTED_BROWSER = "trusted", _("Trusted browser")
+
+
+class Proof(models.Model):
+    """One factor a signed-in session proved, and when (DESIGN.md invariant 8).
+
+    The authenticator that made it is named generically (``authenticator_kind`` and
+    ``authenticator_id``: accounts does not know twofactor's models); twofactor tells
+    accounts when one is removed or flagged as a possible copy, and its proofs die
+    (``revoked_at``). So do password proofs when the password changes, and every
+    second-factor proof when 2FA is turned off.
+    """
+
+    signin = models.ForeignKey(SignIn, on_delete=models.CASCADE, related_name="proofs")
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="+")
+    factor = models.CharField(max_length=16, choices=Factor.choices)
+    authenticator_kind = models.CharField(max_length=16, blank=True)
+    authenticator_id = models.BigIntegerField(null=True, blank=True)
+    # The authenticator's name when the proof was made (shown on the Security page).
+    authenticator_name = models.CharField(max_length=60, blank=True)
+    user_verified = models.BooleanField(default=False)
+    at = models.DateTimeField(default=clock.now)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["at", "pk"]
+        indexes = [
+            models.Index(
+                fields=["user", "authenticator_kind", "authenticator_id"],
+                name="proof_authenticator",
+            )
+        ]
+
+    def __repr__(self) -> str:
+        return f"<Proof signin={self.signin_id} factor={self.factor}>"
+
+    __str__ = __repr__

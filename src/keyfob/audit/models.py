@@ -69,6 +69,7 @@ class EventKind(models.TextChoices):
     EMAIL_CODE_SENT = "email_code_sent", _("Code sent to confirm a new e-mail address")
     PROFILE_CHANGED = "profile_changed", _("Profile changed")
     SIGNOUT = "signout", _("Signed out")
+    SESSIONS_ENDED = "sessions_ended", _("Other sessions signed out")
     # The support desk (keyfob.support): each step of an identity check, on the customer's side.
     SUPPORT_OPENED = "support_opened", _("Request to support to turn off two-factor authentication")
     SUPPORT_CANCELLED = "support_cancelled", _("Request to support cancelled")
@@ -145,6 +146,7 @@ class NoticeKind(models.TextChoices):
     PROFILE_CHANGED = "profile_changed", _("Phone number or account kind changed")
     PASSWORD_RESET_CODE = "password_reset_code", _("Your code to choose a new password")
     PASSWORD_RESET = "password_reset", _("Your password was reset")
+    SESSIONS_ENDED = "sessions_ended", _("Sessions of your account were signed out")
     # The support desk (keyfob.support).
     SUPPORT_OPENED = "support_opened", _("Request to turn off two-factor authentication")
     SUPPORT_REJECTED = (

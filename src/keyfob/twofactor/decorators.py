@@ -16,7 +16,6 @@ from keyfob.accounts.decorators import reauth_redirect
 from keyfob.accounts.models import User
 from keyfob.twofactor import flows
 from keyfob.twofactor.app_settings import app_settings
-from keyfob.twofactor.views.signin import phishing_resistant
 
 View = Callable[..., HttpResponse]
 
@@ -38,7 +37,7 @@ def staff_required(view: View) -> View:
         if not isinstance(user, User) or not user.is_staff:
             raise Http404  # the site's own "Page not found": staff pages do not exist here
         if app_settings.staff_phishing_resistant:
-            if not phishing_resistant(request):
+            if not flows.phishing_resistant(request):
                 return _to_security_key(request, user)
         elif not flows.has_2fa(user):
             return redirect("account:setup")

@@ -169,6 +169,9 @@ class SecurityKey(models.Model):
     user_handle = models.CharField(max_length=100, blank=True)
     created_at = models.DateTimeField(default=clock.now)
     last_used_at = models.DateTimeField(null=True, blank=True)
+    # Not stored: whether the key verified its user in the answer just checked
+    # (``flows.verify_key`` sets it), for the session's proof.
+    verified_user_now: bool = False
 
     class Meta:
         ordering = ["created_at", "pk"]

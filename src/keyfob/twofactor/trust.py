@@ -1,12 +1,13 @@
-"""The trusted-browser cookie: HttpOnly, SameSite=Lax, Secure (and ``__Host-``) over HTTPS."""
+"""The trusted-browser cookie: HttpOnly, SameSite=Lax, Secure (and ``__Host-``) over HTTPS.
+
+Whether a browser is trusted, and its token replaced, is the sign-in flow's decision
+(``flows.after_password``, ``flows.after_second_factor``); this module only reads and
+writes the cookie."""
 
 from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponse
 
-from keyfob.accounts.models import User
-from keyfob.audit.events import Context
-from keyfob.twofactor import flows
 from keyfob.twofactor.app_settings import app_settings
 
 
@@ -26,7 +27,6 @@ def set_cookie(request: HttpRequest, response: HttpResponse, token: str) -> None
     )
 
 
-def skip_code_step(request: HttpRequest, user: User) -> str | None:
-    """After a right password: the replacement token if this browser is trusted, else None."""
-    token = request.COOKIES.get(cookie_name(request), "")
-    return flows.use_trusted_browser(user, token, Context.from_request(request))
+def token(request: HttpRequest) -> str:
+    """The trusted-browser token this browser sent ('' for none)."""
+    return request.COOKIES.get(cookie_name(request), "")

@@ -57,6 +57,12 @@ urlpatterns: list[URLPattern] = [
     path("security/recovery-codes/new/", security.regenerate_view, name="regenerate"),
     path("security/browsers/revoke/", security.revoke_browser_view, name="revoke-all"),
     path("security/browsers/<int:pk>/revoke/", security.revoke_browser_view, name="revoke-browser"),
+    path(
+        "security/sessions/<int:pk>/sign-out/",
+        security.sign_out_session_view,
+        name="sign-out-session",
+    ),
+    path("security/sessions/sign-out/", security.sign_out_others_view, name="sign-out-others"),
     path("confirm/", signin.reauth_view, name="reauth"),
     path("confirm/key-options/", signin.reauth_key_options_view, name="reauth-key-options"),
 ]

@@ -105,7 +105,7 @@ def test_after_a_support_reset_ssh_refuses_or_with_nullok_takes_the_key_alone(
         "from keyfob.accounts.models import User\n"
         "from keyfob.audit.events import Context\n"
         "from keyfob.twofactor import flows\n"
-        f"flows.disable(User.objects.get(email={EMAIL!r}), Context(), by='support')\n"
+        f"flows.disable_by_support(User.objects.get(email={EMAIL!r}), Context())\n"
     )
     refused = login(central.sshd, central.user, oathtool_totp(account.secret))
     assert not refused.ok

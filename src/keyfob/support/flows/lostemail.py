@@ -305,7 +305,7 @@ def change_address(request_id: int, staff: User, reason: str, context: Context) 
         credentials_changed.send(sender=User, user=user)
         turned_off = False
         if req.lost_authenticator and twofactor.has_2fa(user):
-            twofactor.disable(user, customer_context(), by=twofactor.By.SUPPORT)
+            twofactor.disable_by_support(user, customer_context())
             turned_off = True
         sessions = end_sessions(user)
         log_step(

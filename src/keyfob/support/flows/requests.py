@@ -156,7 +156,7 @@ def disable(request_id: int, staff: User, reason: str, context: Context) -> Requ
         if req.state == State.APPROVED and not may_disable(req, staff):
             raise FourEyes("another staff member must disable")
         move(req, "disable", reason=reason)
-        twofactor.disable(req.user, customer_context(), by=twofactor.By.SUPPORT)
+        twofactor.disable_by_support(req.user, customer_context())
         sessions = end_sessions(req.user)
         log_step(
             req,

@@ -9,7 +9,9 @@ from enum import StrEnum
 
 from django.db import transaction
 from django.db.models import QuerySet
+from django.http import HttpRequest
 
+from keyfob.accounts import proofs
 from keyfob.accounts.models import User
 from keyfob.audit import notices
 from keyfob.audit.events import Context, record
@@ -106,20 +108,23 @@ def rename(user: User, family: Family, pk: int, name: str, context: Context) -> 
         return item
 
 
-def remove(user: User, family: Family, pk: int, context: Context) -> Item:
-    """Remove one of the account's apps or keys; return it (no longer saved).
+def remove(request: HttpRequest, user: User, family: Family, pk: int, context: Context) -> Item:
+    """Remove one of the account's apps or keys; return it (no longer saved). The proofs it
+    made stop counting, in every session.
 
     Raises :class:`LastAuthenticator` if it is the account's only authenticator, of any
-    family (that is turning 2FA off, with its own confirmation: ``disable``), and
+    family (that is turning 2FA off, with its own confirmation: ``disable``),
     :class:`UnknownAuthenticator` for another account's, an unknown one or one removed
-    meanwhile.
+    meanwhile, and ``ReauthRequired`` without a recent confirmation.
     """
     rules = _RULES[Family(family)]
+    proofs.require_recent_auth(request)
     with transaction.atomic():
         locked = _locked(user)
         item = _find(locked, family, pk)
         if sum(len(items) for items in locked.values()) == 1:
             raise LastAuthenticator("the last authenticator: turn two-factor authentication off")
+        proofs.authenticator_gone(user, Family(family).value, item.pk)
         item.delete()
         event, notice = rules.removed
         record(user, event, context, name=item.label, **rules.removed_detail(item))

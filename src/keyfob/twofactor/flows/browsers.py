@@ -8,8 +8,10 @@ from datetime import timedelta
 from typing import Any
 
 from django.db import transaction
+from django.http import HttpRequest
 
 from keyfob.accounts.models import User
+from keyfob.accounts.proofs import require_recent_auth
 from keyfob.audit import notices
 from keyfob.audit.events import Context, record
 from keyfob.audit.models import EventKind
@@ -80,8 +82,12 @@ def revoke_on_credentials_change(user: User, **_kwargs: Any) -> None:
     TrustedBrowser.objects.filter(user=user, revoked_at__isnull=True).update(revoked_at=clock.now())
 
 
-def revoke_trusted_browsers(user: User, context: Context, pk: int | None = None) -> int:
-    """Revoke one trusted browser (``pk``) or all of them; return how many."""
+def revoke_trusted_browsers(
+    request: HttpRequest, user: User, context: Context, pk: int | None = None
+) -> int:
+    """Revoke one trusted browser (``pk``) or all of them; return how many. Raises
+    ``ReauthRequired`` without a recent confirmation in the session of ``request``."""
+    require_recent_auth(request)
     with transaction.atomic():
         rows = TrustedBrowser.objects.filter(user=user, revoked_at__isnull=True)
         if pk is not None:

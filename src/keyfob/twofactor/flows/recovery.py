@@ -7,9 +7,11 @@ import hmac
 import secrets
 
 from django.db import transaction
+from django.http import HttpRequest
 
 from keyfob import otp
 from keyfob.accounts.models import User
+from keyfob.accounts.proofs import require_recent_auth
 from keyfob.audit import notices
 from keyfob.audit.events import Context, record
 from keyfob.audit.models import EventKind
@@ -52,10 +54,12 @@ def recovery_codes_left(user: User) -> int:
     return RecoveryCode.objects.filter(user=user, used_at__isnull=True).count()
 
 
-def regenerate_recovery_codes(user: User, context: Context) -> list[str]:
-    """Replace every recovery code; return the new ones. The caller has just had the
-    password and a code confirmed (the portal's reauth_required): no code is asked again.
-    Raises :class:`NotEnrolled` without 2FA."""
+def regenerate_recovery_codes(request: HttpRequest, user: User, context: Context) -> list[str]:
+    """Replace every recovery code; return the new ones. The session of ``request`` has
+    just confirmed the password and a second factor ("Confirm it is you"): no code is asked
+    again. Raises ``ReauthRequired`` without that confirmation, :class:`NotEnrolled`
+    without 2FA."""
+    require_recent_auth(request)
     with transaction.atomic():
         if not has_2fa(user):
             raise NotEnrolled()

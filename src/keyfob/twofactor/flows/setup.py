@@ -8,9 +8,12 @@ from datetime import timedelta
 from enum import StrEnum
 
 from django.db import transaction
+from django.http import HttpRequest
 
 from keyfob import otp
+from keyfob.accounts import proofs
 from keyfob.accounts.models import User
+from keyfob.accounts.proofs import require_recent_auth
 from keyfob.audit import notices
 from keyfob.audit.events import Context, record
 from keyfob.audit.models import EventKind, SecurityEvent
@@ -83,14 +86,16 @@ def setup_seconds_left(auth: Authenticator) -> int:
     return max(0, int((limit - clock.now()).total_seconds()))
 
 
-def confirm_setup(user: User, code: str, context: Context) -> list[str]:
+def confirm_setup(request: HttpRequest, user: User, code: str, context: Context) -> list[str]:
     """Activate the pending authenticator with a code from the app.
 
     Returns the new recovery codes, to be shown once, when this is the account's first
     authenticator (2FA is turned on); an empty list when it is one more (the recovery codes
-    stay). Raises :class:`SetupExpired` if the pending secret is older than the limit, and
+    stay). Raises ``ReauthRequired`` without a recent confirmation in the session of
+    ``request``, :class:`SetupExpired` if the pending secret is older than the limit, and
     what :func:`verify_code` raises.
     """
+    require_recent_auth(request)
     pending = Authenticator.objects.filter(user=user, confirmed_at__isnull=True).first()
     if pending is None or setup_expired(pending):
         raise SetupExpired()
@@ -143,9 +148,20 @@ def turned_on_or_added(
     return codes
 
 
-def disable(user: User, context: Context, *, by: By = By.USER) -> None:
-    """Turn 2FA off: authenticator apps, security keys, recovery codes and trusted browsers
-    all go."""
+def disable(request: HttpRequest, user: User, context: Context) -> None:
+    """The account holder turns 2FA off: authenticator apps, security keys, recovery codes
+    and trusted browsers all go. Raises ``ReauthRequired`` without a recent confirmation."""
+    require_recent_auth(request)
+    _disable(user, context, By.USER)
+
+
+def disable_by_support(user: User, context: Context) -> None:
+    """Support turns the customer's 2FA off, after its own identity check (the customer has
+    no session here): as :func:`disable`."""
+    _disable(user, context, By.SUPPORT)
+
+
+def _disable(user: User, context: Context, by: By) -> None:
     with transaction.atomic():
         deleted, _ = Authenticator.objects.filter(user=user).delete()
         keys, _ = SecurityKey.objects.filter(user=user).delete()
@@ -154,6 +170,8 @@ def disable(user: User, context: Context, *, by: By = By.USER) -> None:
         TrustedBrowser.objects.filter(user=user, revoked_at__isnull=True).update(
             revoked_at=clock.now()
         )
+        # What the authenticators proved dies with them, in every session (the staff rule).
+        proofs.factors_gone(user, proofs.SECOND_FACTORS)
         if deleted:
             record(user, EventKind.TWOFACTOR_OFF, context, by=by)
             notices.queue(user, NoticeKind.TWOFACTOR_OFF, context, by=by)

@@ -44,6 +44,7 @@ from webauthn.helpers.structs import (
     UserVerificationRequirement,
 )
 
+from keyfob.accounts import proofs
 from keyfob.accounts.flows import require_recent_auth
 from keyfob.accounts.models import User
 from keyfob.audit import notices
@@ -534,9 +535,12 @@ def verify_key(
         new_count = verified.new_sign_count
         if (new_count or key.sign_count) and new_count <= key.sign_count:
             notices.queue(key.user, NoticeKind.KEY_CLONE, context, name=key.label)
+            # A key that may have been copied proves nothing any more, in any session.
+            proofs.authenticator_gone(key.user, proofs.KEY, key.pk)
             raise KeyCloned(f"counter {new_count} after {key.sign_count}")
         if not _use_counter(key, new_count, verified.credential_backed_up, passwordless):
             raise CodeReused("this signature counter was just used")
+        key.verified_user_now = verified.user_verified
         return key
 
     failure_detail = {"authenticator": key.label} if key is not None else {}

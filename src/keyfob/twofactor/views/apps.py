@@ -86,7 +86,7 @@ def setup_view(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         try:
             codes = flows.confirm_setup(
-                user, form.cleaned_data["code"], Context.from_request(request)
+                request, user, form.cleaned_data["code"], Context.from_request(request)
             )
         except flows.SetupExpired:
             stale = Authenticator.objects.filter(user=user, confirmed_at__isnull=True).first()
@@ -108,8 +108,6 @@ def setup_view(request: HttpRequest) -> HttpResponse:
                 # made with a factor the account already had.
                 messages.success(request, _("Your new authenticator app is added."))
                 return redirect("account:security")
-            # The confirmation before was made without the factor the account now has.
-            account_flows.forget_recent_auth(request)
             _hold_fresh_codes(request, user, codes)
             messages.success(request, _("Two-factor authentication is on."))
             return redirect("account:recovery-codes")

@@ -10,7 +10,6 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
 
-from keyfob.accounts import flows as account_flows
 from keyfob.accounts.decorators import reauth_redirect, reauth_required
 from keyfob.audit.events import Context
 from keyfob.twofactor import flows
@@ -26,7 +25,6 @@ from keyfob.twofactor.messages import (
 from keyfob.twofactor.models import Purpose
 from keyfob.twofactor.views.apps import _two_factor_needs_phone
 from keyfob.twofactor.views.security import _hold_fresh_codes
-from keyfob.twofactor.views.signin import phishing_resistant
 from keyfob.twofactor.views.steps import (
     key_options,
 )
@@ -51,11 +49,10 @@ def add_key_view(request: HttpRequest) -> HttpResponse:
     proves itself, not the person, so it grants no re-authentication."""
     user = _user(request)
     adding = flows.has_2fa(user)
-    if flows.only_keys_confirm(user) and not phishing_resistant(request):
+    if flows.only_keys_confirm(user) and not flows.phishing_resistant(request):
         # A staff member's further key: this session's freshness may come from a code
         # relayed before their first key was added (with its enrolment code); it must be
         # confirmed with that key.
-        account_flows.forget_recent_auth(request)
         return reauth_redirect(reverse("account:add-key"))
     if _two_factor_needs_phone(request, user):
         return redirect("account:setup-phone")
@@ -87,7 +84,6 @@ def add_key_view(request: HttpRequest) -> HttpResponse:
                     request, _("Your security key “%(name)s” is added.") % {"name": label}
                 )
                 return redirect("account:security")
-            account_flows.forget_recent_auth(request)
             _hold_fresh_codes(request, user, codes)
             messages.success(request, _("Two-factor authentication is on."))
             return redirect("account:recovery-codes")

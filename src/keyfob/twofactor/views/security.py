@@ -18,6 +18,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_http_methods, require_POST
 
+from keyfob.accounts import sessions
 from keyfob.accounts.decorators import reauth_required
 from keyfob.accounts.models import User
 from keyfob.audit.events import Context
@@ -127,6 +128,7 @@ def security_view(request: HttpRequest) -> HttpResponse:
         "browser_time_zone": not user.time_zone,
         # Each is its own template's output (a SafeString, so not escaped twice).
         "sections": [section(request, user) for section in SECURITY_SECTIONS],
+        "sessions": sessions.signed_in_sessions(request, user),
     }
     return render(request, "twofactor/security.html", context)
 
@@ -198,7 +200,7 @@ def regenerate_view(request: HttpRequest) -> HttpResponse:
     if not flows.has_2fa(user):
         return redirect("account:security")
     if request.method == "POST":
-        codes = flows.regenerate_recovery_codes(user, Context.from_request(request))
+        codes = flows.regenerate_recovery_codes(request, user, Context.from_request(request))
         _hold_fresh_codes(request, user, codes)
         messages.success(request, _("Your new recovery codes replace the old ones."))
         return redirect("account:recovery-codes")
@@ -212,7 +214,7 @@ def disable_view(request: HttpRequest) -> HttpResponse:
     if not flows.has_2fa(user):
         return redirect("account:security")
     if request.method == "POST":
-        flows.disable(user, Context.from_request(request))
+        flows.disable(request, user, Context.from_request(request))
         messages.success(request, _("Two-factor authentication is off."))
         return redirect("account:security")
     return render(request, "twofactor/disable.html")
@@ -224,11 +226,43 @@ def disable_view(request: HttpRequest) -> HttpResponse:
 @require_POST
 def revoke_browser_view(request: HttpRequest, pk: int | None = None) -> HttpResponse:
     user = _user(request)
-    count = flows.revoke_trusted_browsers(user, Context.from_request(request), pk)
+    count = flows.revoke_trusted_browsers(request, user, Context.from_request(request), pk)
     messages.success(
         request,
         ngettext(
             "%(n)d browser is no longer trusted.", "%(n)d browsers are no longer trusted.", count
+        )
+        % {"n": count},
+    )
+    return redirect("account:security")
+
+
+@require_POST
+@reauth_required
+def sign_out_session_view(request: HttpRequest, pk: int) -> HttpResponse:
+    """ "Sign out" one other session of the account, from the Security page."""
+    try:
+        browser = sessions.sign_out_session(request, _user(request), pk)
+    except sessions.NoSuchSession:
+        messages.info(request, _("That session had already ended."))
+    else:
+        messages.success(
+            request,
+            _("The session in %(browser)s is signed out.")
+            % {"browser": browser or _("Unknown browser")},
+        )
+    return redirect("account:security")
+
+
+@require_POST
+@reauth_required
+def sign_out_others_view(request: HttpRequest) -> HttpResponse:
+    """ "Sign out everywhere else": every session of the account but this one."""
+    count = sessions.sign_out_other_sessions(request, _user(request))
+    messages.success(
+        request,
+        ngettext(
+            "%(n)d other session is signed out.", "%(n)d other sessions are signed out.", count
         )
         % {"n": count},
     )
@@ -288,7 +322,7 @@ def remove_view(request: HttpRequest, family: flows.Family, pk: int) -> HttpResp
         return redirect("account:disable")
     if request.method == "POST":
         try:
-            removed = flows.remove(user, family, item.pk, Context.from_request(request))
+            removed = flows.remove(request, user, family, item.pk, Context.from_request(request))
         except flows.LastAuthenticator:  # another tab removed the others meanwhile
             return redirect("account:disable")
         except flows.UnknownAuthenticator:  # removed in another tab meanwhile

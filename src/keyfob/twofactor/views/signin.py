@@ -7,8 +7,6 @@ full session (a new session id) only after the second factor.
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.contrib import messages
 from django.contrib.auth import logout
 from django.contrib.auth.decorators import login_required
@@ -23,6 +21,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from keyfob.accounts import flows as account_flows
 from keyfob.accounts.forms import LoginForm
 from keyfob.accounts.models import User
+from keyfob.accounts.proofs import Made
 from keyfob.accounts.text import wait_text
 from keyfob.audit.events import Context
 from keyfob.otp import KeyfobError, Throttled
@@ -40,25 +39,6 @@ from keyfob.twofactor.views.steps import (
     recovery_left_message,
     second_factor_choice,
 )
-
-# Set in a session signed in (or confirmed, "Confirm it is you") with a security key or
-# passkey: a sign-in a phishing page cannot relay. Staff pages ask for it.
-PHISHING_RESISTANT_KEY = "keyfob.phishing_resistant"
-
-
-def mark_phishing_resistant(request: HttpRequest, user: User) -> None:
-    """``user``, signed in in this session, has just proven it with a security key or
-    passkey (after :func:`~keyfob.accounts.flows.complete_signin`, which cycles the
-    session)."""
-    request.session[PHISHING_RESISTANT_KEY] = user.pk
-
-
-def phishing_resistant(request: HttpRequest) -> bool:
-    """Whether the account signed in in this session proved it with a security key or
-    passkey (at sign-in or at "Confirm it is you")."""
-    return request.user.is_authenticated and request.session.get(PHISHING_RESISTANT_KEY) == getattr(
-        request.user, "pk", None
-    )
 
 
 def safe_next(request: HttpRequest, value: str | None) -> str:
@@ -95,8 +75,13 @@ def login_view(request: HttpRequest) -> HttpResponse:
         except account_flows.InvalidCredentials:
             form.add_error(None, _("The e-mail address or the password is not right."))
         else:
-            if not flows.has_2fa(user):
-                account_flows.complete_signin(request, user, second_factor="none")
+            step = flows.after_password(request, user, next_url, trust.token(request))
+            if step.after == flows.After.CODE_STEP:
+                # "I lost my authenticator" (Can't sign in?): the request to support, which
+                # needs only the password step, comes next, not the code it cannot give.
+                lost = next_url == reverse("support:open")
+                return redirect(next_url if lost else "login-code")
+            if step.after == flows.After.SIGNED_IN:
                 if flows.turned_off_by_support(user):
                     messages.warning(
                         request,
@@ -111,16 +96,9 @@ def login_view(request: HttpRequest) -> HttpResponse:
                         ),
                     )
                 return redirect(next_url)
-            new_token = trust.skip_code_step(request, user)
-            if new_token is None:
-                account_flows.begin_pending(request, user, next_url)
-                # "I lost my authenticator" (Can't sign in?): the request to support, which
-                # needs only the password step, comes next, not the code it cannot give.
-                lost = next_url == reverse("support:open")
-                return redirect(next_url if lost else "login-code")
-            account_flows.complete_signin(request, user, verified=False, second_factor="trusted")
             response = redirect(next_url)
-            trust.set_cookie(request, response, new_token)
+            if step.trust_token is not None:
+                trust.set_cookie(request, response, step.trust_token)
             return response
     return _login_page(request, form, next_url)
 
@@ -180,10 +158,7 @@ def passkey_signin_view(request: HttpRequest) -> HttpResponse:
         )
     except KeyfobError as exc:
         return _login_page(request, LoginForm(), next_url, passkey_error(exc))
-    account_flows.complete_signin(
-        request, key.user, second_factor="passkey", authenticator=key.label
-    )
-    mark_phishing_resistant(request, key.user)
+    flows.after_passkey(request, key)
     recovery_left_message(request, key.user, used=False)
     return redirect(next_url)
 
@@ -209,26 +184,20 @@ def signin_code_view(request: HttpRequest) -> HttpResponse:
     form = SignInCodeForm(request.POST if request.method == "POST" else None, way=choice.way)
     if request.method == "POST" and form.is_valid():
         context = Context.from_request(request)
-        detail: dict[str, Any] | None
+        made: Made | None
         if choice.way == Way.KEY:
             key = check_key(request, user, form, Purpose.SIGNIN, context)
-            if key is not None:
-                detail = {"second_factor": "security_key", "authenticator": key.label}
-            else:
-                detail = None
+            made = flows.key_proof(key) if key is not None else None
         else:
-            detail = check_second_factor(user, form, context, after_password=True)
-        if detail is not None:
-            account_flows.complete_signin(request, user, **detail)
-            if choice.way == Way.KEY:
-                mark_phishing_resistant(request, user)
-            elif flows.only_keys_confirm(user):
-                # Signed in, but a relayed code grants staff with a key no freshness.
-                account_flows.forget_recent_auth(request)
+            made = check_second_factor(user, form, context, after_password=True)
+        if made is not None:
+            token = flows.after_second_factor(
+                request, user, made, trust=bool(form.cleaned_data.get("trust"))
+            )
             recovery_left_message(request, user, used=choice.way == Way.RECOVERY)
             response = redirect(safe_next(request, next_url))
-            if form.cleaned_data.get("trust"):
-                trust.set_cookie(request, response, flows.trust_browser(user, context))
+            if token is not None:
+                trust.set_cookie(request, response, token)
             return response
     return render(
         request,
@@ -273,17 +242,14 @@ def reauth_view(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         context = Context.from_request(request)
         if password_checked(request, user, form):
+            made: Made | None = None
             if way == Way.KEY:
-                confirmed = check_key(request, user, form, Purpose.REAUTH, context) is not None
-            else:
-                confirmed = (
-                    not second_factor
-                    or check_second_factor(user, form, context, after_password=False) is not None
-                )
-            if confirmed:
-                account_flows.mark_recent_auth(request)
-                if way == Way.KEY:
-                    mark_phishing_resistant(request, user)
+                key = check_key(request, user, form, Purpose.REAUTH, context)
+                made = flows.key_proof(key) if key is not None else None
+            elif second_factor:
+                made = check_second_factor(user, form, context, after_password=False)
+            if made is not None or not second_factor:
+                flows.after_confirmation(request, made)
                 if way == Way.RECOVERY:
                     recovery_left_message(request, user)
                 return redirect(next_url)

@@ -4,7 +4,6 @@ which way to ask, checking a code or a key and putting the refusal on the form."
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from django.contrib import messages
 from django.http import HttpRequest, JsonResponse
@@ -13,6 +12,7 @@ from django.utils.translation import ngettext
 
 from keyfob.accounts import flows as account_flows
 from keyfob.accounts.models import User
+from keyfob.accounts.proofs import Made
 from keyfob.audit.events import Context
 from keyfob.otp import Throttled
 from keyfob.twofactor import flows
@@ -109,15 +109,14 @@ def check_second_factor(
     context: Context,
     *,
     after_password: bool,
-) -> dict[str, Any] | None:
+) -> Made | None:
     """Check the form's code or recovery code; put the error on the form. If accepted,
-    return what the sign-in's event says of it: the factor, and the authenticator app the
-    code was from (the activity says which)."""
+    return the proof it made (the authenticator app the code was from, if one)."""
     field = "recovery_code" if form.recovery else "code"
     try:
         if form.recovery:
             flows.use_recovery_code(user, form.cleaned_data[field], context)
-            return {"second_factor": "recovery"}
+            return flows.RECOVERY_PROOF
         auth = flows.verify_code(
             user, form.cleaned_data[field], context, after_password=after_password
         )
@@ -126,7 +125,7 @@ def check_second_factor(
             field, code_error(exc, RECOVERY_MESSAGES if form.recovery else CODE_MESSAGES)
         )
         return None
-    return {"second_factor": "code", "authenticator": auth.label}
+    return flows.app_proof(auth)
 
 
 def password_checked(request: HttpRequest, user: User, form: ReauthForm) -> bool:
