@@ -17,7 +17,6 @@ from datetime import timedelta
 from enum import StrEnum
 
 from django.db import IntegrityError, transaction
-from django.db.models import Prefetch
 
 from keyfob.accounts.models import User
 from keyfob.api.models import ServerToken, SshLogin
@@ -62,6 +61,8 @@ def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+# What a request's token check reads of its row.
+TOKEN_FIELDS = ("id", "name", "digest", "can_manage_links", "last_used_at")
 # A digest to compare against when no row matches, so a miss costs what a hit costs.
 _DUMMY_DIGEST = _digest("kfs_" + "0" * 16 + "_" + "0" * 43)
 
@@ -125,7 +126,9 @@ def authenticate(header: str) -> ServerToken | None:
     token, key = _bearer(header)
     row = None
     if key is not None:
-        row = ServerToken.objects.filter(key=key, revoked_at__isnull=True).first()
+        # One indexed read of the columns a check uses (no ORDER BY: the key is unique).
+        found = ServerToken.objects.filter(key=key, revoked_at__isnull=True).only(*TOKEN_FIELDS)
+        row = next(iter(found.order_by()[:1]), None)
     return _checked(row, token)
 
 
@@ -182,23 +185,44 @@ def unlink(login: str, server: str, context: Context) -> bool:
 Account = tuple[User, list[Authenticator]]
 
 
+# What a code check reads of an account and of its authenticator apps: the rest of either
+# row would load on access (a query; tests/core/test_query_counts.py would see it).
+USER_FIELDS = ("user__id", "user__is_active")
+APP_FIELDS = (
+    *("id", "user_id", "name", "kind", "secret_encrypted", "algorithm", "digits", "period"),
+    *("last_step", "counter", "confirmed_at"),
+)
+
+
 def account_for(login: str, server: str) -> Account | None:
     """The active account ``login`` belongs to on ``server`` (a token's name), with its
-    authenticators, or None: two queries (the link with its user, then the account's
-    confirmed authenticators; an account has several since issue 17, so no longer one
-    join). Only a link on that very server counts, so a token reaches no other server's
-    logins; an old link for every server (``server`` "", which no token is named) reaches
-    none."""
-    confirmed = Authenticator.objects.filter(confirmed_at__isnull=False)
-    link = (
-        SshLogin.objects.select_related("user")
-        .prefetch_related(Prefetch("user__authenticators", queryset=confirmed, to_attr="apps"))
-        .filter(login=login, server=server)
-        .first()
+    confirmed authenticator apps, or None. Only a link on that very server counts, so a
+    token reaches no other server's logins; an old link for every server (``server`` "",
+    which no token is named) reaches none.
+
+    One query for an account with an app, which is every SSH login that can give a code:
+    its apps through the link, each with the account. An account without one (2FA off,
+    security keys only, or no such login) takes a second query, of the link and account.
+    """
+    apps = list(
+        Authenticator.objects.filter(
+            user__ssh_logins__login=login,
+            user__ssh_logins__server=server,
+            user__is_active=True,
+            confirmed_at__isnull=False,
+        )
+        .select_related("user")
+        .only(*APP_FIELDS, *USER_FIELDS)
     )
+    if apps:
+        user = apps[0].user
+        for app in apps:
+            app.user = user  # one account object for all, as the flows expect
+        return user, apps
+    link = SshLogin.objects.select_related("user").filter(login=login, server=server).first()
     if link is None or not link.user.is_active:
         return None
-    return link.user, list(getattr(link.user, "apps", []))
+    return link.user, []
 
 
 def authenticate_for(header: str, login: str) -> tuple[ServerToken, Account | None] | None:

@@ -9,10 +9,10 @@ for it queues behind one another and no failure is lost.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.db.models import Count, Q, Subquery
 
 from keyfob.core import clock
 from keyfob.core.models import Throttle, ThrottleFailure
@@ -104,23 +104,109 @@ def check(policy: Policy, row: Throttle) -> None:
 
 
 def record_failure(policy: Policy, row: Throttle) -> float:
-    """Count one failure on a locked row; return the delay it imposes (seconds)."""
+    """Count one failure on a locked row (from :func:`acquire`); return the delay it imposes
+    (seconds).
+
+    The row was read under its lock, so its count is exact: the new values are written by
+    one UPDATE, and the failure's time by one INSERT. Failures over a day old are deleted
+    by :func:`prune_idle`, not here: they no longer count (``at`` is compared with now).
+    """
     now = clock.now()
     quiet = (
         policy.decay is not None
         and row.last_failure_at is not None
         and row.last_failure_at <= now - policy.decay
     )
-    Throttle.objects.filter(pk=row.pk).update(
-        consecutive=1 if quiet else F("consecutive") + 1, last_failure_at=now
-    )
-    row.refresh_from_db(fields=["consecutive", "last_failure_at"])
+    row.consecutive = 1 if quiet else row.consecutive + 1
+    row.last_failure_at = now
     delay = policy.delay(row.consecutive)
     if delay:
-        Throttle.objects.filter(pk=row.pk).update(locked_until=now + delay)
+        row.locked_until = now + delay
+    Throttle.objects.filter(pk=row.pk).update(
+        consecutive=row.consecutive, last_failure_at=now, locked_until=row.locked_until
+    )
     ThrottleFailure.objects.create(throttle=row, at=now)
-    ThrottleFailure.objects.filter(throttle=row, at__lte=now - DAY).delete()
     return delay.total_seconds()
+
+
+@dataclass(frozen=True)
+class Seen:
+    """A (scope, key) row's counters as read without its lock (:func:`peek`): what
+    :func:`count_unchanged` compares before it counts. ``recent`` is how many failures the
+    last 24 hours hold; ``exists`` is False when there is no row yet (counters at rest)."""
+
+    exists: bool
+    consecutive: int = 0
+    locked_until: datetime | None = None
+    last_failure_at: datetime | None = None
+    recent: int = 0
+
+    def refuses(self, policy: Policy, now: datetime) -> bool:
+        """Whether these counters refuse an attempt at ``now`` (a wait, or the daily cap)."""
+        waiting = self.locked_until is not None and self.locked_until > now
+        return waiting or self.recent >= policy.daily
+
+
+def peek(policy: Policy, key: str) -> Seen:
+    """The (scope, key) counters, read in one query without a lock or a transaction."""
+    since = clock.now() - DAY
+    found = (
+        Throttle.objects.filter(scope=policy.scope, key=key)
+        .values_list("consecutive", "locked_until", "last_failure_at")
+        .annotate(recent=Count("failures", filter=Q(failures__at__gt=since)))
+        .order_by()
+    )
+    for consecutive, locked_until, last_failure_at, recent in found:
+        return Seen(True, consecutive, locked_until, last_failure_at, recent)
+    return Seen(False)
+
+
+def count_unchanged(policy: Policy, key: str, seen: Seen) -> bool:
+    """Count one failure of (scope, key), without :func:`acquire`'s lock, if its counters
+    are still ``seen`` (from :func:`peek`) and let the attempt through; return whether it
+    was counted. Call inside a transaction, which the failure's record then joins.
+
+    A compare-and-set on the row, as single use is: the new counters are worked out from
+    ``seen`` and written by one UPDATE whose condition is that the row still holds
+    ``seen``. Any failure counted, or success reset, since the read changes the row, so the
+    UPDATE changes nothing and False is returned: the caller then decides under the lock
+    (:func:`acquire`, :func:`check`, :func:`record_failure`), as it does when ``seen``
+    refuses the attempt. With no row yet, one is made at rest first (an insert that does
+    nothing when a concurrent attempt made it). Every failure is counted once either way.
+    """
+    assert policy.decay is None, "a decaying count is counted under the lock"
+    assert transaction.get_connection().in_atomic_block, "count_unchanged() needs a transaction"
+    now = clock.now()
+    if seen.refuses(policy, now):
+        return False
+    if not seen.exists:
+        Throttle.objects.bulk_create(
+            [Throttle(scope=policy.scope, key=key)],
+            ignore_conflicts=True,
+        )
+    consecutive = seen.consecutive + 1
+    delay = policy.delay(consecutive)
+    rows = Throttle.objects.filter(
+        scope=policy.scope,
+        key=key,
+        consecutive=seen.consecutive,
+        locked_until=seen.locked_until,  # an exact match; None reads as IS NULL
+        last_failure_at=seen.last_failure_at,
+    )
+    changes = {
+        "consecutive": consecutive,
+        "last_failure_at": now,
+        "locked_until": now + delay if delay else seen.locked_until,
+    }
+    if rows.update(**changes) != 1:
+        return False
+    ThrottleFailure.objects.create(
+        throttle_id=Subquery(
+            Throttle.objects.filter(scope=policy.scope, key=key).values("pk")[:1]
+        ),
+        at=now,
+    )
+    return True
 
 
 def consecutive_failures(policy: Policy, key: str) -> int:
@@ -136,7 +222,8 @@ def reset(row: Throttle) -> None:
 
 def prune_idle() -> int:
     """Delete the rows that have been quiet for a day: no failure, no wait, not made in the
-    last day (so a row an attempt is using right now stays). Return how many went.
+    last day (so a row an attempt is using right now stays), and every failure over a day
+    old (no check counts it any more). Return how many rows went.
 
     A pruned row holds nothing a check needs: its daily failures have aged out and its
     count would restart anyway. Run by the mail sender's hourly pass and by
@@ -149,4 +236,5 @@ def prune_idle() -> int:
         updated__lte=now - DAY,
     )
     _total, by_model = idle.delete()  # the total counts their failures too
+    ThrottleFailure.objects.filter(at__lte=now - DAY).delete()
     return by_model.get(Throttle._meta.label, 0)

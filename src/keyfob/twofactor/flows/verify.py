@@ -260,34 +260,42 @@ def _consume_unthrottled(
 class _CodeCheck:
     """A code read and matched before any lock; called, it is the attempt that consumes it.
 
-    The reading and the HMACs are done before :func:`throttled_attempt` takes the throttle's lock
-    (on SQLite, the database's one write lock), so the lock is held for the writes alone.
-    A stale read is harmless: the compare-and-set decides, and a row changed meanwhile
-    makes the attempt fail. The attempt raises what a check raises, under the lock.
+    The reading and the HMACs (those of a clock far off too) are done before
+    :func:`throttled_attempt` takes the throttle's lock (on SQLite, the database's one write
+    lock), so the lock is held for the writes alone. A stale read is harmless: the
+    compare-and-set decides, and a row changed meanwhile makes the attempt fail. The attempt
+    raises what a check raises, under the lock.
     """
 
     auths: Sequence[Authenticator]
     auth: Authenticator | None  # the one the code matched
     matched: int | None
-    code: str = field(repr=False)  # never in a log line
     at: float
     confirm: bool
+    # A code that matched nothing: the error it gets, and the authenticator whose clock is
+    # that far off (if any).
+    wrong: InvalidCode | None = None
+    drifted: Authenticator | None = None
+
+    def spend_ahead(self) -> None:
+        """A code for a later step must not become usable then: the "fast clock" answer
+        would tell a guesser a code to type later. So that step, and every one before it,
+        is spent (its write is committed with the failure)."""
+        wrong = self.wrong
+        if self.drifted is not None and isinstance(wrong, ClockDrift) and wrong.steps > 0:
+            ahead = int(self.at // self.drifted.period) + wrong.steps
+            consume(
+                Authenticator.objects.filter(pk=self.drifted.pk, last_step__lt=ahead),
+                last_step=ahead,
+            )
 
     def __call__(self) -> Authenticator:
         if not self.auths:
             raise SetupExpired() if self.confirm else NotEnrolled()
         if self.auth is None or self.matched is None:
-            drifted, wrong = _wrong_code(self.auths, self.code, self.at)
-            if drifted is not None and isinstance(wrong, ClockDrift) and wrong.steps > 0:
-                # A code for a later step must not become usable then: the "fast clock"
-                # answer would tell a guesser a code to type later. So that step, and every
-                # one before it, is spent (its write is committed with the failure).
-                ahead = int(self.at // drifted.period) + wrong.steps
-                consume(
-                    Authenticator.objects.filter(pk=drifted.pk, last_step__lt=ahead),
-                    last_step=ahead,
-                )
-            raise wrong
+            assert self.wrong is not None
+            self.spend_ahead()
+            raise self.wrong
         if not _consume(self.auth, self.matched, confirm=self.confirm):
             raise CodeReused("this code was already used")
         return self.auth
@@ -306,8 +314,33 @@ def code_check(
     for auth in auths:
         matched = _match(auth, code, at)
         if matched is not None:
-            return _CodeCheck(auths, auth, matched, code, at, confirm)
-    return _CodeCheck(auths, None, None, code, at, confirm)
+            return _CodeCheck(auths, auth, matched, at, confirm)
+    if not auths:
+        return _CodeCheck(auths, None, None, at, confirm)
+    drifted, wrong = _wrong_code(auths, code, at)
+    return _CodeCheck(auths, None, None, at, confirm, wrong, drifted)
+
+
+def _fail_unlocked(user: User, check: _CodeCheck, context: Context) -> bool:
+    """A wrong code counted and recorded without the throttle's lock: one compare-and-set on
+    the throttle's row (:func:`throttle.count_unchanged`), the failure's record, and the
+    clock-drift spend if any, in one transaction; that is what a success costs, give or take
+    the failure's own row. Returns False, having counted nothing, when the throttle refuses
+    the attempt or a concurrent attempt changed its counters since they were read:
+    :func:`throttled_attempt` then decides under the lock.
+    """
+    assert check.wrong is not None
+    key = str(user.pk)
+    seen = throttle.peek(throttle.CODE, key)
+    if seen.refuses(throttle.CODE, clock.now()):
+        return False
+    kind = getattr(check.wrong, "event", None) or _WRONG[Factor.CODE]
+    with transaction.atomic(savepoint=False):
+        if not throttle.count_unchanged(throttle.CODE, key, seen):
+            return False
+        check.spend_ahead()
+        record(user, kind, context)
+    return True
 
 
 def verify_code(
@@ -336,13 +369,12 @@ def verify_code(
     check = code_check(user, code, confirm=False, auths=authenticators)
     if event is not None and check.auth is not None:
         event = (event[0], {**event[1], "authenticator": check.auth.label})
-    if (
-        check.auth is not None
-        and check.matched is not None
-        and _consume_unthrottled(user, check.auth, check.matched, context, event)
-    ):
-        return check.auth
     try:
+        if check.auth is not None and check.matched is not None:
+            if _consume_unthrottled(user, check.auth, check.matched, context, event):
+                return check.auth
+        elif check.wrong is not None and _fail_unlocked(user, check, context):
+            raise check.wrong
         return throttled_attempt(user, context, Factor.CODE, check, event)
     except InvalidCode:
         if after_password and throttle.consecutive_failures(throttle.CODE, str(user.pk)) >= 3:
