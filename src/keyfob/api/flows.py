@@ -22,7 +22,7 @@ from keyfob.accounts.models import User
 from keyfob.api.models import ServerToken, SshLogin
 from keyfob.audit.events import Context, record
 from keyfob.audit.models import Channel, EventKind
-from keyfob.core import clock
+from keyfob.core import clock, compiled
 from keyfob.otp import CodeReused, InvalidCode, KeyfobError, Throttled
 from keyfob.twofactor import flows as twofactor
 from keyfob.twofactor.models import Authenticator
@@ -63,6 +63,16 @@ def _digest(token: str) -> str:
 
 # What a request's token check reads of its row.
 TOKEN_FIELDS = ("id", "name", "digest", "can_manage_links", "last_used_at")
+# One indexed read of the columns a check uses (no ORDER BY: the key is unique).
+_TOKEN = compiled.Select(
+    ServerToken,
+    lambda key: (
+        ServerToken.objects.filter(key=key, revoked_at__isnull=True)
+        .only(*TOKEN_FIELDS)
+        .order_by()[:1]
+    ),
+    key="",
+)
 # A digest to compare against when no row matches, so a miss costs what a hit costs.
 _DUMMY_DIGEST = _digest("kfs_" + "0" * 16 + "_" + "0" * 43)
 
@@ -126,9 +136,7 @@ def authenticate(header: str) -> ServerToken | None:
     token, key = _bearer(header)
     row = None
     if key is not None:
-        # One indexed read of the columns a check uses (no ORDER BY: the key is unique).
-        found = ServerToken.objects.filter(key=key, revoked_at__isnull=True).only(*TOKEN_FIELDS)
-        row = next(iter(found.order_by()[:1]), None)
+        row = next(_TOKEN.rows(key=key), None)
     return _checked(row, token)
 
 
@@ -185,12 +193,26 @@ def unlink(login: str, server: str, context: Context) -> bool:
 Account = tuple[User, list[Authenticator]]
 
 
-# What a code check reads of an account and of its authenticator apps: the rest of either
-# row would load on access (a query; tests/core/test_query_counts.py would see it).
-USER_FIELDS = ("user__id", "user__is_active")
+# What a code check reads of an account's authenticator apps: the rest of the row would
+# load on access (a query; tests/core/test_query_counts.py would see it).
 APP_FIELDS = (
     *("id", "user_id", "name", "kind", "secret_encrypted", "algorithm", "digits", "period"),
     *("last_step", "counter", "confirmed_at"),
+)
+# The confirmed apps of the active account a login on a server belongs to, in the order
+# they were added (the first one a code matches is the one it is for).
+_APPS = compiled.Select(
+    Authenticator,
+    lambda login, server: (
+        Authenticator.objects.filter(
+            user__ssh_logins__login=login,
+            user__ssh_logins__server=server,
+            user__is_active=True,
+            confirmed_at__isnull=False,
+        ).only(*APP_FIELDS)
+    ),
+    login="",
+    server="",
 )
 
 
@@ -201,21 +223,14 @@ def account_for(login: str, server: str) -> Account | None:
     which no token is named) reaches none.
 
     One query for an account with an app, which is every SSH login that can give a code:
-    its apps through the link, each with the account. An account without one (2FA off,
-    security keys only, or no such login) takes a second query, of the link and account.
+    its apps, through the link. The account is then known by its id only (it is active,
+    the query said so); any other field loads on access. An account without an app (2FA
+    off, security keys only, or no such login) takes a second query, of the link and
+    account.
     """
-    apps = list(
-        Authenticator.objects.filter(
-            user__ssh_logins__login=login,
-            user__ssh_logins__server=server,
-            user__is_active=True,
-            confirmed_at__isnull=False,
-        )
-        .select_related("user")
-        .only(*APP_FIELDS, *USER_FIELDS)
-    )
+    apps = list(_APPS.rows(login=login, server=server))
     if apps:
-        user = apps[0].user
+        user = User.from_db("default", ["id", "is_active"], [apps[0].user_id, True])
         for app in apps:
             app.user = user  # one account object for all, as the flows expect
         return user, apps

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Q, Subquery
+from django.db.models import Count, Q
 
-from keyfob.core import clock
+from keyfob.core import clock, compiled
 from keyfob.core.models import Throttle, ThrottleFailure
 from keyfob.otp import Throttled
 
@@ -133,9 +133,9 @@ def record_failure(policy: Policy, row: Throttle) -> float:
 class Seen:
     """A (scope, key) row's counters as read without its lock (:func:`peek`): what
     :func:`count_unchanged` compares before it counts. ``recent`` is how many failures the
-    last 24 hours hold; ``exists`` is False when there is no row yet (counters at rest)."""
+    last 24 hours hold; ``pk`` is None when there is no row yet (counters at rest)."""
 
-    exists: bool
+    pk: int | None
     consecutive: int = 0
     locked_until: datetime | None = None
     last_failure_at: datetime | None = None
@@ -147,18 +147,65 @@ class Seen:
         return waiting or self.recent >= policy.daily
 
 
+# The statements of a failure counted without the lock, compiled once (core.compiled).
+_PEEK = compiled.Select(
+    Throttle,
+    lambda scope, key, since: (
+        Throttle.objects.filter(scope=scope, key=key)
+        .only("id", "consecutive", "locked_until", "last_failure_at")
+        .annotate(recent=Count("failures", filter=Q(failures__at__gt=since)))
+        .order_by()
+    ),
+    scope="",
+    key="",
+    since=clock.now(),
+)
+_FIRST = compiled.Insert(
+    lambda scope, key, consecutive, locked_until, at: Throttle.objects.create(
+        scope=scope,
+        key=key,
+        consecutive=consecutive,
+        locked_until=locked_until,
+        last_failure_at=at,
+        updated=at,
+    ),
+    scope="",
+    key="",
+    consecutive=0,
+    locked_until=clock.now(),
+    at=clock.now(),
+)
+_COUNT = compiled.Update(
+    lambda pk, was, was_locked, was_failed, consecutive, locked_until, at: (
+        Throttle.objects.filter(
+            pk=pk,
+            consecutive=was,
+            locked_until=was_locked,  # an exact match; None is IS NULL
+            last_failure_at=was_failed,
+        ).update(consecutive=consecutive, last_failure_at=at, locked_until=locked_until)
+    ),
+    pk=0,
+    was=0,
+    was_locked=clock.now(),
+    was_failed=clock.now(),
+    consecutive=0,
+    locked_until=clock.now(),
+    at=clock.now(),
+)
+_FAILURE = compiled.Insert(
+    lambda throttle, at: ThrottleFailure.objects.create(throttle_id=throttle, at=at),
+    throttle=0,
+    at=clock.now(),
+)
+
+
 def peek(policy: Policy, key: str) -> Seen:
     """The (scope, key) counters, read in one query without a lock or a transaction."""
     since = clock.now() - DAY
-    found = (
-        Throttle.objects.filter(scope=policy.scope, key=key)
-        .values_list("consecutive", "locked_until", "last_failure_at")
-        .annotate(recent=Count("failures", filter=Q(failures__at__gt=since)))
-        .order_by()
-    )
-    for consecutive, locked_until, last_failure_at, recent in found:
-        return Seen(True, consecutive, locked_until, last_failure_at, recent)
-    return Seen(False)
+    for row in _PEEK.rows(scope=policy.scope, key=key, since=since):
+        recent = int(row.recent)  # type: ignore[attr-defined]
+        return Seen(row.pk, row.consecutive, row.locked_until, row.last_failure_at, recent)
+    return Seen(None)
 
 
 def count_unchanged(policy: Policy, key: str, seen: Seen) -> bool:
@@ -168,44 +215,34 @@ def count_unchanged(policy: Policy, key: str, seen: Seen) -> bool:
 
     A compare-and-set on the row, as single use is: the new counters are worked out from
     ``seen`` and written by one UPDATE whose condition is that the row still holds
-    ``seen``. Any failure counted, or success reset, since the read changes the row, so the
+    ``seen``. Any failure counted, or success reset, since the read changed the row, so the
     UPDATE changes nothing and False is returned: the caller then decides under the lock
     (:func:`acquire`, :func:`check`, :func:`record_failure`), as it does when ``seen``
-    refuses the attempt. With no row yet, one is made at rest first (an insert that does
-    nothing when a concurrent attempt made it). Every failure is counted once either way.
+    refuses the attempt. With no row yet, the row is made with the failure counted; if a
+    concurrent attempt made it first, that INSERT raises IntegrityError, the transaction is
+    undone, and the caller decides under the lock. Every failure is counted once.
     """
     assert policy.decay is None, "a decaying count is counted under the lock"
     assert transaction.get_connection().in_atomic_block, "count_unchanged() needs a transaction"
     now = clock.now()
     if seen.refuses(policy, now):
         return False
-    if not seen.exists:
-        Throttle.objects.bulk_create(
-            [Throttle(scope=policy.scope, key=key)],
-            ignore_conflicts=True,
-        )
     consecutive = seen.consecutive + 1
     delay = policy.delay(consecutive)
-    rows = Throttle.objects.filter(
-        scope=policy.scope,
-        key=key,
-        consecutive=seen.consecutive,
-        locked_until=seen.locked_until,  # an exact match; None reads as IS NULL
-        last_failure_at=seen.last_failure_at,
-    )
-    changes = {
-        "consecutive": consecutive,
-        "last_failure_at": now,
-        "locked_until": now + delay if delay else seen.locked_until,
-    }
-    if rows.update(**changes) != 1:
-        return False
-    ThrottleFailure.objects.create(
-        throttle_id=Subquery(
-            Throttle.objects.filter(scope=policy.scope, key=key).values("pk")[:1]
-        ),
-        at=now,
-    )
+    locked_until = now + delay if delay else seen.locked_until
+    counted = {"consecutive": consecutive, "locked_until": locked_until, "at": now}
+    if seen.pk is None:
+        pk = _FIRST.run(scope=policy.scope, key=key, **counted)
+    else:
+        pk = seen.pk
+        unchanged = {
+            "was": seen.consecutive,
+            "was_locked": seen.locked_until,
+            "was_failed": seen.last_failure_at,
+        }
+        if _COUNT.run(pk=pk, **unchanged, **counted) != 1:
+            return False
+    _FAILURE.run(throttle=pk, at=now)
     return True
 
 

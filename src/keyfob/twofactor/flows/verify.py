@@ -7,22 +7,23 @@ so a refused attempt always counts.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, TypeVar
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Exists, Q
 
 from keyfob import otp
 from keyfob.accounts.models import User
 from keyfob.audit import notices
-from keyfob.audit.events import Context, record
-from keyfob.audit.models import EventKind
+from keyfob.audit.events import Context, event_row, record
+from keyfob.audit.models import EventKind, SecurityEvent
 from keyfob.audit.notices import NoticeKind
-from keyfob.core import clock, throttle
+from keyfob.core import clock, compiled, throttle
 from keyfob.core.consume import consume
 from keyfob.core.models import Throttle
 from keyfob.otp import CodeReused, InvalidCode, KeyfobError, Throttled
@@ -242,18 +243,67 @@ def _consume_unthrottled(
     A failure committed meanwhile by a concurrent attempt does not undo this success: the
     success is ordered before it, and the failure still counts.
     """
-    condition, changes = _unused(auth, matched)
-    failures = Throttle.objects.filter(scope=throttle.CODE.scope, key=str(user.pk)).filter(
-        Q(consecutive__gt=0)
-        | Q(locked_until__isnull=False)
-        | Q(last_failure_at__gt=clock.now() - throttle.DAY)
-    )
+    now = clock.now()
+    # Built before the transaction starts (on SQLite, writers wait for its lock).
+    statement, values = _UNTHROTTLED[Kind(auth.kind)], {
+        "pk": auth.pk,
+        "matched": matched,
+        "used": now,
+        "key": str(user.pk),
+        "since": now - throttle.DAY,
+    }
+    event_values = None if event is None else event_row(user, event[0], context, **event[1])
     # No savepoint when nested: nothing is written before the compare-and-set.
     with transaction.atomic(savepoint=False):
-        if not consume(Authenticator.objects.filter(condition, ~Exists(failures)), **changes):
+        if statement.run(**values) != 1:
             return False
-        _record_success(user, context, event)
+        if event_values is not None:
+            _EVENT.run(**event_values)
     return True
+
+
+def _has_failures(key: str, since: datetime) -> Exists:
+    """Whether the account's code throttle has a failure on record: one in a row, a wait,
+    or one in the last day."""
+    return Exists(
+        Throttle.objects.filter(scope=throttle.CODE.scope, key=key).filter(
+            Q(consecutive__gt=0) | Q(locked_until__isnull=False) | Q(last_failure_at__gt=since)
+        )
+    )
+
+
+# The statements of a right code on a clean account, compiled once (core.compiled): the
+# compare-and-set of :func:`_unused` guarded by :func:`_has_failures`, by kind, and the
+# success event.
+_SAMPLES = {"pk": 0, "matched": 0, "used": clock.now(), "key": "", "since": clock.now()}
+_UNTHROTTLED = {
+    Kind.TOTP: compiled.Update(
+        lambda pk, matched, used, key, since: (
+            Authenticator.objects.filter(pk=pk, last_step__lt=matched)
+            .filter(~_has_failures(key, since))
+            .update(last_step=matched, last_used_at=used)
+        ),
+        **_SAMPLES,
+    ),
+    Kind.HOTP: compiled.Update(
+        lambda pk, matched, used, key, since: (
+            Authenticator.objects.filter(pk=pk, counter__lte=matched)
+            .filter(~_has_failures(key, since))
+            .update(counter=matched + 1, last_used_at=used)
+        ),
+        **_SAMPLES,
+    ),
+}
+_EVENT = compiled.Insert(
+    lambda **row: SecurityEvent.objects.create(**row),
+    user_id=0,
+    kind="",
+    at=clock.now(),
+    channel="",
+    address=ipaddress.ip_address("192.0.2.1"),
+    user_agent="",
+    detail={},
+)
 
 
 @dataclass(frozen=True)
@@ -335,11 +385,14 @@ def _fail_unlocked(user: User, check: _CodeCheck, context: Context) -> bool:
     if seen.refuses(throttle.CODE, clock.now()):
         return False
     kind = getattr(check.wrong, "event", None) or _WRONG[Factor.CODE]
-    with transaction.atomic(savepoint=False):
-        if not throttle.count_unchanged(throttle.CODE, key, seen):
-            return False
-        check.spend_ahead()
-        record(user, kind, context)
+    try:
+        with transaction.atomic(savepoint=False):
+            if not throttle.count_unchanged(throttle.CODE, key, seen):
+                return False
+            check.spend_ahead()
+            record(user, kind, context)
+    except IntegrityError:  # a concurrent first failure made the throttle's row: undone
+        return False
     return True
 
 
