@@ -119,6 +119,17 @@ class Statement:
         return found
 
     def _compile(self, using: str, nones: frozenset[str]) -> Compiled:
+        """Compile twice, with two sets of stand-ins: a value worked out from a parameter
+        inside ``build`` (``counter=matched + 1``) would otherwise be kept as a constant, so
+        the two must differ only in their slots."""
+        first, second = self._capture(using, nones), self._capture(using, nones)
+        sql, params, slots = first
+        fixed = [i for i in range(len(params)) if i not in dict(slots)]
+        if (sql, slots) != second[::2] or any(params[i] != second[1][i] for i in fixed):
+            raise AssertionError("a value is worked out from a parameter: make it one")
+        return first
+
+    def _capture(self, using: str, nones: frozenset[str]) -> Compiled:
         connection = connections[using]
         stand_ins = {
             name: None if name in nones else _stand_in(sample)
@@ -140,7 +151,7 @@ class Statement:
             if not at:
                 raise AssertionError(f"{name!r} is not a parameter of the compiled SQL")
             slots.extend((i, name) for i in at)
-        return sql, params, slots
+        return sql, params, sorted(slots)
 
     def params(self, using: str, values: dict[str, object]) -> tuple[str, list[Any]]:
         """The SQL and parameters to run for ``values``."""

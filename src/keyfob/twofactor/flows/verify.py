@@ -252,6 +252,8 @@ def _consume_unthrottled(
         "key": str(user.pk),
         "since": now - throttle.DAY,
     }
+    if auth.kind == Kind.HOTP:
+        values["after"] = matched + 1
     event_values = None if event is None else event_row(user, event[0], context, **event[1])
     # No savepoint when nested: nothing is written before the compare-and-set.
     with transaction.atomic(savepoint=False):
@@ -286,12 +288,13 @@ _UNTHROTTLED = {
         **_SAMPLES,
     ),
     Kind.HOTP: compiled.Update(
-        lambda pk, matched, used, key, since: (
+        lambda pk, matched, used, key, since, after: (
             Authenticator.objects.filter(pk=pk, counter__lte=matched)
             .filter(~_has_failures(key, since))
-            .update(counter=matched + 1, last_used_at=used)
+            .update(counter=after, last_used_at=used)
         ),
         **_SAMPLES,
+        after=0,
     ),
 }
 _EVENT = compiled.Insert(
