@@ -388,12 +388,13 @@ def _fail_unlocked(user: User, check: _CodeCheck, context: Context) -> bool:
     if seen.refuses(throttle.CODE, clock.now()):
         return False
     kind = getattr(check.wrong, "event", None) or _WRONG[Factor.CODE]
+    event = event_row(user, kind, context)  # built before the transaction starts
     try:
         with transaction.atomic(savepoint=False):
             if not throttle.count_unchanged(throttle.CODE, key, seen):
                 return False
             check.spend_ahead()
-            record(user, kind, context)
+            _EVENT.run(**event)
     except IntegrityError:  # a concurrent first failure made the throttle's row: undone
         return False
     return True
