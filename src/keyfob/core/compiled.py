@@ -66,7 +66,8 @@ def _stand_in(sample: object) -> object:
     if isinstance(sample, bool):
         raise TypeError("a boolean cannot be told apart from a constant: make it a constant")
     if isinstance(sample, int):
-        return 7_340_000_000_000 + n * 7919
+        # Within a 32-bit integer column's range: out of it, Django 5 compiles no SQL at all.
+        return 2_000_000_000 + n * 7919 % 100_000_000
     if isinstance(sample, ipaddress.IPv4Address | ipaddress.IPv6Address):
         return str(ipaddress.ip_address("2001:db8:7340::") + n)  # documentation range
     if isinstance(sample, str):
@@ -93,6 +94,18 @@ def _same(param: object, adapted: object, stand_in: object) -> bool:
     return param == adapted or getattr(param, "obj", None) == stand_in
 
 
+def orm_sql(
+    using: str, build: Callable[..., object], values: dict[str, object]
+) -> tuple[str, list[Any]]:
+    """The SQL and parameters the ORM compiles for ``build(**values)``, not run."""
+    try:
+        with connections[using].execute_wrapper(_capture):
+            build(**values)
+    except _Captured as captured:
+        return captured.sql, captured.params
+    raise AssertionError("the statement ran no SQL")
+
+
 class Statement:
     """One ORM statement, compiled once per process and database (and pattern of ``None``
     values), run again with new values.
@@ -104,10 +117,14 @@ class Statement:
     be worked out once, when compiled. Use :class:`Select`, :class:`Update` or :class:`Insert`.
     """
 
+    # Every statement made, for tests/core/test_compiled.py to check against the ORM.
+    made: list[Statement] = []
+
     def __init__(self, build: Callable[..., object], **samples: object) -> None:
         self.build = build
         self.samples = samples
         self._compiled: dict[tuple[str, frozenset[str]], Compiled] = {}
+        Statement.made.append(self)
 
     def compiled(self, using: str, values: dict[str, object]) -> Compiled:
         """The SQL, parameters and slots for ``values``' pattern of ``None`` values."""
@@ -122,26 +139,21 @@ class Statement:
         """Compile twice, with two sets of stand-ins: a value worked out from a parameter
         inside ``build`` (``counter=matched + 1``) would otherwise be kept as a constant, so
         the two must differ only in their slots."""
-        first, second = self._capture(using, nones), self._capture(using, nones)
+        first, second = self.capture(using, nones), self.capture(using, nones)
         sql, params, slots = first
         fixed = [i for i in range(len(params)) if i not in dict(slots)]
         if (sql, slots) != second[::2] or any(params[i] != second[1][i] for i in fixed):
             raise AssertionError("a value is worked out from a parameter: make it one")
         return first
 
-    def _capture(self, using: str, nones: frozenset[str]) -> Compiled:
+    def capture(self, using: str, nones: frozenset[str]) -> Compiled:
+        """Compile with stand-ins (None for ``nones``): the SQL, parameters and slots."""
         connection = connections[using]
         stand_ins = {
             name: None if name in nones else _stand_in(sample)
             for name, sample in self.samples.items()
         }
-        try:
-            with connection.execute_wrapper(_capture):
-                self.build(**stand_ins)
-        except _Captured as captured:
-            sql, params = captured.sql, captured.params
-        else:
-            raise AssertionError("the statement ran no SQL")
+        sql, params = orm_sql(using, self.build, stand_ins)
         slots: list[tuple[int, str]] = []
         for name, stand_in in stand_ins.items():
             if stand_in is None:
