@@ -23,7 +23,7 @@ from django.views.decorators.csrf import csrf_exempt
 ROWS = 1000
 TABLES = (
     "CREATE TABLE IF NOT EXISTS bench_floor (id integer PRIMARY KEY, value varchar(64) NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS bench_floor_write (login varchar(32) NOT NULL, at double precision)",
+    "CREATE TABLE IF NOT EXISTS bench_floor_write (login varchar(32), at double precision)",
 )
 READ = "SELECT value FROM bench_floor WHERE id = %s"
 WRITE = "INSERT INTO bench_floor_write (login, at) VALUES (%s, %s)"

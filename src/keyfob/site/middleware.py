@@ -97,8 +97,11 @@ class ApiMiddleware:
         match = resolve(request.path_info)
         request.resolver_match = match
         response = match.func(request, *match.args, **match.kwargs)
-        # What the portal's stack adds to every answer (ContentSecurityPolicyMiddleware,
-        # XFrameOptionsMiddleware, NoStoreMiddleware).
+        # What the portal's stack adds to every answer: the length (CommonMiddleware; else
+        # the server sends the body in chunks), and ContentSecurityPolicyMiddleware's,
+        # XFrameOptionsMiddleware's and NoStoreMiddleware's headers.
+        if not response.streaming and not response.has_header("Content-Length"):
+            response.headers["Content-Length"] = str(len(response.content))
         response.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
         response.setdefault("X-Frame-Options", settings.X_FRAME_OPTIONS)
         response["Cache-Control"] = "no-store"
