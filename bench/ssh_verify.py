@@ -138,6 +138,54 @@ def quick_secrets(count: int) -> list[str]:
     ]
 
 
+# The portal's code step with the password already given: pending sign-ins made directly
+# (a session holding the marker the password step leaves, and a CSRF secret), so that the
+# load measures the code step alone, not Argon2. Prints {"sessions": [[key, csrf], …]}.
+PORTAL_SETUP = """
+import json, os, sys
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "keyfob.site.settings")
+import django
+django.setup()
+from django.contrib.sessions.backends.db import SessionStore
+from django.utils.crypto import get_random_string
+from keyfob.accounts import flows
+from keyfob.accounts.models import User
+from keyfob.api.models import SshLogin
+from keyfob.core import clock
+logins = json.loads(sys.stdin.read())
+links = SshLogin.objects.select_related("user").filter(login__in=logins, server="bench")
+users = {link.login: link.user for link in links}
+out = []
+for login in logins:
+    user = users[login]
+    session = SessionStore()
+    session[flows.PENDING_KEY] = {
+        "uid": user.pk, "at": clock.time(), "next": "", "auth": user.get_session_auth_hash()
+    }
+    session.create()
+    out.append([session.session_key, get_random_string(32)])
+print(json.dumps({"sessions": out}))
+"""
+
+
+def portal_requests(sessions: list[list[str]], secrets_b32: list[str], first: int) -> list[str]:
+    """POST /login/code/ with the right code, one pending sign-in each (login u<first + i>)."""
+    from keyfob import otp
+
+    out = []
+    now = time.time()
+    for n, (session, csrf) in enumerate(sessions):
+        code = otp.totp(otp.b32decode_secret(secrets_b32[first + n]), now)
+        body = f"csrfmiddlewaretoken={csrf}&code={code}"
+        out.append(
+            f"POST /login/code/ HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+            f"Cookie: keyfob-session={session}; keyfob-csrf={csrf}\r\n"
+            f"Content-Type: application/x-www-form-urlencoded\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n{body}"
+        )
+    return out
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -189,6 +237,9 @@ async def _one(port: int, raw: bytes) -> tuple[float, str]:
     _head, _sep, body = data.partition(b"\r\n\r\n")
     if body.startswith(b'{"result"'):
         status += " " + str(json.loads(body)["result"])
+    elif status == "302":  # the portal's code step: where it sends the browser
+        location = [h for h in _head.split(b"\r\n") if h.lower().startswith(b"location:")]
+        status += " " + (location[0][9:].strip().decode() if location else "?")
     return took, status
 
 
@@ -347,6 +398,14 @@ def bench_database(
                 batch = verify_requests(setup["token"], setup["secrets"], used, 100_000, FLOOR)
                 runs["floor"].append(load(port, batch, concurrency, share, tmp))
             results[concurrency] = {name: summary(r) for name, r in runs.items()}
+        # The portal's code step at the target concurrency, on accounts no verify used.
+        count = min(len(setup["secrets"]) - used, 4000)
+        logins = json.dumps([f"u{i}" for i in range(used, used + count)])
+        made = json.loads(run(env, "-c", PORTAL_SETUP, stdin=logins))["sessions"]
+        batch = portal_requests(made, setup["secrets"], used)
+        runs = {"portal": [load(port, batch, TARGET_CONCURRENCY, seconds, tmp)]}
+        used += len(runs["portal"][0]["latencies"])
+        results["portal_code_step"] = summary(runs["portal"])
         results["accounts_used"] = used
     finally:
         if process is not None and process.poll() is None:
@@ -382,6 +441,13 @@ def report(label: str, results: dict) -> None:
         if concurrency == TARGET_CONCURRENCY:
             verdict = " (ok)" if own >= TARGET_RATIO else f" (below the {TARGET_RATIO} target)"
         print(f"{concurrency:>4}  ratio verify/floor  = {own:.2f}{verdict}")
+    portal = results.get("portal_code_step")
+    if portal:
+        print(
+            f"{TARGET_CONCURRENCY:>4}  portal code step (password given): "
+            f"{portal['rps']:.0f} req/s, p50 {portal['p50']:.1f} ms, "
+            f"p99 {portal['p99']:.1f} ms  {portal['statuses']}"
+        )
 
 
 # -- PostgreSQL: a database of our own ------------------------------------------------------
