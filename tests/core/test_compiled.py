@@ -85,12 +85,12 @@ def test_a_value_worked_out_from_a_parameter_is_refused() -> None:
 def test_rows_are_read_afresh_each_time(api: Api, linked: Enrolled) -> None:
     """No row is kept between runs: a revoked token or a disabled account stops at once."""
     key = api.server.key
-    assert [t.name for t in api_flows._TOKEN.rows(key=key)] == ["web1"]
-    assert len(list(api_flows._APPS.rows(login="alice", server="web1"))) == 1
+    assert [t.name for t in api_flows._TOKEN.rows({"key": key})] == ["web1"]
+    assert len(list(api_flows._APPS.rows({"login": "alice", "server": "web1"}))) == 1
     type(linked.user).objects.filter(pk=linked.user.pk).update(is_active=False)
-    assert list(api_flows._APPS.rows(login="alice", server="web1")) == []
+    assert list(api_flows._APPS.rows({"login": "alice", "server": "web1"})) == []
     assert api_flows.revoke_token("web1")
-    assert list(api_flows._TOKEN.rows(key=key)) == []
+    assert list(api_flows._TOKEN.rows({"key": key})) == []
 
 
 def test_a_failure_counted_without_the_lock_needs_the_counters_unchanged() -> None:

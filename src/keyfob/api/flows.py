@@ -136,7 +136,7 @@ def authenticate(header: str) -> ServerToken | None:
     token, key = _bearer(header)
     row = None
     if key is not None:
-        row = next(_TOKEN.rows(key=key), None)
+        row = next(_TOKEN.rows({"key": key}), None)
     return _checked(row, token)
 
 
@@ -203,14 +203,12 @@ APP_FIELDS = (
 # they were added (the first one a code matches is the one it is for).
 _APPS = compiled.Select(
     Authenticator,
-    lambda login, server: (
-        Authenticator.objects.filter(
-            user__ssh_logins__login=login,
-            user__ssh_logins__server=server,
-            user__is_active=True,
-            confirmed_at__isnull=False,
-        ).only(*APP_FIELDS)
-    ),
+    lambda login, server: Authenticator.objects.filter(
+        user__ssh_logins__login=login,
+        user__ssh_logins__server=server,
+        user__is_active=True,
+        confirmed_at__isnull=False,
+    ).only(*APP_FIELDS),
     login="",
     server="",
 )
@@ -228,7 +226,7 @@ def account_for(login: str, server: str) -> Account | None:
     off, security keys only, or no such login) takes a second query, of the link and
     account.
     """
-    apps = list(_APPS.rows(login=login, server=server))
+    apps = list(_APPS.rows({"login": login, "server": server}))
     if apps:
         user = User.from_db("default", ["id", "is_active"], [apps[0].user_id, True])
         for app in apps:

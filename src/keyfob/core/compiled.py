@@ -57,7 +57,7 @@ def _capture(execute: Any, sql: str, params: Any, many: bool, context: Any) -> A
 
 _serial = itertools.count(1)
 # Adapts an IP address as a GenericIPAddressField does (PostgreSQL's driver takes an object).
-_IP_FIELD = models.GenericIPAddressField()
+_IP_FIELD: models.GenericIPAddressField[str | None, str | None] = models.GenericIPAddressField()
 
 
 def _stand_in(sample: object) -> object:
@@ -184,9 +184,9 @@ class Select(Statement, Generic[M]):
         super().__init__(lambda **values: list(build(**values)), **samples)
         self.model = model
 
-    def rows(self, using: str = "default", **values: object) -> Iterator[M]:
-        """The rows, as ``model`` instances with the columns the query selects (the others
-        deferred) and its annotations as attributes."""
+    def rows(self, values: dict[str, object], using: str = "default") -> Iterator[M]:
+        """The rows for ``values``, as ``model`` instances with the columns the query
+        selects (the others deferred) and its annotations as attributes."""
         sql, params = self.params(using, values)
         return iter(self.model._default_manager.db_manager(using).raw(sql, params))
 
@@ -194,8 +194,8 @@ class Select(Statement, Generic[M]):
 class Update(Statement):
     """An UPDATE; ``build`` calls the queryset's ``update()``."""
 
-    def run(self, using: str = "default", **values: object) -> int:
-        """Run it; return how many rows it changed."""
+    def run(self, values: dict[str, object], using: str = "default") -> int:
+        """Run it with ``values``; return how many rows it changed."""
         sql, params = self.params(using, values)
         with connections[using].cursor() as cursor:
             cursor.execute(sql, params)
@@ -205,8 +205,8 @@ class Update(Statement):
 class Insert(Statement):
     """An INSERT of one row; ``build`` calls ``create()``."""
 
-    def run(self, using: str = "default", **values: object) -> object:
-        """Run it; return the new row's primary key."""
+    def run(self, values: dict[str, object], using: str = "default") -> object:
+        """Run it with ``values``; return the new row's primary key."""
         sql, params = self.params(using, values)
         with connections[using].cursor() as cursor:
             cursor.execute(sql, params)  # INSERT … RETURNING the key (SQLite, PostgreSQL)

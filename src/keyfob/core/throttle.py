@@ -176,14 +176,12 @@ _FIRST = compiled.Insert(
     at=clock.now(),
 )
 _COUNT = compiled.Update(
-    lambda pk, was, was_locked, was_failed, consecutive, locked_until, at: (
-        Throttle.objects.filter(
-            pk=pk,
-            consecutive=was,
-            locked_until=was_locked,  # an exact match; None is IS NULL
-            last_failure_at=was_failed,
-        ).update(consecutive=consecutive, last_failure_at=at, locked_until=locked_until)
-    ),
+    lambda pk, was, was_locked, was_failed, consecutive, locked_until, at: Throttle.objects.filter(
+        pk=pk,
+        consecutive=was,
+        locked_until=was_locked,  # an exact match; None is IS NULL
+        last_failure_at=was_failed,
+    ).update(consecutive=consecutive, last_failure_at=at, locked_until=locked_until),
     pk=0,
     was=0,
     was_locked=clock.now(),
@@ -202,7 +200,7 @@ _FAILURE = compiled.Insert(
 def peek(policy: Policy, key: str) -> Seen:
     """The (scope, key) counters, read in one query without a lock or a transaction."""
     since = clock.now() - DAY
-    for row in _PEEK.rows(scope=policy.scope, key=key, since=since):
+    for row in _PEEK.rows({"scope": policy.scope, "key": key, "since": since}):
         recent = int(row.recent)  # type: ignore[attr-defined]
         return Seen(row.pk, row.consecutive, row.locked_until, row.last_failure_at, recent)
     return Seen(None)
@@ -232,7 +230,7 @@ def count_unchanged(policy: Policy, key: str, seen: Seen) -> bool:
     locked_until = now + delay if delay else seen.locked_until
     counted = {"consecutive": consecutive, "locked_until": locked_until, "at": now}
     if seen.pk is None:
-        pk = _FIRST.run(scope=policy.scope, key=key, **counted)
+        pk = _FIRST.run({"scope": policy.scope, "key": key, **counted})
     else:
         pk = seen.pk
         unchanged = {
@@ -240,9 +238,9 @@ def count_unchanged(policy: Policy, key: str, seen: Seen) -> bool:
             "was_locked": seen.locked_until,
             "was_failed": seen.last_failure_at,
         }
-        if _COUNT.run(pk=pk, **unchanged, **counted) != 1:
+        if _COUNT.run({"pk": pk, **unchanged, **counted}) != 1:
             return False
-    _FAILURE.run(throttle=pk, at=now)
+    _FAILURE.run({"throttle": pk, "at": now})
     return True
 
 

@@ -96,7 +96,7 @@ class ApiMiddleware:
         translation.activate(settings.LANGUAGE_CODE)
         match = resolve(request.path_info)
         request.resolver_match = match
-        response = match.func(request, *match.args, **match.kwargs)
+        response: HttpResponse = match.func(request, *match.args, **match.kwargs)
         # What the portal's stack adds to every answer: the length (CommonMiddleware; else
         # the server sends the body in chunks), and ContentSecurityPolicyMiddleware's,
         # XFrameOptionsMiddleware's and NoStoreMiddleware's headers.

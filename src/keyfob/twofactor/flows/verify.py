@@ -245,7 +245,8 @@ def _consume_unthrottled(
     """
     now = clock.now()
     # Built before the transaction starts (on SQLite, writers wait for its lock).
-    statement, values = _UNTHROTTLED[Kind(auth.kind)], {
+    statement = _UNTHROTTLED[Kind(auth.kind)]
+    values: dict[str, object] = {
         "pk": auth.pk,
         "matched": matched,
         "used": now,
@@ -257,10 +258,10 @@ def _consume_unthrottled(
     event_values = None if event is None else event_row(user, event[0], context, **event[1])
     # No savepoint when nested: nothing is written before the compare-and-set.
     with transaction.atomic(savepoint=False):
-        if statement.run(**values) != 1:
+        if statement.run(values) != 1:
             return False
         if event_values is not None:
-            _EVENT.run(**event_values)
+            _EVENT.run(event_values)
     return True
 
 
@@ -394,7 +395,7 @@ def _fail_unlocked(user: User, check: _CodeCheck, context: Context) -> bool:
             if not throttle.count_unchanged(throttle.CODE, key, seen):
                 return False
             check.spend_ahead()
-            _EVENT.run(**event)
+            _EVENT.run(event)
     except IntegrityError:  # a concurrent first failure made the throttle's row: undone
         return False
     return True
