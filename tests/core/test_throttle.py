@@ -222,7 +222,6 @@ def test_pruning_deletes_the_failures_over_a_day_old_and_keeps_the_others(
 
 def test_the_daily_cap_holds_on_the_lock_free_path(user_with_totp: Enrolled) -> None:
     """A hundred failures in a day refuse the next attempt, whichever path counted them."""
-    key = str(user_with_totp.user.pk)
     start = clock.time()
     for n in range(throttle.CODE.daily):
         # Spaced out, with a right code now and then: no wait ever applies.
@@ -232,3 +231,5 @@ def test_the_daily_cap_holds_on_the_lock_free_path(user_with_totp: Enrolled) -> 
             fail(user_with_totp, 1)
     with clock.frozen(start + throttle.CODE.daily * 60), pytest.raises(Throttled):
         flows.verify_code(user_with_totp.user, wrong(user_with_totp), CTX)
+    key = str(user_with_totp.user.pk)
+    assert throttle.peek(throttle.CODE, key).recent == throttle.CODE.daily
