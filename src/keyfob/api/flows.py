@@ -316,6 +316,9 @@ def verify(
         return Outcome(Result.REJECTED if twofactor.has_2fa(user) else Result.NOT_ENROLLED)
     try:
         if factor == twofactor.Factor.RECOVERY:
+            # The account was read by its id only (account_for); a recovery code's notice
+            # needs the rest of it (address, language): one read, not one per field.
+            user = User.objects.get(pk=user.pk)
             twofactor.use_recovery_code(user, compact, context, event=signed_in)
         else:
             twofactor.verify_code(user, compact, context, event=signed_in, authenticators=auths)
