@@ -177,18 +177,71 @@ class Statement:
         return sql, params
 
 
+# How a Select's rows become model instances: the fields' names in the model's order, the
+# positions of their columns, the annotations' names and positions, and each column's
+# converters (what the ORM applies to a value read: SQLite's times made aware, JSON decoded).
+Plan = tuple[list[str], list[int], list[tuple[str, int]], list[list[Any]]]
+
+
 class Select(Statement, Generic[M]):
     """A query of ``model`` rows; ``build`` returns the queryset (unevaluated)."""
 
     def __init__(self, model: type[M], build: Callable[..., models.QuerySet[M]], **samples: object):
         super().__init__(lambda **values: list(build(**values)), **samples)
         self.model = model
+        self._plans: dict[tuple[str, str], Plan] = {}
 
     def rows(self, values: dict[str, object], using: str = "default") -> Iterator[M]:
         """The rows for ``values``, as ``model`` instances with the columns the query
-        selects (the others deferred) and its annotations as attributes."""
+        selects (the others deferred, as with ``.only()``) and its annotations as
+        attributes (made with ``Model.from_db``, as the ORM makes them)."""
         sql, params = self.params(using, values)
-        return iter(self.model._default_manager.db_manager(using).raw(sql, params))
+        connection = connections[using]
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            fetched = cursor.fetchall()
+            if not fetched:
+                return iter(())
+            plan = self._plans.get((using, sql))
+            if plan is None:
+                names = [column[0] for column in cursor.description]
+                plan = self._plans[(using, sql)] = self._plan(connection, names)
+        return (self._instance(using, connection, plan, row) for row in fetched)
+
+    def _plan(self, connection: Any, names: list[str]) -> Plan:
+        by_column = {f.column: f for f in self.model._meta.concrete_fields}
+        assert self.model._meta.pk is not None and self.model._meta.pk.column in names
+        fields: list[str] = []
+        positions: list[int] = []
+        extra: list[tuple[str, int]] = []
+        converters: list[list[Any]] = []
+        for position, name in enumerate(names):
+            field = by_column.get(name)
+            if field is None:
+                extra.append((name, position))
+                converters.append([])
+                continue
+            col = field.get_col(self.model._meta.db_table)
+            # As the ORM's compiler: the backend's converters, then the field's.
+            made = connection.ops.get_db_converters(col) + col.get_db_converters(connection)
+            converters.append([(converter, col) for converter in made])
+        order = {f.column: i for i, f in enumerate(self.model._meta.concrete_fields)}
+        for position, name in sorted(enumerate(names), key=lambda p: order.get(p[1], -1)):
+            if name in by_column:
+                fields.append(by_column[name].attname)
+                positions.append(position)
+        return fields, positions, extra, converters
+
+    def _instance(self, using: str, connection: Any, plan: Plan, row: Any) -> M:
+        fields, positions, extra, converters = plan
+        values = list(row)
+        for position, each in enumerate(converters):
+            for converter, col in each:
+                values[position] = converter(values[position], col, connection)
+        instance = self.model.from_db(using, fields, [values[p] for p in positions])
+        for name, position in extra:
+            setattr(instance, name, values[position])
+        return instance
 
 
 class Update(Statement):
