@@ -44,9 +44,17 @@ lint: venv
 	$(BIN)/mypy src/keyfob
 	$(BIN)/lint-imports
 
+# The side-by-side measurement beside privacyIDEA (issue 23), when ../shared/perf/ has
+# installed privacyIDEA; skipped, saying so, when it has not.
+PERF_RUN ?= $(firstword $(wildcard ../shared/perf/run ../../shared/perf/run))
+PERF_PI := /tmp/perf-anchors/venv-pi/bin/pi-manage
+
 bench: venv
 	$(BIN)/python bench/otp_verify.py
 	$(BIN)/python bench/ssh_verify.py
+	@if [ -n "$(PERF_RUN)" ] && [ -x $(PERF_PI) ]; then \
+	  echo "== beside privacyIDEA ($(PERF_RUN)) =="; $(PERF_RUN) . --seconds 3 --accounts 20000; \
+	else echo "(privacyIDEA not installed: run ../shared/perf/run once for the side-by-side ratio)"; fi
 
 run: venv
 	$(BIN)/keyfob migrate --no-input

@@ -1,5 +1,5 @@
 """The settings `make bench` serves Keyfob with: Keyfob's own, with floor_urls.py as the
-URLconf (Keyfob's URLs, which resolve as in ``keyfob serve``, then POST /bench/floor).
+URLconf (Keyfob's URLs, which resolve as in ``keyfob serve``, then POST /api/bench/floor).
 
 Only the bench's server loads this module (``DJANGO_SETTINGS_MODULE=floor_site``, with
 bench/ on the path).

@@ -7,14 +7,16 @@ its own, dropped afterwards):
   - `keyfob serve --workers 2` on a free 127.0.0.1 port;
   - from a second process (asyncio, one connection per request as gunicorn's sync workers
     close them): GET /healthz, then POST /api/v1/ssh/verify with a right code for a
-    different account each time (the full path: token, link, throttle row, compare-and-set,
-    security event), then POST /bench/floor (floor_urls.py: the verify's reads and its one
-    durable write, nothing else), at concurrency 1, 8 and 32, for a few seconds each.
+    different account each time (the full path: token, account, compare-and-set guarded by
+    the throttle, security event), then POST /api/bench/floor (floor_urls.py: one read of a
+    row by its key and one durable insert, in SQL fixed in the bench, so it does not move
+    with the code it measures), at concurrency 1, 8 and 32, for a few seconds each.
 Prints requests/second and p50/p99 latency, the verify/health and floor/health throughput
-ratios (the floor's is the most any verify could reach on this machine with this server),
-and verify/floor: what Keyfob's own code costs beyond its database work. The target is
-verify >= 0.75 x floor at concurrency 8 (a durable commit alone costs more than half of a
-health check on 2 cores, so a ratio to health says little about Keyfob's code).
+ratios (the floor's is about the most a request that reads and commits can reach on this
+machine with this server), and verify/floor: what Keyfob's own code costs beyond one read
+and one durable write. The target is verify >= TARGET_RATIO x floor at concurrency 8.
+When privacyIDEA is installed (../shared/perf/ installs it), `make bench` then runs the
+side-by-side measurement beside it too (see the Makefile).
 Exits 0 even when a target is missed: this is a measurement, not a test.
 """
 
@@ -42,7 +44,7 @@ CONCURRENCY = (1, 8, 32)
 # verify/floor at TARGET_CONCURRENCY, on each database.
 TARGET_RATIO = 0.75
 TARGET_CONCURRENCY = 8
-FLOOR = "/bench/floor"
+FLOOR = "/api/bench/floor"
 # Each endpoint's time at a concurrency is split into this many turns (see bench_database).
 ROUNDS = 3
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432"
@@ -79,6 +81,109 @@ with transaction.atomic():
 _row, token = flows.create_token("bench")
 print(json.dumps({"token": token, "secrets": secrets_b32}))
 """
+
+
+# --quick-build: many accounts fast (issue 23: flat from 10,000 to 1,000,000 accounts). Bulk
+# creates in batches, each account's secret derived from its login's number and a seed, so
+# only the logins a run uses need their secret worked out; login u<k> belongs to the
+# account made k * STRIDE mod n-th, so the accounts a run reaches are spread over the whole
+# table, not the first few thousand rows.
+STRIDE = 1_000_003  # a prime: coprime with any number of accounts it does not divide
+SEED = b"keyfob-bench-accounts"
+QUICK_SETUP = """
+import json, os, sys, hashlib, hmac
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "keyfob.site.settings")
+import django
+django.setup()
+from django.db import transaction
+from keyfob.core import clock
+from keyfob.accounts.models import User
+from keyfob.api import flows
+from keyfob.api.models import SshLogin
+from keyfob.twofactor.models import Authenticator
+n, stride, seed, batch = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3].encode(), 20_000
+assert n % stride, "STRIDE must not divide the number of accounts"
+now = clock.now()
+def secret(k):
+    return hmac.digest(seed, str(k).encode(), "sha1")
+login_of = {}  # account number -> login number
+for start in range(0, n, batch):
+    with transaction.atomic():
+        numbers = range(start, min(n, start + batch))
+        users = User.objects.bulk_create(
+            [User(email=f"bench{i}@example.com", password="!") for i in numbers]
+        )
+        auths, links = [], []
+        for i, user in zip(range(start, start + len(users)), users):
+            k = (i * pow(stride, -1, n)) % n  # the login whose account is the i-th made
+            auth = Authenticator(user=user, confirmed_at=now)
+            auth.set_secret(secret(k))
+            auths.append(auth)
+            links.append(SshLogin(login=f"u{k}", server="bench", user=user))
+        Authenticator.objects.bulk_create(auths)
+        SshLogin.objects.bulk_create(links)
+_row, token = flows.create_token("bench")
+print(json.dumps({"token": token}))
+"""
+
+
+def quick_secrets(count: int) -> list[str]:
+    """The secrets of logins u0 … u<count - 1> made by QUICK_SETUP (base32)."""
+    import base64
+    import hmac
+
+    return [
+        base64.b32encode(hmac.digest(SEED, str(k).encode(), "sha1")).decode().rstrip("=")
+        for k in range(count)
+    ]
+
+
+# The portal's code step with the password already given: pending sign-ins made directly
+# (a session holding the marker the password step leaves, and a CSRF secret), so that the
+# load measures the code step alone, not Argon2. Prints {"sessions": [[key, csrf], …]}.
+PORTAL_SETUP = """
+import json, os, sys
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "keyfob.site.settings")
+import django
+django.setup()
+from django.contrib.sessions.backends.db import SessionStore
+from django.utils.crypto import get_random_string
+from keyfob.accounts import flows
+from keyfob.accounts.models import User
+from keyfob.api.models import SshLogin
+from keyfob.core import clock
+logins = json.loads(sys.stdin.read())
+links = SshLogin.objects.select_related("user").filter(login__in=logins, server="bench")
+users = {link.login: link.user for link in links}
+out = []
+for login in logins:
+    user = users[login]
+    session = SessionStore()
+    session[flows.PENDING_KEY] = {
+        "uid": user.pk, "at": clock.time(), "next": "", "auth": user.get_session_auth_hash()
+    }
+    session.create()
+    out.append([session.session_key, get_random_string(32)])
+print(json.dumps({"sessions": out}))
+"""
+
+
+def portal_requests(sessions: list[list[str]], secrets_b32: list[str], first: int) -> list[str]:
+    """POST /login/code/ with the right code, one pending sign-in each (login u<first + i>)."""
+    from keyfob import otp
+
+    out = []
+    now = time.time()
+    for n, (session, csrf) in enumerate(sessions):
+        code = otp.totp(otp.b32decode_secret(secrets_b32[first + n]), now)
+        body = f"csrfmiddlewaretoken={csrf}&code={code}"
+        out.append(
+            f"POST /login/code/ HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+            f"Cookie: keyfob-session={session}; keyfob-csrf={csrf}\r\n"
+            f"Content-Type: application/x-www-form-urlencoded\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n{body}"
+        )
+    return out
 
 
 def free_port() -> int:
@@ -132,6 +237,9 @@ async def _one(port: int, raw: bytes) -> tuple[float, str]:
     _head, _sep, body = data.partition(b"\r\n\r\n")
     if body.startswith(b'{"result"'):
         status += " " + str(json.loads(body)["result"])
+    elif status == "302":  # the portal's code step: where it sends the browser
+        location = [h for h in _head.split(b"\r\n") if h.lower().startswith(b"location:")]
+        status += " " + (location[0][9:].strip().decode() if location else "?")
     return took, status
 
 
@@ -231,14 +339,25 @@ def verify_requests(
     return out
 
 
-def bench_database(label: str, database_url: str | None, accounts: int, seconds: float) -> dict:
+def bench_database(
+    label: str, database_url: str | None, accounts: int, seconds: float, quick: bool = False
+) -> dict:
     tmp = Path(tempfile.mkdtemp(prefix="keyfob-bench-"))
     env = env_for(tmp, database_url)
     process = None
     results: dict = {}
     try:
         run(env, "-m", "keyfob.site.cli", "migrate", "--no-input", "-v", "0")
-        setup = json.loads(run(env, "-c", SETUP, str(accounts)))
+        if quick:
+            built = time.monotonic()
+            setup = json.loads(
+                run(env, "-c", QUICK_SETUP, str(accounts), str(STRIDE), SEED.decode())
+            )
+            # Enough logins for the run's right codes (each is used once).
+            setup["secrets"] = quick_secrets(min(accounts, 60_000))
+            print(f"({accounts} accounts built in {time.monotonic() - built:.0f} s)", flush=True)
+        else:
+            setup = json.loads(run(env, "-c", SETUP, str(accounts)))
         port = free_port()
         log = (tmp / "serve.log").open("wb")
         process = subprocess.Popen(
@@ -272,11 +391,21 @@ def bench_database(label: str, database_url: str | None, accounts: int, seconds:
                 runs["health"].append(load(port, health_requests(200_000), concurrency, share, tmp))
                 # Code requests are made just before they are sent: each stays in its step.
                 batch = verify_requests(setup["token"], setup["secrets"], used, accounts)
+                if not batch:
+                    raise SystemExit("out of fresh accounts for right codes: raise --accounts")
                 runs["verify"].append(load(port, batch, concurrency, share, tmp))
                 used += len(runs["verify"][-1]["latencies"])
                 batch = verify_requests(setup["token"], setup["secrets"], used, 100_000, FLOOR)
                 runs["floor"].append(load(port, batch, concurrency, share, tmp))
             results[concurrency] = {name: summary(r) for name, r in runs.items()}
+        # The portal's code step at the target concurrency, on accounts no verify used.
+        count = min(len(setup["secrets"]) - used, 4000)
+        logins = json.dumps([f"u{i}" for i in range(used, used + count)])
+        made = json.loads(run(env, "-c", PORTAL_SETUP, stdin=logins))["sessions"]
+        batch = portal_requests(made, setup["secrets"], used)
+        runs = {"portal": [load(port, batch, TARGET_CONCURRENCY, seconds, tmp)]}
+        used += len(runs["portal"][0]["latencies"])
+        results["portal_code_step"] = summary(runs["portal"])
         results["accounts_used"] = used
     finally:
         if process is not None and process.poll() is None:
@@ -312,6 +441,13 @@ def report(label: str, results: dict) -> None:
         if concurrency == TARGET_CONCURRENCY:
             verdict = " (ok)" if own >= TARGET_RATIO else f" (below the {TARGET_RATIO} target)"
         print(f"{concurrency:>4}  ratio verify/floor  = {own:.2f}{verdict}")
+    portal = results.get("portal_code_step")
+    if portal:
+        print(
+            f"{TARGET_CONCURRENCY:>4}  portal code step (password given): "
+            f"{portal['rps']:.0f} req/s, p50 {portal['p50']:.1f} ms, "
+            f"p99 {portal['p99']:.1f} ms  {portal['statuses']}"
+        )
 
 
 # -- PostgreSQL: a database of our own ------------------------------------------------------
@@ -354,20 +490,33 @@ def main() -> int:
     parser.add_argument("--accounts", type=int, default=12_000)
     parser.add_argument("--no-postgres", action="store_true")
     parser.add_argument("--no-sqlite", action="store_true")
+    parser.add_argument(
+        "--quick-build",
+        action="store_true",
+        help="build the accounts in bulk, secrets derived from a seed (for 1,000,000)",
+    )
+    parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args()
     if args.load:
         load_main(args.load)
         return 0
+    figures = {}
     if not args.no_sqlite:
-        bench_database("SQLite", None, args.accounts, args.seconds)
+        figures["sqlite"] = bench_database(
+            "SQLite", None, args.accounts, args.seconds, args.quick_build
+        )
     if not args.no_postgres:
         made = postgres_database(os.environ.get("KEYFOB_BENCH_DATABASE_URL", DEFAULT_PG))
         if made is not None:
             url, drop = made
             try:
-                bench_database("PostgreSQL", url, args.accounts, args.seconds)
+                figures["postgresql"] = bench_database(
+                    "PostgreSQL", url, args.accounts, args.seconds, args.quick_build
+                )
             finally:
                 drop()  # type: ignore[operator]
+    if args.json:
+        Path(args.json).write_text(json.dumps(figures, indent=1, default=str))
     return 0
 
 

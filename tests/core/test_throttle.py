@@ -203,3 +203,33 @@ def _throttle_reads(queries: CaptureQueriesContext) -> int:
         for query in queries.captured_queries
         if query["sql"].lstrip().upper().startswith("SELECT") and table in query["sql"]
     )
+
+
+def test_pruning_deletes_the_failures_over_a_day_old_and_keeps_the_others(
+    user_with_totp: Enrolled,
+) -> None:
+    """A failure's time is no longer deleted by the request that counts the next one (issue
+    23): the hourly prune does it, and a failure of the last day stays counted."""
+    with clock.frozen(clock.time() - 2 * 86400):
+        fail(user_with_totp, 2)
+    fail(user_with_totp, 1)
+    row = Throttle.objects.get(scope="code", key=str(user_with_totp.user.pk))
+    assert row.failures.count() == 3
+    assert throttle.peek(throttle.CODE, row.key).recent == 1
+    throttle.prune_idle()
+    assert row.failures.count() == 1
+
+
+def test_the_daily_cap_holds_on_the_lock_free_path(user_with_totp: Enrolled) -> None:
+    """A hundred failures in a day refuse the next attempt, whichever path counted them."""
+    start = clock.time()
+    for n in range(throttle.CODE.daily):
+        # Spaced out, with a right code now and then: no wait ever applies.
+        with clock.frozen(start + n * 60):
+            if n % 4 == 3:
+                flows.verify_code(user_with_totp.user, user_with_totp.code(), CTX)
+            fail(user_with_totp, 1)
+    with clock.frozen(start + throttle.CODE.daily * 60), pytest.raises(Throttled):
+        flows.verify_code(user_with_totp.user, wrong(user_with_totp), CTX)
+    key = str(user_with_totp.user.pk)
+    assert throttle.peek(throttle.CODE, key).recent == throttle.CODE.daily

@@ -17,7 +17,6 @@ from datetime import timedelta
 from enum import StrEnum
 
 from django.db import IntegrityError, transaction
-from django.db.models import Prefetch
 from django.http import HttpRequest
 
 from keyfob.accounts.flows import require_recent_auth
@@ -26,7 +25,7 @@ from keyfob.api.models import ServerToken, SshLinkRequest, SshLogin
 from keyfob.audit import notices
 from keyfob.audit.events import Context, record
 from keyfob.audit.models import Channel, EventKind, NoticeKind
-from keyfob.core import clock
+from keyfob.core import clock, compiled
 from keyfob.otp import CodeReused, InvalidCode, KeyfobError, Throttled
 from keyfob.twofactor import flows as twofactor
 from keyfob.twofactor.models import Authenticator
@@ -70,6 +69,18 @@ def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+# What a request's token check reads of its row.
+TOKEN_FIELDS = ("id", "name", "digest", "can_manage_links", "last_used_at")
+# One indexed read of the columns a check uses (no ORDER BY: the key is unique).
+_TOKEN = compiled.Select(
+    ServerToken,
+    lambda key: (
+        ServerToken.objects.filter(key=key, revoked_at__isnull=True)
+        .only(*TOKEN_FIELDS)
+        .order_by()[:1]
+    ),
+    key="",
+)
 # A digest to compare against when no row matches, so a miss costs what a hit costs.
 _DUMMY_DIGEST = _digest("kfs_" + "0" * 16 + "_" + "0" * 43)
 
@@ -133,7 +144,7 @@ def authenticate(header: str) -> ServerToken | None:
     token, key = _bearer(header)
     row = None
     if key is not None:
-        row = ServerToken.objects.filter(key=key, revoked_at__isnull=True).first()
+        row = next(_TOKEN.rows({"key": key}), None)
     return _checked(row, token)
 
 
@@ -320,23 +331,49 @@ def unlink(login: str, server: str, context: Context) -> bool:
 Account = tuple[User, list[Authenticator]]
 
 
+# What a code check reads of an account's authenticator apps: the rest of the row would
+# load on access (a query; tests/core/test_query_counts.py would see it).
+APP_FIELDS = (
+    *("id", "user_id", "name", "kind", "secret_encrypted", "algorithm", "digits", "period"),
+    *("last_step", "counter", "confirmed_at"),
+)
+# The confirmed apps of the active account a login on a server belongs to, in the order
+# they were added (the first one a code matches is the one it is for).
+_APPS = compiled.Select(
+    Authenticator,
+    lambda login, server: Authenticator.objects.filter(
+        user__ssh_logins__login=login,
+        user__ssh_logins__server=server,
+        user__is_active=True,
+        confirmed_at__isnull=False,
+    ).only(*APP_FIELDS),
+    login="",
+    server="",
+)
+
+
 def account_for(login: str, server: str) -> Account | None:
     """The active account ``login`` belongs to on ``server`` (a token's name), with its
-    authenticators, or None: two queries (the link with its user, then the account's
-    confirmed authenticators; an account has several since issue 17, so no longer one
-    join). Only a link on that very server counts, so a token reaches no other server's
-    logins; an old link for every server (``server`` "", which no token is named) reaches
-    none."""
-    confirmed = Authenticator.objects.filter(confirmed_at__isnull=False)
-    link = (
-        SshLogin.objects.select_related("user")
-        .prefetch_related(Prefetch("user__authenticators", queryset=confirmed, to_attr="apps"))
-        .filter(login=login, server=server)
-        .first()
-    )
+    confirmed authenticator apps, or None. Only a link on that very server counts, so a
+    token reaches no other server's logins; an old link for every server (``server`` "",
+    which no token is named) reaches none.
+
+    One query for an account with an app, which is every SSH login that can give a code:
+    its apps, through the link. The account is then known by its id only (it is active,
+    the query said so); any other field loads on access. An account without an app (2FA
+    off, security keys only, or no such login) takes a second query, of the link and
+    account.
+    """
+    apps = list(_APPS.rows({"login": login, "server": server}))
+    if apps:
+        user = User.from_db("default", ["id", "is_active"], [apps[0].user_id, True])
+        for app in apps:
+            app.user = user  # one account object for all, as the flows expect
+        return user, apps
+    link = SshLogin.objects.select_related("user").filter(login=login, server=server).first()
     if link is None or not link.user.is_active:
         return None
-    return link.user, list(getattr(link.user, "apps", []))
+    return link.user, []
 
 
 def authenticate_for(header: str, login: str) -> tuple[ServerToken, Account | None] | None:
@@ -417,6 +454,9 @@ def verify(
         return Outcome(Result.REJECTED if twofactor.has_2fa(user) else Result.NOT_ENROLLED)
     try:
         if factor == twofactor.Factor.RECOVERY:
+            # The account was read by its id only (account_for); a recovery code's notice
+            # needs the rest of it (address, language): one read, not one per field.
+            user = User.objects.get(pk=user.pk)
             twofactor.use_recovery_code(user, compact, context, event=signed_in)
         else:
             twofactor.verify_code(user, compact, context, event=signed_in, authenticators=auths)

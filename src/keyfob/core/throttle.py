@@ -9,12 +9,12 @@ for it queues behind one another and no failure is lost.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.db.models import Count, Q
 
-from keyfob.core import clock
+from keyfob.core import clock, compiled
 from keyfob.core.models import Throttle, ThrottleFailure
 from keyfob.otp import Throttled
 
@@ -110,7 +110,12 @@ def check(policy: Policy, row: Throttle, weight: int = 1) -> None:
 
 
 def record_failure(policy: Policy, row: Throttle, weight: int = 1) -> float:
-    """Count one failure on a locked row; return the delay it imposes (seconds).
+    """Count one failure on a locked row (from :func:`acquire`); return the delay it imposes
+    (seconds).
+
+    The row was read under its lock, so its count is exact: the new values are written by
+    one UPDATE, and the failure's time by one INSERT. Failures over a day old are deleted
+    by :func:`prune_idle`, not here: they no longer count (``at`` is compared with now).
 
     ``weight`` > 1 counts it as that many failures of the day's allowance (at most the
     whole of it), not of the consecutive count, which times the waits: a guess that was
@@ -122,13 +127,14 @@ def record_failure(policy: Policy, row: Throttle, weight: int = 1) -> float:
         and row.last_failure_at is not None
         and row.last_failure_at <= now - policy.decay
     )
-    Throttle.objects.filter(pk=row.pk).update(
-        consecutive=1 if quiet else F("consecutive") + 1, last_failure_at=now
-    )
-    row.refresh_from_db(fields=["consecutive", "last_failure_at"])
+    row.consecutive = 1 if quiet else row.consecutive + 1
+    row.last_failure_at = now
     delay = policy.delay(row.consecutive)
     if delay:
-        Throttle.objects.filter(pk=row.pk).update(locked_until=now + delay)
+        row.locked_until = now + delay
+    Throttle.objects.filter(pk=row.pk).update(
+        consecutive=row.consecutive, last_failure_at=now, locked_until=row.locked_until
+    )
     weight = min(max(weight, 1), policy.daily)
     if weight == 1:
         ThrottleFailure.objects.create(throttle=row, at=now)
@@ -136,8 +142,122 @@ def record_failure(policy: Policy, row: Throttle, weight: int = 1) -> float:
         ThrottleFailure.objects.bulk_create(
             [ThrottleFailure(throttle=row, at=now) for _ in range(weight)]
         )
-    ThrottleFailure.objects.filter(throttle=row, at__lte=now - DAY).delete()
     return delay.total_seconds()
+
+
+@dataclass(frozen=True)
+class Seen:
+    """A (scope, key) row's counters as read without its lock (:func:`peek`): what
+    :func:`count_unchanged` compares before it counts. ``recent`` is how many failures the
+    last 24 hours hold; ``pk`` is None when there is no row yet (counters at rest)."""
+
+    pk: int | None
+    consecutive: int = 0
+    locked_until: datetime | None = None
+    last_failure_at: datetime | None = None
+    recent: int = 0
+
+    def refuses(self, policy: Policy, now: datetime) -> bool:
+        """Whether these counters refuse an attempt at ``now`` (a wait, or the daily cap)."""
+        waiting = self.locked_until is not None and self.locked_until > now
+        return waiting or self.recent >= policy.daily
+
+
+# The statements of a failure counted without the lock, compiled once (core.compiled).
+_PEEK = compiled.Select(
+    Throttle,
+    lambda scope, key, since: (
+        Throttle.objects.filter(scope=scope, key=key)
+        .only("id", "consecutive", "locked_until", "last_failure_at")
+        .annotate(recent=Count("failures", filter=Q(failures__at__gt=since)))
+        .order_by()
+    ),
+    scope="",
+    key="",
+    since=clock.now(),
+)
+_FIRST = compiled.Insert(
+    lambda scope, key, consecutive, locked_until, at: Throttle.objects.create(
+        scope=scope,
+        key=key,
+        consecutive=consecutive,
+        locked_until=locked_until,
+        last_failure_at=at,
+        updated=at,
+    ),
+    scope="",
+    key="",
+    consecutive=0,
+    locked_until=clock.now(),
+    at=clock.now(),
+)
+_COUNT = compiled.Update(
+    lambda pk, was, was_locked, was_failed, consecutive, locked_until, at: Throttle.objects.filter(
+        pk=pk,
+        consecutive=was,
+        locked_until=was_locked,  # an exact match; None is IS NULL
+        last_failure_at=was_failed,
+    ).update(consecutive=consecutive, last_failure_at=at, locked_until=locked_until),
+    pk=0,
+    was=0,
+    was_locked=clock.now(),
+    was_failed=clock.now(),
+    consecutive=0,
+    locked_until=clock.now(),
+    at=clock.now(),
+)
+_FAILURE = compiled.Insert(
+    lambda throttle, at: ThrottleFailure.objects.create(throttle_id=throttle, at=at),
+    throttle=0,
+    at=clock.now(),
+)
+
+
+def peek(policy: Policy, key: str) -> Seen:
+    """The (scope, key) counters, read in one query without a lock or a transaction."""
+    since = clock.now() - DAY
+    for row in _PEEK.rows({"scope": policy.scope, "key": key, "since": since}):
+        recent = int(row.recent)  # type: ignore[attr-defined]
+        return Seen(row.pk, row.consecutive, row.locked_until, row.last_failure_at, recent)
+    return Seen(None)
+
+
+def count_unchanged(policy: Policy, key: str, seen: Seen) -> bool:
+    """Count one failure of (scope, key), without :func:`acquire`'s lock, if its counters
+    are still ``seen`` (from :func:`peek`) and let the attempt through; return whether it
+    was counted. Call inside a transaction, which the failure's record then joins.
+
+    A compare-and-set on the row, as single use is: the new counters are worked out from
+    ``seen`` and written by one UPDATE whose condition is that the row still holds
+    ``seen``. Any failure counted, or success reset, since the read changed the row, so the
+    UPDATE changes nothing and False is returned: the caller then decides under the lock
+    (:func:`acquire`, :func:`check`, :func:`record_failure`), as it does when ``seen``
+    refuses the attempt. With no row yet, the row is made with the failure counted; if a
+    concurrent attempt made it first, that INSERT raises IntegrityError, the transaction is
+    undone, and the caller decides under the lock. Every failure is counted once.
+    """
+    assert policy.decay is None, "a decaying count is counted under the lock"
+    assert transaction.get_connection().in_atomic_block, "count_unchanged() needs a transaction"
+    now = clock.now()
+    if seen.refuses(policy, now):
+        return False
+    consecutive = seen.consecutive + 1
+    delay = policy.delay(consecutive)
+    locked_until = now + delay if delay else seen.locked_until
+    counted = {"consecutive": consecutive, "locked_until": locked_until, "at": now}
+    if seen.pk is None:
+        pk = _FIRST.run({"scope": policy.scope, "key": key, **counted})
+    else:
+        pk = seen.pk
+        unchanged = {
+            "was": seen.consecutive,
+            "was_locked": seen.locked_until,
+            "was_failed": seen.last_failure_at,
+        }
+        if _COUNT.run({"pk": pk, **unchanged, **counted}) != 1:
+            return False
+    _FAILURE.run({"throttle": pk, "at": now})
+    return True
 
 
 def consecutive_failures(policy: Policy, key: str) -> int:
@@ -153,7 +273,8 @@ def reset(row: Throttle) -> None:
 
 def prune_idle() -> int:
     """Delete the rows that have been quiet for a day: no failure, no wait, not made in the
-    last day (so a row an attempt is using right now stays). Return how many went.
+    last day (so a row an attempt is using right now stays), and every failure over a day
+    old (no check counts it any more). Return how many rows went.
 
     A pruned row holds nothing a check needs: its daily failures have aged out and its
     count would restart anyway. Run by the mail sender's hourly pass and by
@@ -166,4 +287,5 @@ def prune_idle() -> int:
         updated__lte=now - DAY,
     )
     _total, by_model = idle.delete()  # the total counts their failures too
+    ThrottleFailure.objects.filter(at__lte=now - DAY).delete()
     return by_model.get(Throttle._meta.label, 0)

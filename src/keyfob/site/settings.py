@@ -259,6 +259,8 @@ MIDDLEWARE = [
     # First: it times and logs every request, and gives it the id other log lines carry.
     "keyfob.site.middleware.RequestLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # /api/ answers from here: the rest is the portal's stack.
+    "keyfob.site.middleware.ApiMiddleware",
     # Before WhiteNoise so static files carry the policy too.
     "keyfob.site.middleware.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",

@@ -7,23 +7,24 @@ so a refused attempt always counts.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, TypeVar
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Exists, Q
 
 from keyfob import otp
 from keyfob.accounts.models import User
 from keyfob.audit import notices
-from keyfob.audit.events import Context, record
-from keyfob.audit.models import EventKind
+from keyfob.audit.events import Context, event_row, record
+from keyfob.audit.models import EventKind, SecurityEvent
 from keyfob.audit.notices import NoticeKind
-from keyfob.core import clock, throttle
+from keyfob.core import clock, compiled, throttle
 from keyfob.core.consume import consume
 from keyfob.core.models import Throttle
 from keyfob.otp import CodeReused, InvalidCode, KeyfobError, Throttled
@@ -257,52 +258,113 @@ def _consume_unthrottled(
     A failure committed meanwhile by a concurrent attempt does not undo this success: the
     success is ordered before it, and the failure still counts.
     """
-    condition, changes = _unused(auth, matched)
-    failures = Throttle.objects.filter(scope=throttle.CODE.scope, key=str(user.pk)).filter(
-        Q(consecutive__gt=0)
-        | Q(locked_until__isnull=False)
-        | Q(last_failure_at__gt=clock.now() - throttle.DAY)
-    )
+    now = clock.now()
+    # Built before the transaction starts (on SQLite, writers wait for its lock).
+    statement = _UNTHROTTLED[Kind(auth.kind)]
+    values: dict[str, object] = {
+        "pk": auth.pk,
+        "matched": matched,
+        "used": now,
+        "key": str(user.pk),
+        "since": now - throttle.DAY,
+    }
+    if auth.kind == Kind.HOTP:
+        values["after"] = matched + 1
+    event_values = None if event is None else event_row(user, event[0], context, **event[1])
     # No savepoint when nested: nothing is written before the compare-and-set.
     with transaction.atomic(savepoint=False):
-        if not consume(Authenticator.objects.filter(condition, ~Exists(failures)), **changes):
+        if statement.run(values) != 1:
             return False
-        _record_success(user, context, event)
+        if event_values is not None:
+            _EVENT.run(event_values)
     return True
+
+
+def _has_failures(key: str, since: datetime) -> Exists:
+    """Whether the account's code throttle has a failure on record: one in a row, a wait,
+    or one in the last day."""
+    return Exists(
+        Throttle.objects.filter(scope=throttle.CODE.scope, key=key).filter(
+            Q(consecutive__gt=0) | Q(locked_until__isnull=False) | Q(last_failure_at__gt=since)
+        )
+    )
+
+
+# The statements of a right code on a clean account, compiled once (core.compiled): the
+# compare-and-set of :func:`_unused` guarded by :func:`_has_failures`, by kind, and the
+# success event.
+_SAMPLES = {"pk": 0, "matched": 0, "used": clock.now(), "key": "", "since": clock.now()}
+_UNTHROTTLED = {
+    Kind.TOTP: compiled.Update(
+        lambda pk, matched, used, key, since: (
+            Authenticator.objects.filter(pk=pk, last_step__lt=matched)
+            .filter(~_has_failures(key, since))
+            .update(last_step=matched, last_used_at=used)
+        ),
+        **_SAMPLES,
+    ),
+    Kind.HOTP: compiled.Update(
+        lambda pk, matched, used, key, since, after: (
+            Authenticator.objects.filter(pk=pk, counter__lte=matched)
+            .filter(~_has_failures(key, since))
+            .update(counter=after, last_used_at=used)
+        ),
+        **_SAMPLES,
+        after=0,
+    ),
+}
+_EVENT = compiled.Insert(
+    lambda **row: SecurityEvent.objects.create(**row),
+    user_id=0,
+    kind="",
+    at=clock.now(),
+    channel="",
+    address=ipaddress.ip_address("192.0.2.1"),
+    user_agent="",
+    detail={},
+)
 
 
 @dataclass(frozen=True)
 class _CodeCheck:
     """A code read and matched before any lock; called, it is the attempt that consumes it.
 
-    The reading and the HMACs are done before :func:`throttled_attempt` takes the throttle's lock
-    (on SQLite, the database's one write lock), so the lock is held for the writes alone.
-    A stale read is harmless: the compare-and-set decides, and a row changed meanwhile
-    makes the attempt fail. The attempt raises what a check raises, under the lock.
+    The reading and the HMACs (those of a clock far off too) are done before
+    :func:`throttled_attempt` takes the throttle's lock (on SQLite, the database's one write
+    lock), so the lock is held for the writes alone. A stale read is harmless: the
+    compare-and-set decides, and a row changed meanwhile makes the attempt fail. The attempt
+    raises what a check raises, under the lock.
     """
 
     auths: Sequence[Authenticator]
     auth: Authenticator | None  # the one the code matched
     matched: int | None
-    code: str = field(repr=False)  # never in a log line
     at: float
     confirm: bool
+    # A code that matched nothing: the error it gets, and the authenticator whose clock is
+    # that far off (if any).
+    wrong: InvalidCode | None = None
+    drifted: Authenticator | None = None
+
+    def spend_ahead(self) -> None:
+        """A code for a later step must not become usable then: the "fast clock" answer
+        would tell a guesser a code to type later. So that step, and every one before it,
+        is spent (its write is committed with the failure)."""
+        wrong = self.wrong
+        if self.drifted is not None and isinstance(wrong, ClockDrift) and wrong.steps > 0:
+            ahead = int(self.at // self.drifted.period) + wrong.steps
+            consume(
+                Authenticator.objects.filter(pk=self.drifted.pk, last_step__lt=ahead),
+                last_step=ahead,
+            )
 
     def __call__(self) -> Authenticator:
         if not self.auths:
             raise SetupExpired() if self.confirm else NotEnrolled()
         if self.auth is None or self.matched is None:
-            drifted, wrong = _wrong_code(self.auths, self.code, self.at)
-            if drifted is not None and isinstance(wrong, ClockDrift) and wrong.steps > 0:
-                # A code for a later step must not become usable then: the "fast clock"
-                # answer would tell a guesser a code to type later. So that step, and every
-                # one before it, is spent (its write is committed with the failure).
-                ahead = int(self.at // drifted.period) + wrong.steps
-                consume(
-                    Authenticator.objects.filter(pk=drifted.pk, last_step__lt=ahead),
-                    last_step=ahead,
-                )
-            raise wrong
+            assert self.wrong is not None
+            self.spend_ahead()
+            raise self.wrong
         if not _consume(self.auth, self.matched, confirm=self.confirm):
             last = self.auth.last_step  # as read: a later step makes the wait known
             if self.auth.kind == Kind.TOTP and last > self.matched:
@@ -324,8 +386,37 @@ def code_check(
     for auth in auths:
         matched = _match(auth, code, at)
         if matched is not None:
-            return _CodeCheck(auths, auth, matched, code, at, confirm)
-    return _CodeCheck(auths, None, None, code, at, confirm)
+            return _CodeCheck(auths, auth, matched, at, confirm)
+    if not auths:
+        return _CodeCheck(auths, None, None, at, confirm)
+    drifted, wrong = _wrong_code(auths, code, at)
+    return _CodeCheck(auths, None, None, at, confirm, wrong, drifted)
+
+
+def _fail_unlocked(user: User, check: _CodeCheck, context: Context) -> bool:
+    """A wrong code counted and recorded without the throttle's lock: one compare-and-set on
+    the throttle's row (:func:`throttle.count_unchanged`), the failure's record, and the
+    clock-drift spend if any, in one transaction; that is what a success costs, give or take
+    the failure's own row. Returns False, having counted nothing, when the throttle refuses
+    the attempt or a concurrent attempt changed its counters since they were read:
+    :func:`throttled_attempt` then decides under the lock.
+    """
+    assert check.wrong is not None
+    key = str(user.pk)
+    seen = throttle.peek(throttle.CODE, key)
+    if seen.refuses(throttle.CODE, clock.now()):
+        return False
+    kind = getattr(check.wrong, "event", None) or _WRONG[Factor.CODE]
+    event = event_row(user, kind, context)  # built before the transaction starts
+    try:
+        with transaction.atomic(savepoint=False):
+            if not throttle.count_unchanged(throttle.CODE, key, seen):
+                return False
+            check.spend_ahead()
+            _EVENT.run(event)
+    except IntegrityError:  # a concurrent first failure made the throttle's row: undone
+        return False
+    return True
 
 
 # What _match gives otp.verify_hotp: its default look-ahead (a test holds them equal).
@@ -389,14 +480,16 @@ def verify_code(
     check = code_check(user, code, confirm=False, auths=authenticators)
     if event is not None and check.auth is not None:
         event = (event[0], {**event[1], "authenticator": check.auth.label})
-    if (
-        check.auth is not None
-        and check.matched is not None
-        and _consume_unthrottled(user, check.auth, check.matched, context, event)
-    ):
-        return check.auth
     try:
         weight = guess_weight(check.auths, code)
+        if check.auth is not None and check.matched is not None:
+            if _consume_unthrottled(user, check.auth, check.matched, context, event):
+                return check.auth
+        elif check.wrong is not None and weight == 1 and _fail_unlocked(user, check, context):
+            # A guess worth one value's try (one time-based app) is counted without the
+            # throttle's lock; a heavier one (issue 22) goes through the lock, which counts
+            # its weight against the day's allowance.
+            raise check.wrong
         return throttled_attempt(user, context, Factor.CODE, check, event, weight=weight)
     except InvalidCode:
         if after_password and throttle.consecutive_failures(throttle.CODE, str(user.pk)) >= 3:
