@@ -13,7 +13,7 @@ from keyfob.core import clock
 from keyfob.twofactor import flows
 from keyfob.twofactor.models import Authenticator
 from tests.audit.test_concurrency import in_threads
-from tests.conftest import T0, enrol, make_user
+from tests.conftest import T0, confirmed_request, enrol, make_user
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 CTX = Context()
@@ -29,11 +29,12 @@ def test_removing_two_apps_at_once_leaves_one() -> None:
 
     def remove_one(i: int) -> str:
         try:
-            return flows.remove(alice, flows.Family.APP, apps[i], CTX).label
+            return flows.remove(request, alice, flows.Family.APP, apps[i], CTX).label
         except flows.LastAuthenticator:
             return "last"
 
     with clock.frozen(T0):
+        request = confirmed_request(alice)
         results = in_threads(2, remove_one)
     assert sorted(results).count("last") == 1, results
     assert Authenticator.objects.filter(user=alice, confirmed_at__isnull=False).count() == 1

@@ -56,7 +56,7 @@ def state(user: User) -> dict[str, Any]:
     """Everything a sensitive change could touch, read fresh from the database."""
     user.refresh_from_db()
     return {
-        "account": (user.email, user.password, user.phone, user.kind),
+        "account": (user.email, user.password, user.phone, user.kind, user.notice_email),
         "authenticators": list(Authenticator.objects.filter(user=user).values()),
         "keys": list(SecurityKey.objects.filter(user=user).values()),
         "challenges": WebAuthnChallenge.objects.count(),
@@ -111,13 +111,16 @@ WITH_2FA = [
     ("/account/security/keys/{key}/remove/", {}),
     ("/account/security/ssh/requests/{request}/", {"answer": "link"}),
     ("/account/security/ssh/requests/{request}/", {"answer": "refuse"}),
+    # The second address for security notices (issue 24): adding or changing it, removing it.
+    ("/account/notice-address/", {"email": "thief@example.net"}),
+    ("/account/notice-address/remove/", {}),
 ]
 # The rest of /account/ changes nothing security-relevant, or only finishes what a fresh
 # confirmation started: reading one's fresh recovery codes (bounded in time, below),
 # typing back the e-mailed code of an address change, the Security page, the confirmation
 # and the security key options it asks for (a challenge for the confirmation itself).
 NOT_SENSITIVE = {"security", "recovery-codes", "recovery-codes-download", "email-confirm", "reauth"}
-NOT_SENSITIVE |= {"reauth-key-options"}
+NOT_SENSITIVE |= {"reauth-key-options", "notice-email-confirm"}
 
 
 def account_views() -> set[str]:
@@ -133,7 +136,7 @@ def test_the_walk_covers_every_account_view() -> None:
     walked = {"profile", "password", "email", "setup", "setup-phone", "disable", "regenerate"}
     walked |= {"revoke-all", "revoke-browser", "rename-authenticator", "remove-authenticator"}
     walked |= {"add-key", "add-key-options", "rename-key", "remove-key", "ssh-request"}
-    walked |= {"sign-out-session", "sign-out-others"}
+    walked |= {"sign-out-session", "sign-out-others", "notice-email", "notice-email-remove"}
     assert account_views() == walked | NOT_SENSITIVE
 
 
@@ -288,8 +291,8 @@ def test_the_flows_refuse_a_stale_session_themselves(frozen_time: float) -> None
             "disable": lambda: flows.disable(request, bob.user, context),
             "regenerate": lambda: flows.regenerate_recovery_codes(request, bob.user, context),
             "revoke": lambda: flows.revoke_trusted_browsers(request, bob.user, context),
-            "remove app": lambda: flows.remove_authenticator(request, bob.user, app, context),
-            "remove key": lambda: flows.remove_key(request, bob.user, key, context),
+            "remove app": lambda: flows.remove(request, bob.user, flows.Family.APP, app, context),
+            "remove key": lambda: flows.remove(request, bob.user, flows.Family.KEY, key, context),
             "sign out": lambda: sessions.sign_out_other_sessions(request, bob.user),
         }
         for name, call in calls.items():

@@ -19,7 +19,7 @@ from keyfob.audit.events import Context
 from keyfob.audit.models import EventKind, NoticeKind, Outbox, SecurityEvent
 from keyfob.twofactor import flows
 from keyfob.twofactor.models import Authenticator, SecurityKey
-from tests.conftest import Enrolled, enrol, make_user, password_step
+from tests.conftest import Enrolled, confirmed_request, enrol, make_user, password_step
 from tests.twofactor.keys import enrol_key, key_client
 
 CTX = Context(address="192.0.2.1", user_agent="test")
@@ -65,7 +65,9 @@ def test_one_removed_meanwhile_is_not_found(
 ) -> None:
     pks = with_all_kinds(user_with_totp)
     client = signed_in(user_with_totp)
-    flows.remove(user_with_totp.user, family, pks[family], CTX)  # in another tab
+    flows.remove(
+        confirmed_request(user_with_totp.user), user_with_totp.user, family, pks[family], CTX
+    )  # in another tab
     before = changes(user_with_totp.user)
     assert client.get(url(family, pks[family], "rename")).status_code == 404
     assert client.post(url(family, pks[family], "rename"), {"name": "x"}).status_code == 404
@@ -199,7 +201,7 @@ def test_a_default_name_is_recorded_untranslated_and_mailed_in_the_readers_langu
     first = Authenticator.objects.get(user=user, name="")
     with translation.override(made_in):
         flows.rename(user, KEY, key.pk, "Blue key", CTX)
-        flows.remove(user, APP, first.pk, CTX)
+        flows.remove(confirmed_request(user), user, APP, first.pk, CTX)
     renamed = SecurityEvent.objects.get(user=user, kind=EventKind.KEY_RENAMED)
     assert renamed.detail == {"old": "Security key", "name": "Blue key"}
     removed = SecurityEvent.objects.get(user=user, kind=EventKind.AUTHENTICATOR_REMOVED)

@@ -81,8 +81,9 @@ def event_row(user: Any, kind: EventKind, context: Context, **detail: Any) -> di
         detail = {**detail, "reported_address": context.reported_address}
     return {
         "user_id": user.pk,
-        # str(): a choices member is an Enum, which a driver may write by its name.
-        "kind": str(kind),
+        # str(): a choices member is an Enum, which a driver may write by its name. EventKind()
+        # refuses an unknown kind here too, for the statements compiled from these columns.
+        "kind": str(EventKind(kind)),
         "at": clock.now(),
         "channel": str(context.channel),
         "address": context.address,

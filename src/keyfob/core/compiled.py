@@ -60,6 +60,15 @@ _serial = itertools.count(1)
 _IP_FIELD: models.GenericIPAddressField[str | None, str | None] = models.GenericIPAddressField()
 
 
+_TEXT_STAND_IN = "\x00keyfob-slot-"
+
+
+def is_stand_in(value: object) -> bool:
+    """Whether ``value`` is a text stand-in of a statement being compiled (a field that
+    checks its values on save lets it pass: the real value is checked where it is made)."""
+    return isinstance(value, str) and value.startswith(_TEXT_STAND_IN)
+
+
 def _stand_in(sample: object) -> object:
     """A value of ``sample``'s type that no real parameter takes."""
     n = next(_serial)
@@ -71,7 +80,7 @@ def _stand_in(sample: object) -> object:
     if isinstance(sample, ipaddress.IPv4Address | ipaddress.IPv6Address):
         return str(ipaddress.ip_address("2001:db8:7340::") + n)  # documentation range
     if isinstance(sample, str):
-        return f"\x00keyfob-slot-{n}\x00"
+        return f"{_TEXT_STAND_IN}{n}\x00"
     if isinstance(sample, datetime):
         return datetime(2999, 1, 1, tzinfo=UTC) + timedelta(seconds=n)
     if isinstance(sample, dict):

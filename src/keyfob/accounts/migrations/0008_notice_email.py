@@ -9,7 +9,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('accounts', '0007_email_normal_form'),
-        ('audit', '0009_kinds_checked_in_code'),
+        ('audit', '0003_outbox'),
     ]
 
     operations = [
