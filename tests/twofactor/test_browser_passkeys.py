@@ -241,9 +241,11 @@ def pages_opened(page: Any) -> list[str]:
     opened: list[str] = []
     page.on(
         "framenavigated",
-        lambda frame: opened.append(re.sub(r"^https?://[^/]+", "", frame.url))
-        if frame == page.main_frame
-        else None,
+        lambda frame: (
+            opened.append(re.sub(r"^https?://[^/]+", "", frame.url))
+            if frame == page.main_frame
+            else None
+        ),
     )
     return opened
 

@@ -121,7 +121,9 @@ def test_a_junk_answer_is_a_clear_error_not_a_500(sam: Enrolled) -> None:
     assert StaffKeyInvite.objects.get(user=sam.user).used_at is None
 
 
-def test_an_old_confirmation_asks_confirm_it_is_you_first(sam: Enrolled, frozen_time: float) -> None:
+def test_an_old_confirmation_asks_confirm_it_is_you_first(
+    sam: Enrolled, frozen_time: float
+) -> None:
     client = with_code(sam)
     with clock.frozen(frozen_time + settings.KEYFOB_REAUTH_SECONDS + 60):
         response = client.get(FROM_DESK)
@@ -129,7 +131,9 @@ def test_an_old_confirmation_asks_confirm_it_is_you_first(sam: Enrolled, frozen_
     assert response["Location"].startswith("/account/confirm/?next=")
 
 
-def test_a_foreign_next_and_a_non_staff_account_go_to_security(db: None, frozen_time: float) -> None:
+def test_a_foreign_next_and_a_non_staff_account_go_to_security(
+    db: None, frozen_time: float
+) -> None:
     sam = enrol(make_user("sam@support.example", is_staff=True))
     client = with_code(sam)
     response = add_key(client, staff_invite(sam.user), next_url="https://evil.example/")

@@ -126,9 +126,7 @@ def staff_key_view(request: HttpRequest) -> HttpResponse:
             form.add_error(None, key_error(exc, ADD_KEY_MESSAGES))
         else:
             label = name or str(_("Security key"))
-            messages.success(
-                request, _("Your security key “%(name)s” is added.") % {"name": label}
-            )
+            messages.success(request, _("Your security key “%(name)s” is added.") % {"name": label})
             if codes:
                 _hold_fresh_codes(request, user, codes)
                 request.session[NEXT_AFTER_CODES_KEY] = next_url
