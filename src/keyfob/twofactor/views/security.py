@@ -141,6 +141,7 @@ def security_view(request: HttpRequest) -> HttpResponse:
 def _hold_fresh_codes(request: HttpRequest, user: User, codes: list[str]) -> None:
     sealed = keyring.encrypt(json.dumps(codes).encode(), context=f"fresh-codes:{user.pk}")
     request.session[FRESH_CODES_KEY] = {"sealed": sealed, "at": clock.time()}
+    request.session.pop(NEXT_AFTER_CODES_KEY, None)  # a caller going on elsewhere sets it after
 
 
 def _fresh_codes(request: HttpRequest, user: User) -> list[str] | None:
