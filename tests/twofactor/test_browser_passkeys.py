@@ -236,26 +236,78 @@ def test_staff_signed_in_with_a_code_confirm_with_their_key(
     page.get_by_role("heading", name="Support").first.wait_for()
 
 
+def pages_opened(page: Any) -> list[str]:
+    """The paths of the pages the tab loads from now on (each page the person sees)."""
+    opened: list[str] = []
+    page.on(
+        "framenavigated",
+        lambda frame: (
+            opened.append(re.sub(r"^https?://[^/]+", "", frame.url))
+            if frame == page.main_frame
+            else None
+        ),
+    )
+    return opened
+
+
 def test_staff_without_a_key_add_one_then_open_the_desk(
     page: Any, base: str, sam: Enrolled
 ) -> None:
-    """Sent to "Add a security key", which says why; the key added, the desk asks to confirm
-    with it once, then opens."""
+    """Issue 24: one page says why and adds the key with the enrolment code, then the desk
+    opens (before: "Add a security key", Security, "Confirm it is you" with the key just
+    added, then the desk)."""
     VirtualAuthenticator.add(page, resident_key=False, user_verification=True)
     sign_in(page, base, sam.user.email)
     app_code_step(page, base, sam)
+    opened = pages_opened(page)
     page.get_by_role("link", name=re.compile("^Support")).click()
-    page.wait_for_url(f"{base}/account/security/keys/add/")
-    page.get_by_text("Staff pages need a security key or passkey").wait_for()
+    page.wait_for_url(f"{base}/account/security/staff-key/?next=%2Fsupport%2F")
+    page.get_by_role("heading", name="Staff pages need a security key").wait_for()
     assert serious_violations(page) == []
     page.get_by_label("Name of this security key").fill("Desk key")
     # The first key of a staff member needs the code an operator issued and handed over.
     page.get_by_label("Enrolment code").fill(staff_invite(sam.user))
-    page.get_by_role("button", name="Add this security key").click()
-    page.wait_for_url(f"{base}/account/security/")
-    page.get_by_role("link", name=re.compile("^Support")).click()
-    page.wait_for_url(f"{base}/account/confirm/?next=%2Fsupport%2F")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Confirm with your security key").click()
+    page.get_by_role("button", name="Add this key and continue").click()
     page.wait_for_url(f"{base}/support/")
+    page.get_by_text("Your security key “Desk key” is added.").wait_for()
+    assert opened == ["/account/security/staff-key/?next=%2Fsupport%2F", "/support/"]
     assert SecurityKey.objects.get(user=sam.user).name == "Desk key"
+
+
+def test_a_new_staff_member_goes_from_the_sign_in_to_the_desk_in_one_page(
+    page: Any, base: str, transactional_db: None
+) -> None:
+    """Issue 24's walk: a staff member without 2FA and without a phone number. Before: "Your
+    phone number", the general set-up page (the app first), "Add a security key", the
+    recovery codes, Security, "This change needs…" with the key, then the desk (8 pages
+    after the sign-in). Now: this page, the recovery codes (2FA goes on with the key), the
+    desk; in French too, with axe on the new page."""
+    new = make_user("new@support.example", is_staff=True)
+    VirtualAuthenticator.add(page, resident_key=False, user_verification=True)
+    sign_in(page, base, new.email)
+    page.wait_for_url(re.compile(r"/account/"))
+    page.context.add_cookies([{"name": "django_language", "value": "fr", "url": base}])
+    opened = pages_opened(page)
+    page.goto(f"{base}/support/")
+    page.wait_for_url(f"{base}/account/security/staff-key/?next=%2Fsupport%2F")
+    page.get_by_role(
+        "heading", name="Les pages du personnel demandent une clé de sécurité"
+    ).wait_for()
+    assert "vous recevez ensuite des codes de secours" in page.locator("main").inner_text()
+    assert serious_violations(page) == []
+    page.context.clear_cookies(name="django_language")
+    page.reload()
+    page.get_by_role("heading", name="Staff pages need a security key").wait_for()
+    assert serious_violations(page) == []
+    page.get_by_label("Enrolment code").fill(staff_invite(new))
+    page.get_by_role("button", name="Add this key and continue").click()
+    page.wait_for_url(f"{base}/account/security/recovery-codes/")
+    page.get_by_label("I have saved these recovery codes somewhere safe").check()
+    page.get_by_role("button", name="Continue").click()
+    page.wait_for_url(f"{base}/support/")
+    staff_key = "/account/security/staff-key/?next=%2Fsupport%2F"
+    # The page, again in English (the reload), the recovery codes, the desk.
+    assert opened == [staff_key, staff_key, "/account/security/recovery-codes/", "/support/"]
+    assert "/account/security/setup/phone/" not in opened
+    assert "/account/security/setup/" not in opened
+    assert SecurityKey.objects.filter(user=new).count() == 1

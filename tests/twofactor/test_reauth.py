@@ -90,6 +90,7 @@ WITHOUT_2FA = [
     ("/account/email/", {"email": "thief@example.net"}),
     ("/account/security/setup/", {"kind": "totp"}),
     ("/account/security/setup/phone/", {"phone": "+33699999999"}),
+    ("/account/security/staff-key/", {"name": "Stolen", "credential": "{}", "invite": "x"}),
     ("/account/security/keys/options/", {}),
     ("/account/security/keys/add/", {"name": "Stolen", "credential": "{}"}),
 ]
@@ -137,6 +138,7 @@ def test_the_walk_covers_every_account_view() -> None:
     walked |= {"revoke-all", "revoke-browser", "rename-authenticator", "remove-authenticator"}
     walked |= {"add-key", "add-key-options", "rename-key", "remove-key", "ssh-request"}
     walked |= {"sign-out-session", "sign-out-others", "notice-email", "notice-email-remove"}
+    walked |= {"staff-key"}
     assert account_views() == walked | NOT_SENSITIVE
 
 

@@ -10,6 +10,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
+from django.utils.http import urlencode
 from django.utils.translation import gettext as _
 
 from keyfob.accounts.decorators import reauth_redirect
@@ -48,14 +49,9 @@ def staff_required(view: View) -> View:
 
 def _to_security_key(request: HttpRequest, user: User) -> HttpResponse:
     if not flows.security_keys(user):
-        messages.info(
-            request,
-            _(
-                "Staff pages need a security key or passkey, which a phishing page cannot "
-                "relay. Add one to your account."
-            ),
-        )
-        return redirect("account:add-key")
+        # One page says why and adds the first key with its enrolment code, then back here.
+        back = request.get_full_path() if request.method == "GET" else reverse("account:security")
+        return redirect(f"{reverse('account:staff-key')}?{urlencode({'next': back})}")
     messages.info(
         request,
         _(

@@ -22,6 +22,7 @@ urlpatterns: list[URLPattern] = [
     path("security/setup/phone/", apps.setup_phone_view, name="setup-phone"),
     path("security/disable/", security.disable_view, name="disable"),
     path("security/keys/add/", keys.add_key_view, name="add-key"),
+    path("security/staff-key/", keys.staff_key_view, name="staff-key"),
     path("security/keys/options/", keys.add_key_options_view, name="add-key-options"),
     # Apps and keys: one rename and one remove page, the family told by the URL.
     path(

@@ -380,7 +380,8 @@ def register_key(
     password (and second factor, with 2FA on): adding a key is a sensitive change, whatever
     guard the page has (DESIGN.md invariant 7). A staff member's first key needs the
     enrolment code an operator issued (``invite``), used up with it; else
-    :class:`~keyfob.twofactor.flows.staff.StaffInviteRequired`.
+    :class:`~keyfob.twofactor.flows.staff.StaffInviteRequired`. That first key proves the
+    staff rule for this session (a key proof, as a confirmation with it would).
     """
     require_recent_auth(request)
     origin = expected_origin(request)
@@ -427,7 +428,8 @@ def register_key(
         lock_account(user)
         if SecurityKey.objects.filter(user=user).count() >= app_settings.max_security_keys:
             raise TooManyKeys(f"at most {app_settings.max_security_keys} security keys")
-        if needs_staff_invite(user):  # read under the account's lock: one first key
+        enrolled = needs_staff_invite(user)  # read under the account's lock: one first key
+        if enrolled:
             spend_staff_invite(user, invite)
         _spend(request, row)
         try:
@@ -435,7 +437,7 @@ def register_key(
                 key.save()
         except IntegrityError:  # the same credential registered already
             raise KeyRefused("credential already registered") from None
-        return turned_on_or_added(
+        codes = turned_on_or_added(
             user,
             context,
             name=key.label,
@@ -443,6 +445,25 @@ def register_key(
             added=(EventKind.KEY_ADDED, NoticeKind.KEY_ADDED),
             synced=key.backup_eligible,
         )
+        if enrolled:
+            # A staff member's first key, with the operator's enrolment code: this session
+            # holds the key (its answer came from a ceremony on this site's origin, which
+            # a phishing page cannot stage), as much as a "Confirm it is you" with it just
+            # after would show. It proves the staff rule here, so the desk opens without
+            # asking for the key a second time.
+            proofs.add(
+                request,
+                [
+                    proofs.Made(
+                        proofs.Factor.SECURITY_KEY,
+                        proofs.KEY,
+                        key.pk,
+                        key.label,
+                        user_verified=verified.user_verified,
+                    )
+                ],
+            )
+        return codes
 
 
 def _use_counter(key: SecurityKey, new_count: int, backed_up: bool, discovered: bool) -> bool:

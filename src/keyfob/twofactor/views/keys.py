@@ -24,7 +24,8 @@ from keyfob.twofactor.messages import (
 )
 from keyfob.twofactor.models import Purpose
 from keyfob.twofactor.views.apps import _two_factor_needs_phone
-from keyfob.twofactor.views.security import _hold_fresh_codes
+from keyfob.twofactor.views.security import NEXT_AFTER_CODES_KEY, _hold_fresh_codes
+from keyfob.twofactor.views.signin import safe_next
 from keyfob.twofactor.views.steps import (
     key_options,
 )
@@ -88,6 +89,54 @@ def add_key_view(request: HttpRequest) -> HttpResponse:
             messages.success(request, _("Two-factor authentication is on."))
             return redirect("account:recovery-codes")
     return render(request, "twofactor/add_key.html", {"form": form, "adding": adding})
+
+
+@reauth_required
+@require_http_methods(["GET", "POST"])
+def staff_key_view(request: HttpRequest) -> HttpResponse:
+    """A staff member without a security key, sent here by a staff page (``staff_required``
+    under the staff rule): one page that says what staff need and why, takes the operator's
+    enrolment code and adds the key, then goes on to ``next`` (the staff page asked for).
+
+    No phone-number step first: the number on a profile is what support calls to turn a
+    customer's 2FA off, but a staff member's key is replaced by an operator who knows them
+    (a new enrolment code handed over in person or on a call), not by the desk. The key,
+    added with the enrolment code, proves the staff rule for this session
+    (``flows.register_key``), so the desk opens without a second confirmation; when the key
+    turned 2FA on, the recovery codes are shown once first, then ``next``."""
+    user = _user(request)
+    next_url = safe_next(request, request.POST.get("next") or request.GET.get("next"))
+    if not flows.needs_staff_invite(user):
+        # Not staff, the rule is off, or a key is there already: the page asked for decides.
+        return redirect(next_url)
+    turning_on = not flows.has_2fa(user)
+    form = AddKeyForm(request.POST if request.method == "POST" else None, invite=True)
+    if request.method == "POST" and form.is_valid():
+        name = form.cleaned_data["name"]
+        try:
+            codes = flows.register_key(
+                request,
+                user,
+                form.cleaned_data["credential"],
+                name,
+                Context.from_request(request),
+                invite=form.cleaned_data["invite"],
+            )
+        except ADD_KEY_ERRORS as exc:
+            form.add_error(None, key_error(exc, ADD_KEY_MESSAGES))
+        else:
+            label = name or str(_("Security key"))
+            messages.success(request, _("Your security key “%(name)s” is added.") % {"name": label})
+            if codes:
+                _hold_fresh_codes(request, user, codes)
+                request.session[NEXT_AFTER_CODES_KEY] = next_url
+                return redirect("account:recovery-codes")
+            return redirect(next_url)
+    return render(
+        request,
+        "twofactor/staff_key.html",
+        {"form": form, "next": next_url, "turning_on": turning_on},
+    )
 
 
 @require_POST

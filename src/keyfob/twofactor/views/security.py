@@ -39,6 +39,8 @@ from keyfob.twofactor.models import Authenticator, SecurityKey
 from keyfob.twofactor.views.steps import signed_in_user as _user
 
 FRESH_CODES_KEY = "keyfob.fresh_recovery_codes"
+# Where "I have saved these codes" leads, when not to Security (a path checked when set).
+NEXT_AFTER_CODES_KEY = "keyfob.next_after_codes"
 
 # Sections that apps above twofactor add to the Security page from their AppConfig.ready()
 # (api: the SSH logins), so that twofactor imports none of them. Each returns its HTML.
@@ -139,6 +141,7 @@ def security_view(request: HttpRequest) -> HttpResponse:
 def _hold_fresh_codes(request: HttpRequest, user: User, codes: list[str]) -> None:
     sealed = keyring.encrypt(json.dumps(codes).encode(), context=f"fresh-codes:{user.pk}")
     request.session[FRESH_CODES_KEY] = {"sealed": sealed, "at": clock.time()}
+    request.session.pop(NEXT_AFTER_CODES_KEY, None)  # a caller going on elsewhere sets it after
 
 
 def _fresh_codes(request: HttpRequest, user: User) -> list[str] | None:
@@ -166,7 +169,9 @@ def recovery_codes_view(request: HttpRequest) -> HttpResponse:
     form = SavedCodesForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         request.session.pop(FRESH_CODES_KEY, None)
-        return redirect("account:security")
+        # A staff member's first key (staff_key_view): on to the staff page they asked for.
+        after = request.session.pop(NEXT_AFTER_CODES_KEY, None)
+        return redirect(after if isinstance(after, str) else "account:security")
     context = {"codes": codes, "form": form, "today": clock.now()}
     return render(request, "twofactor/recovery_codes.html", context)
 
