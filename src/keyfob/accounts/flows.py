@@ -201,6 +201,15 @@ def _live_email_change(user: User) -> QuerySet[EmailChange]:
     return EMAIL_CODES.live(EmailChange.objects.filter(user=user), EMAIL_CODE_TRIES)
 
 
+def may_send_today(user: User, sent: EventKind, per_day: int) -> bool:
+    """Whether ``user`` may send one more confirmation mail of the kind its ``sent`` event
+    records: fewer than ``per_day`` in the last day. Locks the account's row first (call
+    inside the transaction that sends it), so two requests at once cannot both pass."""
+    User.objects.select_for_update().filter(pk=user.pk).first()
+    since = clock.now() - timedelta(days=1)
+    return SecurityEvent.objects.filter(user=user, kind=sent, at__gt=since).count() < per_day
+
+
 def start_email_change(request: HttpRequest, user: User, new_email: str) -> None:
     """E-mail a code to ``new_email``; the address changes once it is typed back
     (:func:`confirm_email_change`). An earlier change waiting for its code is replaced.
@@ -212,12 +221,7 @@ def start_email_change(request: HttpRequest, user: User, new_email: str) -> None
     new_email = normal_email(new_email)
     context = Context.from_request(request)
     with transaction.atomic():
-        # The account's row lock: two requests at once cannot both pass the daily limit.
-        User.objects.select_for_update().filter(pk=user.pk).first()
-        sent = SecurityEvent.objects.filter(
-            user=user, kind=EventKind.EMAIL_CODE_SENT, at__gt=clock.now() - timedelta(days=1)
-        )
-        if sent.count() >= EMAIL_CODES_PER_DAY:
+        if not may_send_today(user, EventKind.EMAIL_CODE_SENT, EMAIL_CODES_PER_DAY):
             raise EmailChangeLimit()
         mailedcodes.start(
             EMAIL_CODES,

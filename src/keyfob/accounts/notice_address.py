@@ -17,13 +17,13 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from keyfob.accounts.addresses import normal_email
-from keyfob.accounts.flows import require_recent_auth
+from keyfob.accounts.flows import may_send_today, require_recent_auth
 from keyfob.accounts.models import NoticeEmailChange, User
 from keyfob.audit import notices
 from keyfob.audit.events import Context, record
-from keyfob.audit.models import EventKind, SecurityEvent
+from keyfob.audit.models import EventKind
 from keyfob.audit.notices import NoticeKind
-from keyfob.core import clock, mailedcodes
+from keyfob.core import mailedcodes
 from keyfob.otp import KeyfobError
 
 CODE_DIGITS = 8
@@ -91,14 +91,7 @@ def start(request: HttpRequest, user: User, email: str) -> None:
         raise SameAsSignIn()
     context = Context.from_request(request)
     with transaction.atomic():
-        # The account's row lock: two requests at once cannot both pass the daily limit.
-        User.objects.select_for_update().filter(pk=user.pk).first()
-        sent = SecurityEvent.objects.filter(
-            user=user,
-            kind=EventKind.NOTICE_EMAIL_CODE_SENT,
-            at__gt=clock.now() - timedelta(days=1),
-        )
-        if sent.count() >= CODES_PER_DAY:
+        if not may_send_today(user, EventKind.NOTICE_EMAIL_CODE_SENT, CODES_PER_DAY):
             raise NoticeEmailLimit()
         mailedcodes.start(
             CODES,
