@@ -25,6 +25,7 @@ from django.http import HttpRequest
 
 from keyfob.accounts.models import SignIn, User
 from keyfob.accounts.proofs import current, digest, require_recent_auth
+from keyfob.accounts.signals import signins_ended
 from keyfob.audit import notices
 from keyfob.audit.events import Context, record
 from keyfob.audit.models import EventKind
@@ -86,11 +87,20 @@ def _live(user: User) -> Any:
     return SignIn.objects.filter(user=user, ended_at__isnull=True)
 
 
+def _ended(user_id: int, rows: Any) -> None:
+    """Mark the sign-ins ``rows`` ended, and say so to the apps above (signins_ended)."""
+    ids = list(rows.values_list("pk", flat=True))
+    if ids:
+        SignIn.objects.filter(pk__in=ids).update(ended_at=clock.now())
+        signins_ended.send(sender=SignIn, user_id=user_id, signin_ids=ids)
+
+
 def end_sessions(user: User) -> int:
     """Sign every session of ``user`` out, signed in or half-way; return how many sessions
     ended. Inside the caller's transaction, if any."""
-    _live(user).update(ended_at=clock.now())
-    return _delete_sessions(user)
+    with transaction.atomic():
+        _ended(user.pk, _live(user))
+        return _delete_sessions(user)
 
 
 def signed_in_sessions(request: HttpRequest, user: User) -> list[dict[str, object]]:
@@ -136,8 +146,7 @@ def sign_out_session(request: HttpRequest, user: User, pk: int) -> str:
         row = _live(user).select_for_update().filter(pk=pk).first()
         if row is None or (here is not None and here.pk == row.pk):
             raise NoSuchSession()
-        row.ended_at = clock.now()
-        row.save(update_fields=["ended_at"])
+        _ended(user.pk, SignIn.objects.filter(pk=row.pk))
         _delete_sessions(user, only={row.session_digest})
         browser = describe(row.user_agent)
         _recorded(request, user, [browser])
@@ -154,7 +163,7 @@ def sign_out_other_sessions(request: HttpRequest, user: User) -> int:
         if here:
             others = others.exclude(session_digest=digest(here))
         browsers = [describe(r.user_agent) for r in others.filter(_alive())]
-        others.update(ended_at=clock.now())
+        _ended(user.pk, others)
         ended = _delete_sessions(user, keep=here)
         if ended or browsers:
             _recorded(request, user, browsers)
@@ -193,6 +202,9 @@ def _prune(sender: object, **kwargs: object) -> tuple[str, int]:
 def _signed_out(sender: object, request: HttpRequest | None, **kwargs: object) -> None:
     """A session signed out (its holder, or its lifetime ran out): its record ends."""
     if request is not None and hasattr(request, "session") and request.session.session_key:
-        SignIn.objects.filter(
+        rows = SignIn.objects.filter(
             session_digest=digest(request.session.session_key), ended_at__isnull=True
-        ).update(ended_at=clock.now())
+        )
+        with transaction.atomic():
+            for user_id in set(rows.values_list("user_id", flat=True)):
+                _ended(user_id, rows.filter(user_id=user_id))

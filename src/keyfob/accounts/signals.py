@@ -6,3 +6,8 @@ from django.dispatch import Signal
 # address: whatever skipped the password until now must stop (twofactor revokes its
 # trusted browsers).
 credentials_changed = Signal()
+
+# Sent with ``user_id`` and ``signin_ids`` (the sign-in records that just ended: signed out,
+# signed out from elsewhere, a password reset, support) inside the transaction that ended
+# them: what those sessions let in ends with them (keyfob.oidc revokes the apps' tokens).
+signins_ended = Signal()

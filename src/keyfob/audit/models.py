@@ -101,6 +101,11 @@ class EventKind(models.TextChoices):
     SSH_UNLINKED = "ssh_unlinked", _("SSH login unlinked from this account")
     SSH_LINK_REQUESTED = "ssh_link_requested", _("A server asked to link an SSH login")
     SSH_LINK_DECLINED = "ssh_link_declined", _("Request to link an SSH login refused")
+    # The OpenID Connect provider (keyfob.oidc).
+    APP_SIGNIN = "app_signin", _("Signed in to an app")
+    APP_ALLOWED = "app_allowed", _("App allowed to sign you in")
+    APP_REVOKED = "app_revoked", _("App no longer allowed to sign you in")
+    APP_REFUSED = "app_refused", _("App refused: it asked for a stronger sign-in")
 
 
 class Channel(models.TextChoices):
@@ -184,6 +189,7 @@ class NoticeKind(models.TextChoices):
         _("A server asks to link an SSH login to your account"),
     )
     SSH_LINKED = "ssh_linked", _("An SSH login was linked to your account")
+    APP_SIGNIN = "app_signin", _("You signed in to an app")
 
 
 class OutboxState(models.TextChoices):

@@ -253,6 +253,8 @@ INSTALLED_APPS = [
     "keyfob.twofactor",
     "keyfob.support",
     "keyfob.api",
+    "oauth2_provider",
+    "keyfob.oidc",
 ]
 
 MIDDLEWARE = [
@@ -464,6 +466,68 @@ if env.raw("KEYFOB_WEBAUTHN_RP_ID") and not any(
 # Off lets staff open the support desk after a code sign-in, which can be phished.
 KEYFOB_STAFF_PHISHING_RESISTANT = env.flag("KEYFOB_STAFF_PHISHING_RESISTANT", True)
 KEYFOB_API_MAX_BODY = env.number("KEYFOB_API_MAX_BODY", 4096, 256, 1048576, "bytes")
+
+# OpenID Connect provider (keyfob.oidc, on django-oauth-toolkit). The issuer is the portal's
+# public https URL as the provider's apps reach it; empty takes it from each request's host
+# (fine on one host name; set it behind a proxy or with several names).
+KEYFOB_OIDC_ISSUER = env.parsed(
+    "KEYFOB_OIDC_ISSUER", "", _url("https", "http"), "the portal's public URL, https://host"
+).rstrip("/")
+KEYFOB_OIDC_ACCESS_TOKEN_SECONDS = env.number(
+    "KEYFOB_OIDC_ACCESS_TOKEN_SECONDS", 600, 60, 86400, "seconds"
+)
+# An app's refresh token ends with the session it came from, or after this many days.
+KEYFOB_OIDC_REFRESH_TOKEN_DAYS = env.number("KEYFOB_OIDC_REFRESH_TOKEN_DAYS", 30, 1, 365, "days")
+OAUTH2_PROVIDER_APPLICATION_MODEL = "oidc.Client"
+# The library's own models for the rest (named, as Django's swappable models must be).
+OAUTH2_PROVIDER_GRANT_MODEL = "oauth2_provider.Grant"
+OAUTH2_PROVIDER_DEVICE_GRANT_MODEL = "oauth2_provider.DeviceGrant"
+OAUTH2_PROVIDER_ACCESS_TOKEN_MODEL = "oauth2_provider.AccessToken"
+OAUTH2_PROVIDER_REFRESH_TOKEN_MODEL = "oauth2_provider.RefreshToken"
+OAUTH2_PROVIDER_ID_TOKEN_MODEL = "oauth2_provider.IDToken"
+OAUTH2_PROVIDER = {
+    "OIDC_ENABLED": True,
+    "OIDC_ISS_ENDPOINT": KEYFOB_OIDC_ISSUER,
+    "OIDC_RP_INITIATED_LOGOUT_ENABLED": True,
+    "OIDC_RP_INITIATED_LOGOUT_ALWAYS_PROMPT": True,
+    "OIDC_RP_INITIATED_LOGOUT_STRICT_REDIRECT_URIS": True,
+    "OIDC_RESPONSE_TYPES_SUPPORTED": ["code"],
+    "OIDC_TOKEN_ENDPOINT_AUTH_METHODS_SUPPORTED": ["client_secret_basic", "client_secret_post"],
+    "OAUTH2_RESPONSE_TYPES_SUPPORTED": ["code"],
+    "OAUTH2_GRANT_TYPES_SUPPORTED": [
+        "authorization_code",
+        "refresh_token",
+        "urn:ietf:params:oauth:grant-type:device_code",
+    ],
+    "OAUTH2_VALIDATOR_CLASS": "keyfob.oidc.validators.KeyfobValidator",
+    "SCOPES": {
+        "openid": _("Know who you are"),
+        "profile": _("See your name"),
+        "email": _("See your e-mail address"),
+    },
+    "DEFAULT_SCOPES": ["openid"],
+    "PKCE_REQUIRED": True,
+    "ALLOWED_REDIRECT_URI_SCHEMES": ["https", "http"] if DEBUG else ["https"],
+    "ALLOW_LOCALHOST_LOOPBACK": True,
+    "AUTHORIZATION_CODE_EXPIRE_SECONDS": 60,
+    "ACCESS_TOKEN_EXPIRE_SECONDS": KEYFOB_OIDC_ACCESS_TOKEN_SECONDS,
+    "ID_TOKEN_EXPIRE_SECONDS": KEYFOB_OIDC_ACCESS_TOKEN_SECONDS,
+    "REFRESH_TOKEN_EXPIRE_SECONDS": KEYFOB_OIDC_REFRESH_TOKEN_DAYS * 86400,
+    "ROTATE_REFRESH_TOKEN": True,
+    "REFRESH_TOKEN_REUSE_PROTECTION": True,
+    "REQUEST_APPROVAL_PROMPT": "force",
+    "COMPLIANT_BCP_RFC9700_IMPLICIT_GRANT": True,
+    "COMPLIANT_BCP_RFC9700_PASSWORD_GRANT": True,
+    "COMPLIANT_BCP_RFC9700_PKCE_METHOD": True,
+    "COMPLIANT_BCP_RFC9700_ACCESS_TOKEN_TRANSPORT": True,
+    "COMPLIANT_BCP_RFC9700_AUTHZ_RESPONSE_ISS": True,
+    "COMPLIANT_BCP_RFC9700_TOKEN_STORAGE": True,
+    "COMPLIANT_BCP_RFC9700_REFRESH_TOKEN": True,
+    "COMPLIANT_BCP_RFC9700_REDIRECT_URI_SCHEME": True,
+    "COMPLIANT_BCP_RFC9700_REDIRECT_URI_MATCHING": True,
+    "COMPLIANT_BCP_RFC9700_PKCE_REQUIRED": True,
+    "DEVICE_FLOW_INTERVAL": 5,
+}
 
 # Every KEYFOB_* variable read above: the README's settings table must list exactly these.
 KEYFOB_VARIABLES = frozenset(env.read)

@@ -4,6 +4,8 @@ from django.views.i18n import set_language
 
 from keyfob.accounts.urls import signin_help_urlpatterns
 from keyfob.api.urls import account_urlpatterns as api_account_urlpatterns
+from keyfob.oidc import views as oidc_views
+from keyfob.oidc.urls import account_urlpatterns as oidc_account_urlpatterns
 from keyfob.twofactor.urls import signin_urlpatterns
 
 # One `account:` namespace for the account pages of both apps that own them.
@@ -12,6 +14,7 @@ account_patterns = (
         path("", include("keyfob.accounts.urls")),
         path("", include("keyfob.twofactor.urls")),
         path("", include(api_account_urlpatterns)),
+        path("", include(oidc_account_urlpatterns)),
     ],
     "account",
 )
@@ -24,6 +27,14 @@ urlpatterns = [
     path("i18n/setlang/", set_language, name="set_language"),
     path("support/", include("keyfob.support.urls")),
     path("api/v1/", include("keyfob.api.urls")),
+    path("oidc/", include("keyfob.oidc.urls")),
+    # Where relying parties look first for the issuer at the host's root (OpenID Connect
+    # Discovery: issuer + /.well-known/openid-configuration).
+    path(
+        ".well-known/openid-configuration",
+        oidc_views.DiscoveryView.as_view(),
+        name="openid-configuration",
+    ),
     path("", include("keyfob.site.ops_urls")),
 ]
 

@@ -228,11 +228,10 @@ def reauth_view(request: HttpRequest) -> HttpResponse:
     assert isinstance(user, User)
     next_url = safe_next(request, request.POST.get("next") or request.GET.get("next"))
     second_factor = flows.has_2fa(user)
-    choice = (
-        second_factor_choice(request, user, key_only=flows.only_keys_confirm(user))
-        if second_factor
-        else None
-    )
+    # ?need=key: what asked for this confirmation needs a security key or passkey (an app
+    # that asked for a phishing-resistant sign-in); the staff rule always does.
+    key_only = flows.only_keys_confirm(user) or request.GET.get("need") == "key"
+    choice = second_factor_choice(request, user, key_only=key_only) if second_factor else None
     way = choice.way if choice is not None else None
     form = ReauthForm(
         request.POST if request.method == "POST" else None,

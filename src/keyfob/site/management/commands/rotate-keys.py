@@ -1,11 +1,14 @@
-"""keyfob rotate-keys [--check] [--batch-size N] [--limit N]: re-encrypt under the newest key.
+"""keyfob rotate-keys [--check] [--batch-size N] [--limit N] [--signing-key]: re-encrypt under
+the newest key; with --signing-key, also replace the key that signs ID tokens.
 
 Put the new key first in KEYFOB_SECRET_KEYS (keeping the old ones after it), restart the
 processes, then run this. It re-encrypts every stored secret still under an older key,
 in batches, while the portal keeps running: each row is written by a compare-and-set on
 the ciphertext it read, so a change made meanwhile (which is already under the new key)
 wins and the row is left alone. Stopping it half-way is safe; running it again finishes
-the work. ``--check`` counts the rows still under an old key and exits 1 if there are any;
+the work. ``--signing-key`` first makes a new ID-token signing key; the old one's public
+half stays published (JWKS) until the tokens it signed have expired. ``--check`` counts
+the rows still under an old key and exits 1 if there are any;
 once it says 0 everywhere, the old keys can leave the ring.
 """
 
@@ -21,6 +24,7 @@ from django.core.management.base import BaseCommand, CommandParser
 from django.db import models, transaction
 
 from keyfob.core import keyring
+from keyfob.oidc import keys as signing_keys
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,12 @@ ENCRYPTED_FIELDS = [
         # The model's own context function, so the two never disagree.
         lambda row: apps.get_model("twofactor.Authenticator")._context(row["user_id"]),
         ("user_id",),
+    ),
+    EncryptedField(
+        "oidc.SigningKey",
+        "private_key",
+        lambda row: f"oidc-signing-key:{row['kid']}",
+        ("kid",),
     ),
 ]
 
@@ -83,6 +93,11 @@ class Command(BaseCommand):
         )
         parser.add_argument("--batch-size", type=int, default=500)
         parser.add_argument("--limit", type=int, default=0, help="stop after N rows (0: all)")
+        parser.add_argument(
+            "--signing-key",
+            action="store_true",
+            help="also replace the ID-token signing key (the old one stays published a while)",
+        )
 
     def handle(self, *args: Any, **opts: Any) -> None:
         if opts["check"]:
@@ -95,6 +110,11 @@ class Command(BaseCommand):
             if total:
                 sys.exit(1)
             return
+        if opts["signing_key"]:
+            new, old = signing_keys.rotate()
+            self.stdout.write(
+                f"ID tokens are now signed with key {new}" + (f" (was {old})" if old else "")
+            )
         batch_size = max(1, opts["batch_size"])
         limit = max(0, opts["limit"])
         done = skipped = failed = 0

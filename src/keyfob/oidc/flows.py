@@ -1,0 +1,270 @@
+"""What the provider does besides the protocol (which is django-oauth-toolkit's): the
+sign-in record an app's tokens carry, consent, the apps a person let in, the operator's
+clients. Each saves, records and notifies in one transaction (STYLE.md)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.db import transaction
+from django.http import HttpRequest
+from oauth2_provider.models import get_access_token_model, get_refresh_token_model
+
+from keyfob.accounts import proofs
+from keyfob.accounts.models import Proof, SignIn, User
+from keyfob.audit import notices
+from keyfob.audit.events import Context, record
+from keyfob.audit.models import EventKind, NoticeKind, Outbox
+from keyfob.core import clock
+from keyfob.oidc import claims
+from keyfob.oidc.models import Authorization, Client, Consent
+
+
+def issuer(request: HttpRequest) -> str:
+    """The issuer URL (``iss``): the setting, or this request's origin."""
+    from oauth2_provider.settings import oauth2_settings
+
+    return str(oauth2_settings.oidc_issuer(request))
+
+
+def session_strength(request: HttpRequest) -> claims.Strength:
+    """How strongly the session of ``request`` signed in, from its live proofs."""
+    return claims.strength(proofs.live_proofs(request))
+
+
+def signin_strength(signin: SignIn | None) -> claims.Strength | None:
+    """The strength a sign-in record's live proofs give now, or None for a record that
+    ended (or was pruned)."""
+    if signin is None or signin.ended_at is not None:
+        return None
+    return claims.strength(Proof.objects.filter(signin=signin, revoked_at__isnull=True))
+
+
+def authorization_for(request: HttpRequest, client: Client) -> Authorization:
+    """Record that the signed-in session of ``request`` lets ``client`` in now, with how it
+    signed in (saved by the caller's grant: the code or the device grant links to it)."""
+    user = request.user
+    assert isinstance(user, User)
+    strength = session_strength(request)
+    return Authorization(
+        user=user,
+        client=client,
+        signin=proofs.current(request),
+        auth_time=strength.auth_time or clock.now(),
+        amr=strength.amr,
+        acr=strength.acr,
+    )
+
+
+def has_consent(user: User, client: Client, scopes: Iterable[str]) -> bool:
+    """Whether ``user`` allowed ``client`` these scopes already (first-party apps need not)."""
+    if client.skip_authorization:
+        return True
+    row = Consent.objects.filter(user=user, client=client).first()
+    return row is not None and set(scopes) <= set(row.scopes.split())
+
+
+def give_consent(request: HttpRequest, user: User, client: Client, scopes: Iterable[str]) -> None:
+    """``user`` pressed "Allow": remembered until revoked, recorded."""
+    wanted = set(scopes)
+    with transaction.atomic():
+        row, created = Consent.objects.select_for_update().get_or_create(
+            user=user, client=client, defaults={"scopes": " ".join(sorted(wanted))}
+        )
+        if not created and not wanted <= set(row.scopes.split()):
+            row.scopes = " ".join(sorted(wanted | set(row.scopes.split())))
+            row.save(update_fields=["scopes"])
+        if created or wanted - set(row.scopes.split()):
+            record(user, EventKind.APP_ALLOWED, Context.from_request(request), app=client.name)
+
+
+def signed_in_to_app(request: HttpRequest, user: User, client: Client) -> None:
+    """An app got an authorization code or a device approval: an event, and a notice at
+    most once a day per app (an app used every hour should not bury the others)."""
+    context = Context.from_request(request)
+    now = clock.now()
+    with transaction.atomic():
+        record(user, EventKind.APP_SIGNIN, context, app=client.name, client=client.client_id)
+        Consent.objects.filter(user=user, client=client).update(last_used_at=now)
+        User.objects.select_for_update().filter(pk=user.pk).first()
+        recent = Outbox.objects.filter(
+            user=user,
+            kind=NoticeKind.APP_SIGNIN,
+            created_at__gt=now - timedelta(days=1),
+            params__client=client.client_id,
+        )
+        if not recent.exists():
+            notices.queue(
+                user, NoticeKind.APP_SIGNIN, context, app=client.name, client=client.client_id
+            )
+
+
+def refused(request: HttpRequest, user: User, client: Client, wanted: str) -> None:
+    """An app asked for more than this session proved and the person could not give it."""
+    record(
+        user, EventKind.APP_REFUSED, Context.from_request(request), app=client.name, wanted=wanted
+    )
+
+
+@dataclass(frozen=True)
+class AppAccess:
+    consent_pk: int
+    client: Client
+    granted_at: Any
+    last_used_at: Any
+    scopes: list[str]
+
+
+def apps_of(user: User) -> list[AppAccess]:
+    """The apps ``user`` allowed to sign them in (first-party apps are not listed: the
+    provider's own, they need no consent)."""
+    rows = (
+        Consent.objects.filter(user=user, client__revoked_at__isnull=True)
+        .select_related("client")
+        .order_by("client__name", "pk")
+    )
+    return [AppAccess(r.pk, r.client, r.granted_at, r.last_used_at, r.scopes.split()) for r in rows]
+
+
+class NoSuchApp(Exception):
+    """Not an app this account allowed."""
+
+
+def revoke_app(request: HttpRequest, user: User, consent_pk: int) -> str:
+    """Remove an app's permission to sign ``user`` in: the consent goes, and every token the
+    app holds for ``user`` is revoked. Needs a recent confirmation. Returns the app's name."""
+    proofs.require_recent_auth(request)
+    with transaction.atomic():
+        row = Consent.objects.select_for_update().filter(user=user, pk=consent_pk).first()
+        if row is None:
+            raise NoSuchApp()
+        client = row.client
+        row.delete()
+        revoke_tokens(user, client=client)
+        Authorization.objects.filter(user=user, client=client, ended_at__isnull=True).update(
+            ended_at=clock.now()
+        )
+        record(user, EventKind.APP_REVOKED, Context.from_request(request), app=client.name)
+    return client.name
+
+
+def revoke_tokens(user: User, *, client: Client | None = None, families: Iterable[Any] = ()) -> int:
+    """Revoke the refresh and access tokens of ``user`` (for ``client`` only, or of the token
+    ``families`` only). Returns how many refresh tokens were revoked."""
+    refresh = get_refresh_token_model().objects.filter(user=user, revoked__isnull=True)
+    access = get_access_token_model().objects.filter(user=user)
+    wanted = list(families)
+    if client is not None:
+        refresh = refresh.filter(application=client)
+        access = access.filter(application=client)
+    if wanted:
+        refresh = refresh.filter(token_family__in=wanted)
+        access = access.filter(source_refresh_token__token_family__in=wanted)
+    count = 0
+    for token in refresh:
+        token.revoke()
+        count += 1
+    # Access tokens with no refresh token left (or never had one) go too.
+    access.delete()
+    return count
+
+
+def end_signins(user_id: int, signin_ids: Iterable[int]) -> list[Authorization]:
+    """Sessions ended (signed out, everywhere else, a password reset, support): what their
+    sign-ins let in ends with them, and their tokens are revoked. Returns the
+    authorizations ended (the back-channel logout tells their apps)."""
+    ids = list(signin_ids)
+    if not ids:
+        return []
+    now = clock.now()
+    ended = list(
+        Authorization.objects.select_related("client", "user").filter(
+            user_id=user_id, signin_id__in=ids, ended_at__isnull=True
+        )
+    )
+    if not ended:
+        return []
+    Authorization.objects.filter(pk__in=[a.pk for a in ended]).update(ended_at=now)
+    families = [a.token_family for a in ended if a.token_family is not None]
+    if families:
+        revoke_tokens(ended[0].user, families=families)
+    return ended
+
+
+# --- The operator's clients (keyfob oidc-client) ---------------------------------------
+
+
+class ClientError(ValueError):
+    """A client the operator described cannot be registered; the message says why."""
+
+
+def create_client(
+    name: str,
+    redirect_uris: list[str],
+    *,
+    public: bool = False,
+    first_party: bool = False,
+    require_phishing_resistant: bool = False,
+    device: bool = False,
+    backchannel_logout_uri: str = "",
+    post_logout_redirect_uris: list[str] | None = None,
+) -> tuple[Client, str]:
+    """Register an app; return it and its secret (shown once, stored hashed; "" for a public
+    client). Raises :class:`ClientError`."""
+    from django.core.exceptions import ValidationError
+
+    name = name.strip()
+    if not name or len(name) > 100:
+        raise ClientError("NAME: give the app a name of 1 to 100 characters")
+    if device and redirect_uris:
+        raise ClientError("--device: a device-grant client has no redirect URI")
+    if not device and not redirect_uris:
+        raise ClientError("--redirect-uri: give at least one")
+    secret = "" if public else Client._meta.get_field("client_secret").get_default()
+    client = Client(
+        name=name,
+        redirect_uris=" ".join(redirect_uris),
+        post_logout_redirect_uris=" ".join(post_logout_redirect_uris or []),
+        client_type=Client.CLIENT_PUBLIC if public else Client.CLIENT_CONFIDENTIAL,
+        authorization_grant_type=(
+            Client.GRANT_DEVICE_CODE if device else Client.GRANT_AUTHORIZATION_CODE
+        ),
+        client_secret=secret,
+        hash_client_secret=True,
+        skip_authorization=first_party,
+        algorithm=Client.RS256_ALGORITHM,
+        require_phishing_resistant=require_phishing_resistant,
+        backchannel_logout_uri=backchannel_logout_uri,
+    )
+    try:
+        client.full_clean(exclude=["client_secret", "user"])
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{field}: {' '.join(str(m) for m in messages)}"
+            for field, messages in exc.message_dict.items()
+        )
+        raise ClientError(problems) from exc
+    client.save()
+    return client, str(secret)
+
+
+def revoke_client(client_id: str) -> Client:
+    """Stop an app for good: it can no longer sign anyone in, and its tokens are revoked."""
+    with transaction.atomic():
+        client = Client.objects.select_for_update().filter(client_id=client_id).first()
+        if client is None:
+            raise ClientError(f"no client {client_id!r}")
+        client.revoked_at = clock.now()
+        client.save(update_fields=["revoked_at"])
+        for token in get_refresh_token_model().objects.filter(
+            application=client, revoked__isnull=True
+        ):
+            token.revoke()
+        get_access_token_model().objects.filter(application=client).delete()
+        Authorization.objects.filter(client=client, ended_at__isnull=True).update(
+            ended_at=clock.now()
+        )
+    return client

@@ -1,0 +1,195 @@
+"""The provider's protocol through Django's test client: code flow with PKCE, the ID
+token verified against the JWKS, refresh (rotated, reuse detected), userinfo, revocation,
+and the claims that say how the session signed in."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import secrets
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import pytest
+from django.test import Client as Browser
+from jwcrypto import jwk, jwt
+
+from keyfob.accounts.models import Factor
+from keyfob.oidc import flows
+from tests.conftest import make_user, prove_for_client
+
+REDIRECT = "http://127.0.0.1:9/callback"
+
+
+def pkce() -> tuple[str, str]:
+    verifier = secrets.token_urlsafe(48)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=")
+    return verifier, challenge.decode()
+
+
+@pytest.fixture
+def app(db: None) -> tuple[Any, str]:
+    return flows.create_client("Control panel", [REDIRECT], first_party=True)
+
+
+def authorize(browser: Browser, client_id: str, challenge: str, **extra: str) -> Any:
+    params = {
+        "response_type": "code",
+        "client_id": client_id,
+        "redirect_uri": REDIRECT,
+        "scope": "openid email profile",
+        "state": "st4te",
+        "nonce": "n0nce",
+        "code_challenge": challenge,
+        "code_challenge_method": "S256",
+        **extra,
+    }
+    return browser.get("/oidc/authorize/?" + urlencode(params))
+
+
+def query(response: Any) -> dict[str, str]:
+    assert response.status_code == 302, response.status_code
+    location = response["Location"]
+    assert location.startswith(REDIRECT), location
+    return {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
+
+
+def token(browser: Browser, client_id: str, secret: str, **data: str) -> Any:
+    auth = base64.b64encode(f"{client_id}:{secret}".encode()).decode()
+    return browser.post("/oidc/token/", data, HTTP_AUTHORIZATION=f"Basic {auth}")
+
+
+def verified(browser: Browser, id_token: str) -> dict[str, Any]:
+    keys = jwk.JWKSet.from_json(browser.get("/oidc/jwks/").content)
+    return json.loads(jwt.JWT(jwt=id_token, key=keys).claims)
+
+
+def test_code_flow_with_a_key_says_phr(app: tuple[Any, str]) -> None:
+    client, secret = app
+    user = make_user("alice@example.com")
+    browser = Browser()
+    browser.force_login(user)
+    prove_for_client(browser, user, Factor.SECURITY_KEY)
+    verifier, challenge = pkce()
+    got = query(authorize(browser, client.client_id, challenge))
+    assert got["state"] == "st4te" and "code" in got
+    answer = token(
+        browser,
+        client.client_id,
+        secret,
+        grant_type="authorization_code",
+        code=got["code"],
+        redirect_uri=REDIRECT,
+        code_verifier=verifier,
+    )
+    assert answer.status_code == 200, answer.content
+    body = answer.json()
+    claims = verified(browser, body["id_token"])
+    assert claims["sub"] == str(user.pk)
+    assert claims["email"] == "alice@example.com"
+    assert claims["nonce"] == "n0nce"
+    assert claims["acr"] == "phr"
+    assert set(claims["amr"]) == {"pwd", "hwk", "mfa"}
+    assert isinstance(claims["auth_time"], int)
+    # The code is single use.
+    again = token(
+        browser,
+        client.client_id,
+        secret,
+        grant_type="authorization_code",
+        code=got["code"],
+        redirect_uri=REDIRECT,
+        code_verifier=verifier,
+    )
+    assert again.status_code == 400
+    # userinfo
+    info = browser.get("/oidc/userinfo/", HTTP_AUTHORIZATION=f"Bearer {body['access_token']}")
+    assert info.status_code == 200, info.content
+    assert info.json()["sub"] == str(user.pk)
+    # refresh: rotated, the old one refused (and its family revoked)
+    fresh = token(
+        browser,
+        client.client_id,
+        secret,
+        grant_type="refresh_token",
+        refresh_token=body["refresh_token"],
+    )
+    assert fresh.status_code == 200, fresh.content
+    assert verified(browser, fresh.json()["id_token"])["acr"] == "phr"
+    reuse = token(
+        browser,
+        client.client_id,
+        secret,
+        grant_type="refresh_token",
+        refresh_token=body["refresh_token"],
+    )
+    assert reuse.status_code == 400
+    newest = token(
+        browser,
+        client.client_id,
+        secret,
+        grant_type="refresh_token",
+        refresh_token=fresh.json()["refresh_token"],
+    )
+    assert newest.status_code == 400  # reuse detected: the whole family is revoked
+
+
+def test_password_and_code_says_mfa_and_phr_asks_for_a_key(app: tuple[Any, str]) -> None:
+    client, secret = app
+    user = make_user("bob@example.com")
+    browser = Browser()
+    browser.force_login(user)
+    prove_for_client(browser, user, Factor.APP_CODE)
+    verifier, challenge = pkce()
+    got = query(authorize(browser, client.client_id, challenge))
+    body = token(
+        browser,
+        client.client_id,
+        secret,
+        grant_type="authorization_code",
+        code=got["code"],
+        redirect_uri=REDIRECT,
+        code_verifier=verifier,
+    ).json()
+    claims = verified(browser, body["id_token"])
+    assert claims["acr"] == "mfa" and set(claims["amr"]) == {"pwd", "otp", "mfa"}
+    # acr_values=phr without a key on the account: a page that says how, no code
+    page = authorize(browser, client.client_id, challenge, acr_values="phr")
+    assert page.status_code == 403
+    assert b"back-to-app" in page.content
+    # prompt=none with the same: interaction_required, to the app
+    silent = query(authorize(browser, client.client_id, challenge, acr_values="phr", prompt="none"))
+    assert silent["error"] == "interaction_required" and silent["state"] == "st4te"
+
+
+def test_session_end_revokes_the_apps_tokens(app: tuple[Any, str]) -> None:
+    from keyfob.accounts import sessions
+
+    client, secret = app
+    user = make_user("carol@example.com")
+    browser = Browser()
+    browser.force_login(user)
+    prove_for_client(browser, user, Factor.APP_CODE)
+    verifier, challenge = pkce()
+    got = query(authorize(browser, client.client_id, challenge))
+    body = token(
+        browser,
+        client.client_id,
+        secret,
+        grant_type="authorization_code",
+        code=got["code"],
+        redirect_uri=REDIRECT,
+        code_verifier=verifier,
+    ).json()
+    sessions.end_sessions(user)
+    refused = token(
+        browser,
+        client.client_id,
+        secret,
+        grant_type="refresh_token",
+        refresh_token=body["refresh_token"],
+    )
+    assert refused.status_code == 400
+    info = Browser().get("/oidc/userinfo/", HTTP_AUTHORIZATION=f"Bearer {body['access_token']}")
+    assert info.status_code == 401
