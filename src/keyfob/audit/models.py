@@ -101,6 +101,8 @@ class EventKind(models.TextChoices):
     SSH_UNLINKED = "ssh_unlinked", _("SSH login unlinked from this account")
     SSH_LINK_REQUESTED = "ssh_link_requested", _("A server asked to link an SSH login")
     SSH_LINK_DECLINED = "ssh_link_declined", _("Request to link an SSH login refused")
+    SSH_CERT_ISSUED = "ssh_cert_issued", _("SSH certificate issued")
+    SSH_CERT_REVOKED = "ssh_cert_revoked", _("SSH certificate revoked")
 
 
 class Channel(models.TextChoices):
@@ -184,6 +186,7 @@ class NoticeKind(models.TextChoices):
         _("A server asks to link an SSH login to your account"),
     )
     SSH_LINKED = "ssh_linked", _("An SSH login was linked to your account")
+    SSH_CERT_ISSUED = "ssh_cert_issued", _("An SSH certificate was issued for your account")
 
 
 class OutboxState(models.TextChoices):

@@ -47,6 +47,12 @@ ENCRYPTED_FIELDS = [
         lambda row: apps.get_model("twofactor.Authenticator")._context(row["user_id"]),
         ("user_id",),
     ),
+    EncryptedField(
+        "api.CaKey",
+        "private_encrypted",
+        lambda row: apps.get_model("api.CaKey").context(row["fingerprint"]),
+        ("fingerprint",),
+    ),
 ]
 
 
