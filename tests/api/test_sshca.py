@@ -30,7 +30,18 @@ def user_key(tmp_path: Path, kind: str = "ed25519", name: str = "id") -> Path:
     """A key made by the real ssh-keygen; returns the private key's path."""
     path = tmp_path / name
     subprocess.run(
-        [require_tool("ssh-keygen"), "-q", "-t", kind, "-N", "", "-C", "me@laptop", "-f", str(path)],
+        [
+            require_tool("ssh-keygen"),
+            "-q",
+            "-t",
+            kind,
+            "-N",
+            "",
+            "-C",
+            "me@laptop",
+            "-f",
+            str(path),
+        ],
         check=True,
         capture_output=True,
         timeout=30,
@@ -62,7 +73,7 @@ def test_a_certificate_read_back_by_ssh_keygen(
     )
     shown = inspect(tmp_path, issued.certificate)
     row = issued.row
-    assert f"Key ID: \"keyfob-{user.pk}-{row.serial}\"" in shown
+    assert f'Key ID: "keyfob-{user.pk}-{row.serial}"' in shown
     assert f"Serial: {row.serial}" in shown and row.serial >> 32 == user.pk
     assert re.search(rf"Principals: \n\s+keyfob-{user.pk}\n\s+Critical Options: \(none\)", shown)
     for extension in sshca.EXTENSIONS:
@@ -148,7 +159,9 @@ def test_an_ecdsa_key_named_as_ed25519_is_refused(tmp_path: Path, user_with_totp
         sshca.issue_certificate(user_with_totp.user, f"ssh-ed25519 {data}", CONTEXT)
 
 
-def test_an_account_without_2fa_or_closed_gets_none(tmp_path: Path, user_with_totp: Enrolled) -> None:
+def test_an_account_without_2fa_or_closed_gets_none(
+    tmp_path: Path, user_with_totp: Enrolled
+) -> None:
     line = user_key(tmp_path).with_suffix(".pub").read_text()
     plain = make_user("bob@example.com")
     with pytest.raises(sshca.CertificateRefused) as refused:

@@ -25,8 +25,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
-from django.db import IntegrityError, transaction
-from django.utils.translation import gettext_lazy as _
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.hazmat.primitives.serialization import (
     Encoding,
@@ -35,6 +33,8 @@ from cryptography.hazmat.primitives.serialization import (
     SSHCertificateType,
     load_ssh_public_key,
 )
+from django.db import IntegrityError, transaction
+from django.utils.translation import gettext_lazy as _
 
 from keyfob.accounts.models import User
 from keyfob.api.app_settings import app_settings
@@ -85,8 +85,7 @@ MESSAGES = {
     ),
     "key_type": _("Only Ed25519 and ECDSA keys can be certified (ssh-keygen -t ed25519)."),
     "twofactor_off": _(
-        "Two-factor authentication is off for this account: turn it on to get SSH "
-        "certificates."
+        "Two-factor authentication is off for this account: turn it on to get SSH certificates."
     ),
     "inactive": _("This account is closed."),
     "source_unknown": _(
@@ -430,4 +429,3 @@ def revocation_list() -> bytes:
             if done.returncode != 0:
                 raise KrlError("krl", f"ssh-keygen failed: {done.stderr.strip()}")
         return out.read_bytes()
-

@@ -261,6 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
     _ca_file_options(server)
     server.add_argument(
         "--command",
+        dest="command_path",
         type=Path,
         default=None,
         metavar="PATH",
@@ -286,9 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _keyfob_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--url", required=True, metavar="URL", help=_("Keyfob's https:// URL")
-    )
+    parser.add_argument("--url", required=True, metavar="URL", help=_("Keyfob's https:// URL"))
     parser.add_argument(
         "--token-file",
         type=Path,

@@ -238,7 +238,7 @@ def _token_file_failure(args: argparse.Namespace) -> Failure | None:
 def server_config(args: argparse.Namespace, console: Console) -> int:
     if args.certificates:
         return _certificates_config(args, console)
-    if args.fallback_pam or args.command is not None:
+    if args.fallback_pam or args.command_path is not None:
         raise Failure(_("--fallback-pam and --command go with --certificates"), EXIT_USAGE)
     config = _server_config(args)
     central = args.central is not None
@@ -384,15 +384,15 @@ def ca_sync(args: argparse.Namespace, console: Console) -> int:
             ),
             EXIT_FILE,
         ) from None
-    console.say(_("Written: {ca_file} and {krl_file}.").format(
-        ca_file=args.ca_file, krl_file=args.krl_file
-    ))
+    console.say(
+        _("Written: {ca_file} and {krl_file}.").format(ca_file=args.ca_file, krl_file=args.krl_file)
+    )
     return EXIT_OK
 
 
 def _command_path(args: argparse.Namespace) -> Path:
-    if args.command is not None:
-        return Path(args.command)
+    if args.command_path is not None:
+        return Path(args.command_path)
     found = shutil.which("keyfob-ssh") or sys.argv[0]
     return Path(found).absolute()
 
@@ -462,14 +462,15 @@ def _certificates_config(args: argparse.Namespace, console: Console) -> int:
             ),
             EXIT_FILE,
         ) from None
-    console.say(_("Written: {drop_in}, {ca_file} and {krl_file}.").format(
-        drop_in=args.drop_in, ca_file=args.ca_file, krl_file=args.krl_file
-    ))
+    console.say(
+        _("Written: {drop_in}, {ca_file} and {krl_file}.").format(
+            drop_in=args.drop_in, ca_file=args.ca_file, krl_file=args.krl_file
+        )
+    )
     console.say(
         _("Refresh the CA keys and the revocation list hourly (cron): {command}").format(
             command=f"{_command_path(args)} ca-sync --url {args.central} "
-            f"--token-file {args.token_file}"
-            + (f" --cafile {args.cafile}" if args.cafile else "")
+            f"--token-file {args.token_file}" + (f" --cafile {args.cafile}" if args.cafile else "")
         )
     )
     console.say(_("Reload sshd to apply (systemctl reload ssh), and keep a session open."))

@@ -256,6 +256,7 @@ def test_revoking_the_server_token_stops_the_next_login(ready: Certs) -> None:
         ready.central.django(
             "from keyfob.api.models import ServerToken\n"
             f"ServerToken.objects.filter(name={SERVER_NAME!r}).delete()\n"
-            f"ServerToken.objects.filter(name={SERVER_NAME + '-2'!r}).update(name={SERVER_NAME!r})\n"
+            f"ServerToken.objects.filter(name={SERVER_NAME + '-2'!r})"
+            f".update(name={SERVER_NAME!r})\n"
         )
         ready.central.token_file.write_text(made.stdout.strip() + "\n")

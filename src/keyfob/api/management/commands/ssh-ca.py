@@ -70,11 +70,11 @@ class Command(BaseCommand):
         action = opts["action"]
         context = Context(channel=Channel.CLI)
         if action == "public-key":
-            for row in sshca.published_keys():
-                self.stdout.write(row.public_key)
+            for key in sshca.published_keys():
+                self.stdout.write(key.public_key)
         elif action == "rotate":
-            done, row = sshca.rotate(context)
-            self.stdout.write(ROTATED[done].format(fp=row.fingerprint))
+            done, made = sshca.rotate(context)
+            self.stdout.write(ROTATED[done].format(fp=made.fingerprint))
         elif action == "forget-old":
             count = sshca.unpublish_retired()
             self.stdout.write(f"{count} retired keys are no longer published.")
