@@ -86,6 +86,9 @@ def test_openapi_document_is_served_and_lists_the_endpoints(client: Client) -> N
         "/openapi.json",
         "/ssh/verify",
         "/ssh/check",
+        "/ssh/principals",
+        "/ssh/ca",
+        "/ssh/krl",
         "/ssh/logins",
         "/ssh/logins/{login}",
     }
@@ -233,7 +236,7 @@ fields = st.fixed_dictionaries(
 
 @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
 @given(
-    path=st.sampled_from(["ssh/verify", "ssh/check", "ssh/logins"]),
+    path=st.sampled_from(["ssh/verify", "ssh/check", "ssh/logins", "ssh/principals"]),
     body=st.one_of(fields, json_values.map(json.dumps), st.binary(max_size=200)),
 )
 def test_junk_bodies_never_make_a_500(manager: Api, linked: Enrolled, path: str, body) -> None:  # type: ignore[no-untyped-def]
@@ -248,3 +251,5 @@ def test_junk_bodies_never_make_a_500(manager: Api, linked: Enrolled, path: str,
         assert path == "ssh/logins" and data["status"] == "pending"
     elif path == "ssh/verify":
         assert data["result"] in {"accepted", "rejected", "throttled", "unknown_login"}
+    elif path == "ssh/principals":
+        assert data["principals"] in ([], [f"keyfob-{linked.user.pk}"])

@@ -15,5 +15,15 @@ class ApiSettings:
         """Largest request body accepted, in bytes."""
         return int(settings.KEYFOB_API_MAX_BODY)
 
+    @property
+    def ssh_cert_hours(self) -> int:
+        """Lifetime of an SSH certificate, in hours (1 to 24)."""
+        return int(settings.KEYFOB_SSH_CERT_HOURS)
+
+    @property
+    def ssh_cert_source_address(self) -> bool:
+        """Whether a certificate holds only from the address that asked for it."""
+        return bool(settings.KEYFOB_SSH_CERT_SOURCE_ADDRESS)
+
 
 app_settings = ApiSettings()

@@ -13,6 +13,9 @@ urlpatterns: list[URLPattern] = [
     path("openapi.json", views.openapi, name="openapi"),
     path("ssh/verify", views.ssh_verify, name="ssh-verify"),
     path("ssh/check", views.ssh_check, name="ssh-check"),
+    path("ssh/principals", views.ssh_principals, name="ssh-principals"),
+    path("ssh/ca", views.ssh_ca, name="ssh-ca"),
+    path("ssh/krl", views.ssh_krl, name="ssh-krl"),
     path("ssh/logins", views.ssh_logins, name="ssh-logins"),
     path("ssh/logins/<str:login>", views.ssh_login_detail, name="ssh-login"),
 ]

@@ -30,7 +30,7 @@ from django.views.decorators.http import require_http_methods
 from keyfob.accounts.addresses import normal_email
 from keyfob.accounts.decorators import reauth_required
 from keyfob.accounts.models import User
-from keyfob.api import flows
+from keyfob.api import flows, sshca
 from keyfob.api.app_settings import app_settings
 from keyfob.api.models import ServerToken, SshLinkRequest, SshLogin
 from keyfob.audit.events import Context, client_address
@@ -76,6 +76,7 @@ ERRORS: dict[str, tuple[str, int, str]] = {
     ),
     "method_not_allowed": ("method_not_allowed", 405, "use {methods} on this URL"),
     "unavailable": ("unavailable", 503, "the database is not available, try again"),
+    "krl": ("krl_unavailable", 503, "the revocation list cannot be built now, try again"),
 }
 
 
@@ -282,6 +283,34 @@ def ssh_check(request: HttpRequest, token: ServerToken) -> HttpResponse:
     data = _body(request)
     login = _login(_string(data, "login"))
     return _json(flows.check(token.name, login).as_json())
+
+
+@endpoint(("POST",))
+def ssh_principals(request: HttpRequest, token: ServerToken) -> HttpResponse:
+    """The certificate principals that may log in as a Unix login on the token's server
+    (sshd's AuthorizedPrincipalsCommand asks, through ``keyfob-ssh principals``)."""
+    data = _body(request)
+    login = _login(_string(data, "login"))
+    return _json({"principals": sshca.principals_for(token.name, login)})
+
+
+@endpoint(("GET",))
+def ssh_ca(request: HttpRequest, token: ServerToken) -> HttpResponse:
+    """The CA public keys a server trusts (its TrustedUserCAKeys file)."""
+    return _json({"keys": [row.public_key for row in sshca.published_keys()]})
+
+
+@endpoint(("GET",))
+def ssh_krl(request: HttpRequest, token: ServerToken) -> HttpResponse:
+    """The revocation list (OpenSSH KRL, binary) for sshd's RevokedKeys."""
+    try:
+        data = sshca.revocation_list()
+    except sshca.KrlError:
+        logger.exception("cannot build the KRL")
+        raise BadRequest("krl") from None
+    response = HttpResponse(data, content_type="application/octet-stream")
+    response["Cache-Control"] = "no-store"
+    return response
 
 
 def _own_server(token: ServerToken, value: str) -> str:

@@ -106,6 +106,8 @@ class EventKind(models.TextChoices):
     APP_ALLOWED = "app_allowed", _("App allowed to sign you in")
     APP_REVOKED = "app_revoked", _("App no longer allowed to sign you in")
     APP_REFUSED = "app_refused", _("App refused: it asked for a stronger sign-in")
+    SSH_CERT_ISSUED = "ssh_cert_issued", _("SSH certificate issued")
+    SSH_CERT_REVOKED = "ssh_cert_revoked", _("SSH certificate revoked")
 
 
 class Channel(models.TextChoices):
@@ -190,6 +192,7 @@ class NoticeKind(models.TextChoices):
     )
     SSH_LINKED = "ssh_linked", _("An SSH login was linked to your account")
     APP_SIGNIN = "app_signin", _("You signed in to an app")
+    SSH_CERT_ISSUED = "ssh_cert_issued", _("An SSH certificate was issued for your account")
 
 
 class OutboxState(models.TextChoices):

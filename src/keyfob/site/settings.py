@@ -466,6 +466,10 @@ if env.raw("KEYFOB_WEBAUTHN_RP_ID") and not any(
 # Off lets staff open the support desk after a code sign-in, which can be phished.
 KEYFOB_STAFF_PHISHING_RESISTANT = env.flag("KEYFOB_STAFF_PHISHING_RESISTANT", True)
 KEYFOB_API_MAX_BODY = env.number("KEYFOB_API_MAX_BODY", 4096, 256, 1048576, "bytes")
+# The lifetime of the SSH certificates Keyfob signs (issue 26).
+KEYFOB_SSH_CERT_HOURS = env.number("KEYFOB_SSH_CERT_HOURS", 8, 1, 24, "hours")
+# On: a certificate holds only from the address that asked for it (source-address).
+KEYFOB_SSH_CERT_SOURCE_ADDRESS = env.flag("KEYFOB_SSH_CERT_SOURCE_ADDRESS", False)
 
 # OpenID Connect provider (keyfob.oidc, on django-oauth-toolkit). The issuer is the portal's
 # public https URL as the provider's apps reach it; empty takes it from each request's host

@@ -10,7 +10,10 @@ Commands::
     keyfob-ssh disable        remove the file after confirmation
     keyfob-ssh server-config  (root) the sshd drop-in and PAM line; --write installs them;
                               with --central URL --token-file PATH, codes are checked by
-                              Keyfob (pam_python.so and Keyfob's pam_keyfob.py module)
+                              Keyfob (pam_python.so and Keyfob's pam_keyfob.py module);
+                              with --certificates too, logins use Keyfob's SSH certificates
+    keyfob-ssh principals     (sshd's AuthorizedPrincipalsCommand) who may log in as LOGIN
+    keyfob-ssh ca-sync        (root, hourly) fetch the CA keys and the revocation list
 
 Exit codes:
 
@@ -31,7 +34,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from keyfob.ssh import commands, gafile, serverconfig
+from keyfob.ssh import certificates, commands, gafile, serverconfig
 from keyfob.ssh.messages import (  # noqa: F401 - EXIT_* and the translation reset are the CLI's API
     EXIT_FILE,
     EXIT_OK,
@@ -239,7 +242,100 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help=_("with --central: where to install pam_keyfob.py (default: %(default)s)"),
     )
+    server.add_argument(
+        "--certificates",
+        action="store_true",
+        help=_(
+            "with --central: logins use short-lived certificates signed by Keyfob "
+            "(keyfob-ssh login) instead of a code at each login"
+        ),
+    )
+    server.add_argument(
+        "--fallback-pam",
+        action="store_true",
+        help=_(
+            "with --certificates: without a usable certificate, the password then the "
+            "Keyfob code (PAM) may log in instead"
+        ),
+    )
+    _ca_file_options(server)
+    server.add_argument(
+        "--command",
+        dest="command_path",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help=_("with --certificates: this program's absolute path, for sshd (default: found)"),
+    )
+
+    principals = commands.add_parser(
+        "principals",
+        help=_("(sshd) print who may log in as LOGIN with a Keyfob certificate"),
+        epilog=_epilog(),
+    )
+    _keyfob_options(principals)
+    principals.add_argument("login", metavar="LOGIN")
+
+    sync = commands.add_parser(
+        "ca-sync",
+        help=_("(administrator) fetch Keyfob's CA keys and revocation list for sshd"),
+        epilog=_epilog(),
+    )
+    _keyfob_options(sync)
+    _ca_file_options(sync)
     return parser
+
+
+def _keyfob_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--url", required=True, metavar="URL", help=_("Keyfob's https:// URL"))
+    parser.add_argument(
+        "--token-file",
+        type=Path,
+        required=True,
+        metavar="PATH",
+        help=_("the file holding this server's token (root only, mode 0600)"),
+    )
+    parser.add_argument(
+        "--cafile",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help=_("CA certificates to trust for Keyfob (default: the system's)"),
+    )
+    parser.add_argument(
+        "--timeout",
+        type=_timeout,
+        default=5.0,
+        metavar="SECONDS",
+        help=_("seconds for each call to Keyfob, 0.5 to 30 (default: 5)"),
+    )
+
+
+def _ca_file_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--ca-file",
+        type=Path,
+        default=certificates.DEFAULT_CA_FILE,
+        metavar="PATH",
+        help=_("sshd's TrustedUserCAKeys file (default: %(default)s)"),
+    )
+    parser.add_argument(
+        "--krl-file",
+        type=Path,
+        default=certificates.DEFAULT_KRL_FILE,
+        metavar="PATH",
+        help=_("sshd's RevokedKeys file (default: %(default)s)"),
+    )
+
+
+def _timeout(value: str) -> float:
+    try:
+        seconds = float(value) if value.isascii() else 0.0
+    except ValueError:
+        seconds = 0.0
+    if not 0.5 <= seconds <= 30:
+        raise argparse.ArgumentTypeError(_("the timeout must be a number from 0.5 to 30"))
+    return seconds
 
 
 def _secret_file_option(parser: argparse.ArgumentParser) -> None:
@@ -257,6 +353,8 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Console], int]] = {
     "status": commands.status,
     "disable": commands.disable,
     "server-config": commands.server_config,
+    "principals": commands.principals,
+    "ca-sync": commands.ca_sync,
 }
 
 

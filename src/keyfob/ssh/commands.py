@@ -9,7 +9,9 @@ from __future__ import annotations
 import argparse
 import getpass
 import os
+import shutil
 import socket
+import sys
 import time
 from pathlib import Path
 
@@ -22,7 +24,7 @@ from keyfob.otp import (
     verify_hotp,
     verify_totp,
 )
-from keyfob.ssh import gafile, serverconfig
+from keyfob.ssh import certificates, gafile, pam_keyfob, serverconfig
 from keyfob.ssh.messages import (
     EXIT_FILE,
     EXIT_OK,
@@ -234,6 +236,10 @@ def _token_file_failure(args: argparse.Namespace) -> Failure | None:
 
 
 def server_config(args: argparse.Namespace, console: Console) -> int:
+    if args.certificates:
+        return _certificates_config(args, console)
+    if args.fallback_pam or args.command_path is not None:
+        raise Failure(_("--fallback-pam and --command go with --certificates"), EXIT_USAGE)
     config = _server_config(args)
     central = args.central is not None
     if central:
@@ -319,5 +325,153 @@ def server_config(args: argparse.Namespace, console: Console) -> int:
                 settings=", ".join(missing), config=args.sshd_config, drop_in=args.drop_in
             )
         )
+    console.say(_("Reload sshd to apply (systemctl reload ssh), and keep a session open."))
+    return EXIT_OK
+
+
+# -- SSH certificates (issue 26) ----------------------------------------------------------
+
+
+def _keyfob(args: argparse.Namespace) -> pam_keyfob.Options:
+    try:
+        return certificates.options(args.url, args.token_file, args.cafile, args.timeout)
+    except pam_keyfob.ConfigError:
+        raise Failure(
+            _("--url {url!r} is not valid: https://host[:port][/path]").format(url=args.url),
+            EXIT_USAGE,
+        ) from None
+
+
+def _unreachable(exc: Exception) -> Failure:
+    if isinstance(exc, pam_keyfob.ConfigError):
+        return Failure(_("the token file cannot be used: {detail}").format(detail=exc), EXIT_FILE)
+    return Failure(
+        _("Keyfob cannot be reached or refused the request ({detail})").format(detail=exc),
+        EXIT_SYSTEM,
+    )
+
+
+def principals(args: argparse.Namespace, console: Console) -> int:
+    """Print the principals that may log in as the login (sshd's AuthorizedPrincipalsCommand).
+    Fails closed: anything but Keyfob's answer prints nothing and exits non-zero, and sshd
+    then refuses the certificate."""
+    if not certificates.LOGIN_RE.fullmatch(args.login):
+        raise Failure(_("{login!r} is not a Unix login").format(login=args.login), EXIT_USAGE)
+    options = _keyfob(args)
+    try:
+        names = certificates.principals(options, args.login)
+    except (pam_keyfob.ConfigError, pam_keyfob.Unavailable) as exc:
+        raise _unreachable(exc) from None
+    for name in names:
+        console.say(name)
+    return EXIT_OK
+
+
+def ca_sync(args: argparse.Namespace, console: Console) -> int:
+    """Fetch the CA keys and the revocation list and write them for sshd; nothing is
+    written unless both arrived whole."""
+    options = _keyfob(args)
+    try:
+        files = certificates.fetch_ca(options)
+    except (pam_keyfob.ConfigError, pam_keyfob.Unavailable) as exc:
+        raise _unreachable(exc) from None
+    try:
+        certificates.write_ca(files, args.ca_file, args.krl_file)
+    except OSError as exc:
+        raise Failure(
+            _("cannot write {path}: {detail}: nothing was changed").format(
+                path=exc.filename or args.ca_file, detail=exc.strerror
+            ),
+            EXIT_FILE,
+        ) from None
+    console.say(
+        _("Written: {ca_file} and {krl_file}.").format(ca_file=args.ca_file, krl_file=args.krl_file)
+    )
+    return EXIT_OK
+
+
+def _command_path(args: argparse.Namespace) -> Path:
+    if args.command_path is not None:
+        return Path(args.command_path)
+    found = shutil.which("keyfob-ssh") or sys.argv[0]
+    return Path(found).absolute()
+
+
+def _certificates_config(args: argparse.Namespace, console: Console) -> int:
+    if args.central is None or args.token_file is None:
+        raise Failure(_("--certificates needs --central URL and --token-file PATH"), EXIT_USAGE)
+    if args.nullok or args.methods != serverconfig.DEFAULT_METHODS:
+        raise Failure(_("--nullok and --methods do not go with --certificates"), EXIT_USAGE)
+    try:
+        config = certificates.build_certificates(
+            args.central,
+            args.token_file,
+            _command_path(args),
+            cafile=args.cafile,
+            ca_file=args.ca_file,
+            krl_file=args.krl_file,
+            fallback_pam=args.fallback_pam,
+            module_dir=args.module_dir,
+        )
+    except serverconfig.ServerConfigError as exc:
+        raise server_failure(exc, methods=args.methods, url=args.central) from None
+    if args.fallback_pam and serverconfig.find_module(serverconfig.CENTRAL_MODULE_NAME) is None:
+        raise Failure(
+            _("pam_python.so is not installed: apt-get install libpam-python"), EXIT_SYSTEM
+        )
+    if args.write and os.geteuid() != 0:
+        raise Failure(_("--write needs root"), EXIT_SYSTEM)
+    try:
+        serverconfig.check_with_sshd(config.drop_in, sshd=args.sshd, sshd_config=args.sshd_config)
+    except serverconfig.ServerConfigError as exc:
+        raise server_failure(exc, sshd=args.sshd) from None
+    token_failure = _token_file_failure(args)
+    if not args.write:
+        if token_failure is not None:
+            console.say(_("# Warning: {message}").format(message=token_failure.message))
+        console.say(_("# {path}").format(path=args.drop_in))
+        console.say(config.drop_in.rstrip("\n"))
+        if args.fallback_pam:
+            console.say()
+            console.say(_("# {path}: this line").format(path=args.pam_file))
+            console.say(config.pam_line)
+        console.say()
+        console.say(_("# sshd -t accepts it"))
+        return EXIT_OK
+    if token_failure is not None:
+        raise token_failure
+    try:
+        options = certificates.options(args.central, args.token_file, args.cafile)
+        files = certificates.fetch_ca(options)
+    except (pam_keyfob.ConfigError, pam_keyfob.Unavailable) as exc:
+        failure = _unreachable(exc)
+        raise Failure(
+            _("{message}: nothing was written").format(message=failure.message), failure.code
+        ) from None
+    try:
+        current = args.pam_file.read_text(encoding="utf-8") if args.fallback_pam else ""
+        certificates.write_ca(files, args.ca_file, args.krl_file)
+        if args.fallback_pam:
+            serverconfig.install_module(args.module_dir)
+            serverconfig.write_file(args.pam_file, serverconfig.updated_pam(current, config))
+        serverconfig.write_file(args.drop_in, config.drop_in)
+    except OSError as exc:
+        raise Failure(
+            _("cannot write {path}: {detail}: nothing was changed").format(
+                path=exc.filename or args.drop_in, detail=exc.strerror
+            ),
+            EXIT_FILE,
+        ) from None
+    console.say(
+        _("Written: {drop_in}, {ca_file} and {krl_file}.").format(
+            drop_in=args.drop_in, ca_file=args.ca_file, krl_file=args.krl_file
+        )
+    )
+    console.say(
+        _("Refresh the CA keys and the revocation list hourly (cron): {command}").format(
+            command=f"{_command_path(args)} ca-sync --url {args.central} "
+            f"--token-file {args.token_file}" + (f" --cafile {args.cafile}" if args.cafile else "")
+        )
+    )
     console.say(_("Reload sshd to apply (systemctl reload ssh), and keep a session open."))
     return EXIT_OK

@@ -218,36 +218,53 @@ class _Connection(http.client.HTTPSConnection):
         self.sock = sock
 
 
-def call(options: Options, path: str, body: dict[str, Any]) -> dict[str, Any]:
-    """POST ``body`` to Keyfob; return the JSON answer of a 200, all within
-    ``options.timeout``. Raise Unavailable."""
+def request(
+    options: Options,
+    method: str,
+    path: str,
+    body: dict[str, Any] | None = None,
+    *,
+    limit: int = MAX_RESPONSE,
+) -> tuple[int, bytes]:
+    """One request to Keyfob with the server's token, all within ``options.timeout``:
+    the answer's status and body (at most ``limit`` + 1 bytes). Raise Unavailable (and
+    ConfigError for the token file). ``keyfob-ssh principals`` and ``ca-sync`` use it too."""
     token = read_token(options.token_file)
     connection = _Connection(options, time.monotonic() + options.timeout)
+    headers = {
+        "Authorization": f"Bearer {token}",
+        "Accept": "application/json",
+        "User-Agent": "pam_keyfob/1",
+    }
+    if body is not None:
+        headers["Content-Type"] = "application/json"
     try:
         connection.request(
-            "POST",
+            method,
             options.prefix + path,
-            body=json.dumps(body).encode(),
-            headers={
-                "Authorization": f"Bearer {token}",
-                "Content-Type": "application/json",
-                "Accept": "application/json",
-                "User-Agent": "pam_keyfob/1",
-            },
+            body=None if body is None else json.dumps(body).encode(),
+            headers=headers,
         )
         response = connection.getresponse()
-        raw = response.read(MAX_RESPONSE + 1)
+        raw = response.read(limit + 1)
     except (OSError, http.client.HTTPException) as exc:  # ssl.SSLError is an OSError
         raise Unavailable(f"{type(exc).__name__}: {exc}") from None
     finally:
         connection.close()
+    return response.status, raw
+
+
+def call(options: Options, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    """POST ``body`` to Keyfob; return the JSON answer of a 200, all within
+    ``options.timeout``. Raise Unavailable."""
+    status, raw = request(options, "POST", path, body)
     try:
         data = json.loads(raw) if len(raw) <= MAX_RESPONSE else None
     except ValueError:
         data = None
-    if response.status != 200 or not isinstance(data, dict):
+    if status != 200 or not isinstance(data, dict):
         detail = data.get("error", {}).get("code") if isinstance(data, dict) else None
-        raise Unavailable(f"HTTP {response.status} {detail or ''}".strip())
+        raise Unavailable(f"HTTP {status} {detail or ''}".strip())
     return data
 
 

@@ -124,3 +124,51 @@ def test_refuses_what_would_not_work(server_files: dict[str, Path]) -> None:
     ]:
         code = cli.main(["server-config", *argv], cli.Console(out=out, err=err))
         assert code == cli.EXIT_USAGE and expected in err.getvalue(), err.getvalue()
+
+
+# -- --certificates (issue 26) -------------------------------------------------------------
+
+
+def test_prints_the_certificates_configuration_accepted_by_sshd(
+    server_files: dict[str, Path], tmp_path: Path
+) -> None:
+    ca, krl = tmp_path / "ca.pub", tmp_path / "revoked.krl"
+    files = ["--ca-file", str(ca), "--krl-file", str(krl), "--command", "/usr/bin/keyfob-ssh"]
+    code, out, err = run(server_files, "--certificates", *files)
+    assert code == 0, err
+    assert f"TrustedUserCAKeys {ca}" in out and f"RevokedKeys {krl}" in out
+    assert (
+        "AuthorizedPrincipalsCommand /usr/bin/keyfob-ssh principals --url "
+        f"https://keyfob.example.com --token-file {server_files['token']} %u"
+    ) in out
+    assert "AuthorizedKeysFile none" in out and "AuthenticationMethods publickey\n" in out
+    assert "pam_python.so" not in out  # no PAM path without the fallback
+
+    code, out, err = run(server_files, "--certificates", "--fallback-pam", *files)
+    assert code == 0, err
+    assert "AuthenticationMethods publickey keyboard-interactive" in out
+    assert "pam_python.so" in out
+    assert not server_files["drop_in"].exists()
+
+    # --write fetches the CA files first: Keyfob unreachable, nothing is written.
+    code, _out, err = run(server_files, "--certificates", "--write", *files)
+    assert code == cli.EXIT_SYSTEM and "nothing was written" in err
+    assert not server_files["drop_in"].exists() and not ca.exists()
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        (["--certificates", "--nullok"], "--certificates"),
+        (["--certificates", "--methods", "publickey,keyboard-interactive password"], "--methods"),
+        (["--fallback-pam"], "--certificates"),
+        (["--certificates", "--command", "relative/keyfob-ssh"], "https://"),
+        (["--certificates", "--ca-file", "/etc/ssh/a b"], "https://"),
+    ],
+)
+def test_certificates_junk_options_are_refused(
+    server_files: dict[str, Path], extra: list[str], expected: str
+) -> None:
+    code, _out, err = run(server_files, *extra)
+    assert code == cli.EXIT_USAGE and expected in err, err
+    assert not server_files["drop_in"].exists()

@@ -57,6 +57,12 @@ ENCRYPTED_FIELDS = [
         lambda row: f"oidc-signing-key:{row['kid']}",
         ("kid",),
     ),
+    EncryptedField(
+        "api.CaKey",
+        "private_encrypted",
+        lambda row: apps.get_model("api.CaKey").context(row["fingerprint"]),
+        ("fingerprint",),
+    ),
 ]
 
 

@@ -1,0 +1,262 @@
+"""SSH certificates (issue 26) with the real parts: a private sshd configured by
+`keyfob-ssh server-config --certificates`'s own builder (TrustedUserCAKeys, RevokedKeys, and
+`keyfob-ssh principals` as AuthorizedPrincipalsCommand over HTTPS to a live `keyfob
+serve`), certificates signed by Keyfob's flow, the CA files fetched by `keyfob-ssh
+ca-sync`, and the real OpenSSH client in batch mode (a prompt would fail the login).
+
+The device grant and the approval page (issue 25) are the lead's: here certificates are
+issued by calling the flow in the server's database, as the approval page will.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from keyfob.ssh import certificates
+from tests.conftest import free_port, require_tool
+from tests.site.conftest import keyfob
+from tests.ssh.central.conftest import EMAIL, SERVER_NAME, Account, Central
+from tests.ssh.harness import TIMEOUT, Sshd, running_sshd
+
+COMMAND = Path(sys.executable).parent / "keyfob-ssh"
+
+ISSUE = """
+from datetime import timedelta
+from keyfob.accounts.models import User
+from keyfob.api import sshca
+from keyfob.audit.events import Context
+issued = sshca.issue_certificate(
+    User.objects.get(email={email!r}), {line!r}, Context(address="127.0.0.1"),
+    requested_from="127.0.0.1", lifetime={lifetime},
+)
+result = [issued.certificate, str(issued.row.serial)]
+"""
+
+
+@dataclass
+class Certs:
+    central: Central
+    sshd: Sshd
+    ca_file: Path
+    krl_file: Path
+    key: Path  # the user's private key (ssh-keygen); its certificate goes beside it
+
+    def sync(self) -> None:
+        """`keyfob-ssh ca-sync`, as the server's cron runs it."""
+        done = subprocess.run(
+            [
+                str(COMMAND), "ca-sync", "--url", self.central.server.url,
+                "--token-file", str(self.central.token_file),
+                "--cafile", str(self.central.server.ca),
+                "--ca-file", str(self.ca_file), "--krl-file", str(self.krl_file),
+            ],
+            capture_output=True, text=True, timeout=TIMEOUT, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+
+    def issue(self, email: str = EMAIL, lifetime: str = "None") -> tuple[str, str]:
+        line = self.key.with_suffix(".pub").read_text()
+        made = self.central.django(ISSUE.format(email=email, line=line, lifetime=lifetime))
+        assert isinstance(made, list)
+        return str(made[0]), str(made[1])
+
+    def ssh(self, certificate: str) -> subprocess.CompletedProcess[str]:
+        """The real OpenSSH client with the key and ``certificate``, never prompting."""
+        cert = self.key.parent / "id-cert.pub"
+        cert.write_text(certificate + "\n")
+        return subprocess.run(
+            [
+                require_tool("ssh"), "-F", "/dev/null", "-p", str(self.sshd.port),
+                "-i", str(self.key), "-o", f"CertificateFile={cert}",
+                "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
+                "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+                "-o", "PreferredAuthentications=publickey,keyboard-interactive",
+                f"{self.central.user.name}@127.0.0.1", "id -un",
+            ],
+            capture_output=True, text=True, timeout=TIMEOUT, check=False,
+        )  # fmt: skip
+
+    def keyfob(self, *args: str) -> str:
+        done = keyfob(self.central.env, *args)
+        assert done.returncode == 0, done.stderr
+        return str(done.stdout)
+
+
+@pytest.fixture(scope="module")
+def certs(central: Central) -> Iterator[Certs]:
+    if not COMMAND.exists():
+        pytest.skip("keyfob-ssh is not installed beside this Python")
+    root = central.token_file.parent / "certs"
+    root.mkdir(mode=0o755)
+    key = root / "id"
+    subprocess.run(
+        [require_tool("ssh-keygen"), "-q", "-t", "ed25519", "-N", "", "-f", str(key)],
+        check=True, capture_output=True, timeout=TIMEOUT,
+    )  # fmt: skip
+    config = certificates.build_certificates(
+        central.server.url,
+        central.token_file,
+        COMMAND,
+        cafile=central.server.ca,
+        ca_file=root / "ca.pub",
+        krl_file=root / "revoked.krl",
+    )
+    made = Certs(central, central.sshd, root / "ca.pub", root / "revoked.krl", key)
+    made.sync()
+    with running_sshd(root, central.user, "auth required pam_deny.so", config.drop_in) as sshd:
+        made.sshd = sshd
+        yield made
+
+
+@pytest.fixture
+def ready(certs: Certs, account: Account) -> Certs:
+    """The login linked, 2FA on (``account``), the CA files fresh."""
+    links = certs.keyfob("ssh-links", "--server", SERVER_NAME)
+    if certs.central.user.name not in links:
+        certs.keyfob("ssh-link", EMAIL, certs.central.user.name, "--server", SERVER_NAME)
+    certs.sync()
+    return certs
+
+
+def refused(done: subprocess.CompletedProcess[str]) -> bool:
+    return done.returncode == 255 and "Permission denied" in done.stderr
+
+
+def test_a_certificate_logs_in_with_no_prompt(ready: Certs) -> None:
+    certificate, serial = ready.issue()
+    done = ready.ssh(certificate)
+    assert done.returncode == 0, done.stderr + ready.sshd.log_text()
+    assert done.stdout.strip() == ready.central.user.name
+    log = ready.sshd.log_text()
+    assert f"serial {serial}" in log and "Accepted publickey" in log
+
+
+def test_a_certificate_of_another_account_is_refused(ready: Certs) -> None:
+    ready.central.django(
+        "from tests.conftest import enrol, make_user\n"
+        "from keyfob.accounts.models import User\n"
+        "if not User.objects.filter(email='bob@example.com').exists():\n"
+        "    enrol(make_user('bob@example.com'))\n"
+    )
+    certificate, _serial = ready.issue("bob@example.com")
+    assert refused(ready.ssh(certificate))
+
+
+def test_an_expired_certificate_is_refused(ready: Certs) -> None:
+    certificate, _serial = ready.issue(lifetime="timedelta(seconds=-1)")
+    assert refused(ready.ssh(certificate))
+
+
+def test_unlinking_the_login_stops_the_next_login(ready: Certs) -> None:
+    certificate, _serial = ready.issue()
+    assert ready.ssh(certificate).returncode == 0
+    ready.keyfob("ssh-unlink", ready.central.user.name, "--server", SERVER_NAME)
+    assert refused(ready.ssh(certificate))
+
+
+def test_support_turning_2fa_off_stops_the_next_login(ready: Certs) -> None:
+    certificate, _serial = ready.issue()
+    assert ready.ssh(certificate).returncode == 0
+    ready.central.django(
+        "from keyfob.accounts.models import User\n"
+        "from keyfob.audit.events import Context\n"
+        "from keyfob.twofactor import flows\n"
+        f"flows.disable_by_support(User.objects.get(email={EMAIL!r}), Context())\n"
+    )
+    assert refused(ready.ssh(certificate))
+
+
+def test_a_revoked_certificate_is_refused_once_servers_fetch_the_list(ready: Certs) -> None:
+    certificate, serial = ready.issue()
+    assert ready.ssh(certificate).returncode == 0
+    ready.keyfob("ssh-ca", "revoke", serial)
+    ready.sync()
+    assert refused(ready.ssh(certificate))
+    assert "revoked" in ready.sshd.log_text().lower()
+    fresh, _serial = ready.issue()
+    assert ready.ssh(fresh).returncode == 0
+
+
+def test_a_certificate_of_another_ca_is_refused(ready: Certs) -> None:
+    other = ready.key.parent / "other_ca"
+    if not other.exists():
+        subprocess.run(
+            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)],
+            check=True, capture_output=True, timeout=TIMEOUT,
+        )  # fmt: skip
+    genuine, _serial = ready.issue()
+    principal = genuine.split()[-1].rsplit("-", 1)[0]  # the key id: keyfob-<id>-<serial>
+    subprocess.run(
+        [
+            "ssh-keygen", "-q", "-s", str(other), "-I", "forged", "-n", principal,
+            "-V", "-5m:+1h", str(ready.key.with_suffix(".pub")),
+        ],
+        check=True, capture_output=True, timeout=TIMEOUT,
+    )  # fmt: skip
+    forged = (ready.key.parent / "id-cert.pub").read_text().strip()
+    assert principal in subprocess.run(
+        ["ssh-keygen", "-L", "-f", str(ready.key.parent / "id-cert.pub")],
+        capture_output=True, text=True, timeout=TIMEOUT, check=True,
+    ).stdout  # fmt: skip
+    assert refused(ready.ssh(forged))
+
+
+def test_a_certificate_of_a_key_rotated_away_is_refused(ready: Certs) -> None:
+    old, _serial = ready.issue()
+    ready.keyfob("ssh-ca", "rotate")  # the next key, published
+    ready.sync()
+    assert ready.ssh(old).returncode == 0  # still signed by the current key
+    ready.keyfob("ssh-ca", "rotate")  # the next key signs; the old one is retired
+    ready.sync()
+    assert ready.ssh(old).returncode == 0  # published until its certificates expire
+    ready.keyfob("ssh-ca", "forget-old")
+    ready.sync()
+    assert refused(ready.ssh(old))
+    new, _serial = ready.issue()
+    assert ready.ssh(new).returncode == 0
+
+
+def test_the_principals_command_fails_closed(ready: Certs) -> None:
+    base = [str(COMMAND), "principals", "--token-file", str(ready.central.token_file)]
+    base += ["--cafile", str(ready.central.server.ca)]
+    done = subprocess.run(
+        [*base, "--url", ready.central.server.url, ready.central.user.name],
+        capture_output=True, text=True, timeout=TIMEOUT, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0 and done.stdout.startswith("keyfob-"), done.stderr
+    for url, login in (
+        (f"https://127.0.0.1:{free_port()}", ready.central.user.name),  # nobody there
+        ("http://127.0.0.1:1", ready.central.user.name),
+        (ready.central.server.url, "no such/login"),
+        (ready.central.server.url, "-x"),
+    ):
+        done = subprocess.run(
+            [*base, "--url", url, login],
+            capture_output=True, text=True, timeout=TIMEOUT, check=False,
+        )  # fmt: skip
+        assert done.returncode != 0 and done.stdout == "", (url, login)
+        assert done.stderr
+
+
+def test_revoking_the_server_token_stops_the_next_login(ready: Certs) -> None:
+    certificate, _serial = ready.issue()
+    assert ready.ssh(certificate).returncode == 0
+    ready.keyfob("server-token", "revoke", SERVER_NAME)
+    try:
+        assert refused(ready.ssh(certificate))
+    finally:  # a new token for the same server, in the same file
+        made = keyfob(ready.central.env, "server-token", "create", SERVER_NAME + "-2")
+        assert made.returncode == 0
+        ready.central.django(
+            "from keyfob.api.models import ServerToken\n"
+            f"ServerToken.objects.filter(name={SERVER_NAME!r}).delete()\n"
+            f"ServerToken.objects.filter(name={SERVER_NAME + '-2'!r})"
+            f".update(name={SERVER_NAME!r})\n"
+        )
+        ready.central.token_file.write_text(made.stdout.strip() + "\n")
