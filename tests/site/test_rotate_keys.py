@@ -14,6 +14,7 @@ from keyfob import otp
 from keyfob.accounts.models import User
 from keyfob.api import sshca
 from keyfob.core import keyring
+from keyfob.oidc import keys as signing_keys
 from keyfob.twofactor.models import Authenticator
 
 pytestmark = pytest.mark.django_db
@@ -61,17 +62,20 @@ def test_rotation_in_batches_resumes_and_old_keys_can_go(ring) -> None:  # type:
     ring.use(OLD)
     secrets = make_accounts(5)
     ca = sshca.current_key()  # the SSH certificate authority's key (issue 26)
+    signing = signing_keys.current().kid  # the ID-token signing key (issue 25)
     ring.use(f"{NEW},{OLD}")
     assert run("--check") == (1, "twofactor.Authenticator.secret_encrypted: 5 under an old key\n"
+                                 "oidc.SigningKey.private_key: 1 under an old key\n"
                                  "api.CaKey.private_encrypted: 1 under an old key\n"
-                                 "6 rows still use an old key\n")  # fmt: skip
+                                 "7 rows still use an old key\n")  # fmt: skip
     # Interrupted after two rows (as a stopped run would be): the rest is still to do.
     code, out = run("--batch-size", "1", "--limit", "2")
     assert code == 0 and "re-encrypted 2 rows" in out
-    assert run("--check")[0] == 1 and "4 rows still use an old key" in run("--check")[1]
+    assert run("--check")[0] == 1 and "5 rows still use an old key" in run("--check")[1]
     code, out = run("--batch-size", "2")
-    assert code == 0 and "re-encrypted 4 rows" in out
+    assert code == 0 and "re-encrypted 5 rows" in out
     assert run("--check") == (0, "twofactor.Authenticator.secret_encrypted: 0 under an old key\n"
+                                 "oidc.SigningKey.private_key: 0 under an old key\n"
                                  "api.CaKey.private_encrypted: 0 under an old key\n"
                                  "0 rows still use an old key\n")  # fmt: skip
     assert run()[1].startswith("re-encrypted 0 rows")
@@ -82,6 +86,8 @@ def test_rotation_in_batches_resumes_and_old_keys_can_go(ring) -> None:  # type:
         assert not keyring.uses_old_key(auth.secret_encrypted)
     ca.refresh_from_db()
     assert sshca._private(ca)  # the CA key still decrypts, and signs
+    signing_keys._load.cache_clear()
+    assert signing_keys.by_kid(signing) is not None  # the signing key still decrypts
 
 
 def test_a_change_made_meanwhile_wins(ring) -> None:  # type: ignore[no-untyped-def]
