@@ -452,3 +452,37 @@ def test_a_logout_token_names_a_subject_or_a_session() -> None:
         logout_token.claims(issuer=ISSUER, audience="a", subject="", sid="", now=0)
     made = logout_token.claims(issuer=ISSUER, audience="a", subject="", sid="s", now=10)
     assert made["exp"] == 130 and "sub" not in made and "nonce" not in made
+
+
+# --- two senders at once ----------------------------------------------------------------------
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_senders_deliver_each_logout_once(endpoint: AppEndpoint) -> None:
+    from tests.audit.test_concurrency import in_threads
+
+    panel, _secret = register("Control panel", endpoint)
+    publish_keys(endpoint)
+    with transaction.atomic():
+        LogoutDelivery.objects.bulk_create(
+            LogoutDelivery(client=panel, subject=str(n), sid=f"{n:032x}", issuer=ISSUER)
+            for n in range(20)
+        )
+
+    def sender(_i: int) -> int:
+        sent = 0
+        while True:
+            report = backchannel.deliver_pending(limit=3)  # small passes: they interleave
+            sent += report.sent
+            if report.due == 0:
+                return sent
+
+    counts = in_threads(2, sender)
+    assert sum(counts) == 20
+    assert endpoint.rejected == []
+    assert sorted(c["sub"] for c in endpoint.received) == sorted(str(n) for n in range(20))
+    assert all(
+        r.state == DeliveryState.DELIVERED and r.attempts == 1
+        for r in LogoutDelivery.objects.all()
+    )
