@@ -71,7 +71,7 @@ class AppEndpoint:
         endpoint = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+            def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", "0"))
                 body = self.rfile.read(length).decode()
                 status = endpoint.status
@@ -266,9 +266,7 @@ def test_support_turning_2fa_off_reaches_the_apps(db: None, endpoint: AppEndpoin
         req = desk.open_for(alice, sam)
         support.record_call(req.pk, sam.user, "confirmed", "Alice answered", STAFF_CONTEXT)
         support.disable(req.pk, tess.user, "lost phone", STAFF_CONTEXT)
-    assert list(LogoutDelivery.objects.values_list("sid", "subject")) == [
-        (sid, str(alice.user.pk))
-    ]
+    assert list(LogoutDelivery.objects.values_list("sid", "subject")) == [(sid, str(alice.user.pk))]
 
 
 def test_a_password_reset_reaches_the_apps(db: None, endpoint: AppEndpoint) -> None:
@@ -356,7 +354,7 @@ def _one_owed(endpoint: AppEndpoint) -> tuple[User, str]:
 
 def test_an_app_that_is_down_gets_it_later(db: None, caplog: pytest.LogCaptureFixture) -> None:
     endpoint = AppEndpoint()  # nothing listens on its port yet
-    alice, sid = _one_owed(endpoint)
+    _alice, sid = _one_owed(endpoint)
     publish_keys(endpoint)
     t0 = clock.time()
     with caplog.at_level(logging.INFO, logger="keyfob.oidc"), clock.frozen(t0):
@@ -483,6 +481,5 @@ def test_two_senders_deliver_each_logout_once(endpoint: AppEndpoint) -> None:
     assert endpoint.rejected == []
     assert sorted(c["sub"] for c in endpoint.received) == sorted(str(n) for n in range(20))
     assert all(
-        r.state == DeliveryState.DELIVERED and r.attempts == 1
-        for r in LogoutDelivery.objects.all()
+        r.state == DeliveryState.DELIVERED and r.attempts == 1 for r in LogoutDelivery.objects.all()
     )

@@ -339,7 +339,8 @@ def send_others(limit: int = 100) -> list[tuple[str, SendReport]]:
     for receiver, answer in outbox_pass.send_robust(sender=SendReport, limit=limit):
         if isinstance(answer, Exception):
             logger.error(
-                "outbox sender %s failed: %s", getattr(receiver, "__qualname__", receiver),
+                "outbox sender %s failed: %s",
+                getattr(receiver, "__qualname__", receiver),
                 error_label(answer),
             )
             continue

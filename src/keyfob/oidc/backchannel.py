@@ -98,7 +98,8 @@ def post(uri: str, token: str) -> str:
     if not https_or_loopback(uri):
         return "refused URI"
     body = urlencode({"logout_token": token}).encode()
-    request = urllib.request.Request(
+    # https or loopback http only, checked just above: never file: or another scheme.
+    request = urllib.request.Request(  # noqa: S310
         uri,
         data=body,
         method="POST",
@@ -143,9 +144,7 @@ def _claim(pk: int, sender: str) -> LogoutDelivery | None:
 
 def _finish(row: LogoutDelivery, sender: str, **changes: object) -> bool:
     """Record the outcome, only if the claim is still ours (a lease may have run out)."""
-    mine = LogoutDelivery.objects.filter(
-        pk=row.pk, state=DeliveryState.SENDING, claimed_by=sender
-    )
+    mine = LogoutDelivery.objects.filter(pk=row.pk, state=DeliveryState.SENDING, claimed_by=sender)
     return mine.update(claimed_by="", claimed_until=None, **changes) == 1
 
 
@@ -189,24 +188,41 @@ def deliver_pending(limit: int = 100) -> SendReport:
             problem = type(exc).__name__[:200]
         if not problem:
             report.sent += 1
-            _finish(row, sender, state=DeliveryState.DELIVERED, delivered_at=clock.now(),
-                    last_status="delivered")
+            _finish(
+                row,
+                sender,
+                state=DeliveryState.DELIVERED,
+                delivered_at=clock.now(),
+                last_status="delivered",
+            )
             logger.info("logout %s to app %r delivered, attempt %s", row.pk, name, row.attempts)
         elif row.attempts >= app_settings.logout_max_attempts:
             report.failed += 1
             _finish(row, sender, state=DeliveryState.FAILED, last_status=problem)
             logger.error(
                 "logout %s to app %r given up after attempt %s: %s",
-                row.pk, name, row.attempts, problem,
+                row.pk,
+                name,
+                row.attempts,
+                problem,
             )
         else:
             report.retrying += 1
             retry_at = clock.now() + backoff(row.attempts)
-            _finish(row, sender, state=DeliveryState.QUEUED, next_attempt_at=retry_at,
-                    last_status=problem)
+            _finish(
+                row,
+                sender,
+                state=DeliveryState.QUEUED,
+                next_attempt_at=retry_at,
+                last_status=problem,
+            )
             logger.warning(
                 "logout %s to app %r attempt %s failed: %s; next at %s",
-                row.pk, name, row.attempts, problem, retry_at.isoformat(timespec="seconds"),
+                row.pk,
+                name,
+                row.attempts,
+                problem,
+                retry_at.isoformat(timespec="seconds"),
             )
     return report
 
