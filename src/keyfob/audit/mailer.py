@@ -39,6 +39,7 @@ from django.db.models import F, Q
 from keyfob.audit.app_settings import app_settings
 from keyfob.audit.models import Outbox, OutboxState
 from keyfob.audit.notices import SEALED, render
+from keyfob.audit.signals import outbox_pass
 from keyfob.core import clock, throttle
 from keyfob.core.consume import consume
 
@@ -330,6 +331,24 @@ def send_pending(limit: int = 100, *, stream: TextIO | None = None) -> SendRepor
     return report
 
 
+def send_others(limit: int = 100) -> list[tuple[str, SendReport]]:
+    """Run the other outboxes the apps above keep (receivers of
+    :data:`keyfob.audit.signals.outbox_pass`: back-channel logouts), up to ``limit`` rows
+    each; return ``(what, report)`` for each. Never raises: a receiver's error is logged."""
+    done: list[tuple[str, SendReport]] = []
+    for receiver, answer in outbox_pass.send_robust(sender=SendReport, limit=limit):
+        if isinstance(answer, Exception):
+            logger.error(
+                "outbox sender %s failed: %s",
+                getattr(receiver, "__qualname__", receiver),
+                error_label(answer),
+            )
+            continue
+        what, report = answer
+        done.append((str(what), report))
+    return done
+
+
 def prune_outbox() -> int:
     """Delete the notices sent or given up more than ``KEYFOB_OUTBOX_RETENTION_DAYS`` ago
     (by when they were queued); return how many. Queued ones are never deleted."""
@@ -374,7 +393,8 @@ def run_loop(
     limit: int = 100,
     stream: TextIO | None = None,
 ) -> None:
-    """Send due notices every ``interval`` seconds until ``stop_event`` is set.
+    """Send due notices, and the other outboxes' rows (:func:`send_others`), every
+    ``interval`` seconds until ``stop_event`` is set.
 
     Old notices are pruned (:func:`prune_outbox`), and throttle rows quiet for a day
     (:func:`keyfob.core.throttle.prune_idle`), at the first pass and hourly after.
@@ -395,6 +415,10 @@ def run_loop(
                 full = report.due == limit and report.retrying == report.failed == 0
             except Exception as exc:
                 logger.error("mail sender pass failed: %s", error_label(exc))
+            # Apart from the mail: an SMTP server that is down or misconfigured stops
+            # nothing else.
+            for _what, other in send_others(limit):
+                full = full or (other.due == limit and other.retrying == other.failed == 0)
             if not full:  # a full pass may have left more: go again at once
                 stop_event.wait(wait)
     finally:

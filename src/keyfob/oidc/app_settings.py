@@ -7,6 +7,13 @@ from django.conf import settings
 
 
 class OidcSettings:
+    # Fixed by design, not settings. Back-channel logouts are retried with the outbox's
+    # backoff (30 s doubling up to an hour): 30 attempts is about a day, longer than an
+    # app's session is worth ending late. A post waits 5 s at most; a claim lasts a minute.
+    logout_max_attempts = 30
+    logout_timeout_seconds = 5.0
+    logout_lease_seconds = 60
+
     @property
     def issuer(self) -> str:
         """The issuer URL, or "" to take it from the request."""

@@ -19,7 +19,7 @@ from keyfob.audit import notices
 from keyfob.audit.events import Context, record
 from keyfob.audit.models import EventKind, NoticeKind, Outbox
 from keyfob.core import clock
-from keyfob.oidc import claims
+from keyfob.oidc import backchannel, claims, logout_token
 from keyfob.oidc.models import Authorization, Client, Consent
 
 
@@ -49,10 +49,13 @@ def authorization_for(request: HttpRequest, client: Client) -> Authorization:
     user = request.user
     assert isinstance(user, User)
     strength = session_strength(request)
+    signin = proofs.current(request)
     return Authorization(
         user=user,
         client=client,
-        signin=proofs.current(request),
+        signin=signin,
+        sid=logout_token.sid_for(signin.pk) if signin is not None else "",
+        issuer=issuer(request),
         auth_time=strength.auth_time or clock.now(),
         amr=strength.amr,
         acr=strength.acr,
@@ -134,8 +137,10 @@ class NoSuchApp(Exception):
 
 
 def revoke_app(request: HttpRequest, user: User, consent_pk: int) -> str:
-    """Remove an app's permission to sign ``user`` in: the consent goes, and every token the
-    app holds for ``user`` is revoked. Needs a recent confirmation. Returns the app's name."""
+    """Remove an app's permission to sign ``user`` in: the consent goes, every token the
+    app holds for ``user`` is revoked, and the app's sessions for ``user`` are ended by a
+    back-channel logout (if it registered a URI). Needs a recent confirmation. Returns the
+    app's name."""
     proofs.require_recent_auth(request)
     with transaction.atomic():
         row = Consent.objects.select_for_update().filter(user=user, pk=consent_pk).first()
@@ -144,9 +149,12 @@ def revoke_app(request: HttpRequest, user: User, consent_pk: int) -> str:
         client = row.client
         row.delete()
         revoke_tokens(user, client=client)
-        Authorization.objects.filter(user=user, client=client, ended_at__isnull=True).update(
-            ended_at=clock.now()
+        live = Authorization.objects.select_related("client").filter(
+            user=user, client=client, ended_at__isnull=True
         )
+        ended = list(live)
+        live.update(ended_at=clock.now())
+        backchannel.queue(ended)
         record(user, EventKind.APP_REVOKED, Context.from_request(request), app=client.name)
     return client.name
 
@@ -174,8 +182,9 @@ def revoke_tokens(user: User, *, client: Client | None = None, families: Iterabl
 
 def end_signins(user_id: int, signin_ids: Iterable[int]) -> list[Authorization]:
     """Sessions ended (signed out, everywhere else, a password reset, support): what their
-    sign-ins let in ends with them, and their tokens are revoked. Returns the
-    authorizations ended (the back-channel logout tells their apps)."""
+    sign-ins let in ends with them, their tokens are revoked, and each app that registered
+    a back-channel logout URI is owed a logout token per session (queued here, in the
+    caller's transaction). Returns the authorizations ended."""
     ids = list(signin_ids)
     if not ids:
         return []
@@ -191,6 +200,7 @@ def end_signins(user_id: int, signin_ids: Iterable[int]) -> list[Authorization]:
     families = [a.token_family for a in ended if a.token_family is not None]
     if families:
         revoke_tokens(ended[0].user, families=families)
+    backchannel.queue(ended)
     return ended
 
 
@@ -223,6 +233,11 @@ def create_client(
         raise ClientError("--device: a device-grant client has no redirect URI")
     if not device and not redirect_uris:
         raise ClientError("--redirect-uri: give at least one")
+    if backchannel_logout_uri and not backchannel.https_or_loopback(backchannel_logout_uri):
+        raise ClientError(
+            "--backchannel-logout-uri: an https URI (http only to a loopback address), "
+            "without a fragment"
+        )
     secret = "" if public else Client._meta.get_field("client_secret").get_default()
     client = Client(
         name=name,
@@ -252,7 +267,11 @@ def create_client(
 
 
 def revoke_client(client_id: str) -> Client:
-    """Stop an app for good: it can no longer sign anyone in, and its tokens are revoked."""
+    """Stop an app for good: it can no longer sign anyone in, and its tokens are revoked.
+
+    No back-channel logout is queued: the operator is switching the app itself off (and
+    ends its sessions there), and one token per live session could be thousands. Logouts
+    queued before still go out."""
     with transaction.atomic():
         client = Client.objects.select_for_update().filter(client_id=client_id).first()
         if client is None:

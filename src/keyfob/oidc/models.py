@@ -5,7 +5,9 @@
 - :class:`SigningKey`, the keys ID tokens are signed with, kept encrypted;
 - :class:`Authorization`, how the session that let an app in had signed in (the sign-in
   record, invariant 8), carried by every token the app gets from it;
-- :class:`Consent`, what a person allowed an app, remembered and revocable.
+- :class:`Consent`, what a person allowed an app, remembered and revocable;
+- :class:`LogoutDelivery`, a back-channel logout an app is owed, queued in the transaction
+  that ended the session and delivered by the outbox sender.
 """
 
 from __future__ import annotations
@@ -122,6 +124,13 @@ class Authorization(models.Model):
         related_name="keyfob_authorization",
     )
     token_family = models.UUIDField(null=True, blank=True, db_index=True)
+    # The ID token's ``sid``: names the sign-in (the same for every app it let in) without
+    # its session key (``logout_token.sid_for``). Kept here so the back-channel logout says
+    # what the app was told even after the record is pruned.
+    sid = models.CharField(max_length=64, blank=True, default="")
+    # The ID token's ``iss`` (from the request when KEYFOB_OIDC_ISSUER is empty): the
+    # logout token, built later with no request at hand, must say the same.
+    issuer = models.CharField(max_length=500, blank=True, default="")
     created_at = models.DateTimeField(default=clock.now)
     ended_at = models.DateTimeField(null=True, blank=True)
 
@@ -144,3 +153,45 @@ class Consent(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["user", "client"], name="oidc_consent_once")]
         verbose_name = _("consent")
+
+
+class DeliveryState(models.TextChoices):
+    QUEUED = "queued"
+    SENDING = "sending"
+    DELIVERED = "delivered"
+    FAILED = "failed"  # given up after the last attempt
+
+
+class LogoutDelivery(models.Model):
+    """A logout token owed to an app's back-channel logout URI (OpenID Connect Back-Channel
+    Logout 1.0): one per app and ended sign-in (``sid``), written in the transaction that
+    ended it (DESIGN.md invariant 4), delivered with retries like the e-mail outbox.
+
+    Only what the token is built from is stored; the token itself is made and signed at
+    each attempt, so it is always fresh (``iat``/``exp``) and no token sits in the table.
+    """
+
+    client = models.ForeignKey(Client, on_delete=models.CASCADE, related_name="+")
+    subject = models.CharField(max_length=255)  # the ID token's ``sub``
+    sid = models.CharField(max_length=64, blank=True)
+    issuer = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(default=clock.now)
+    state = models.CharField(
+        max_length=10, choices=DeliveryState.choices, default=DeliveryState.QUEUED
+    )
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(default=clock.now)
+    claimed_by = models.CharField(max_length=64, blank=True)
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    # "HTTP 500", "ConnectionRefusedError", "timeout": never the app's reply text.
+    last_status = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        indexes = [models.Index(fields=["state", "next_attempt_at"], name="oidc_logout_due")]
+
+    def __repr__(self) -> str:
+        return f"<LogoutDelivery {self.pk} client={self.client_id} {self.state}>"
+
+    __str__ = __repr__

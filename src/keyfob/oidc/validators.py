@@ -116,6 +116,12 @@ class KeyfobValidator(OAuth2Validator):
         found = _authorization(request)
         if found is not None:
             data["auth_time"] = int(found.auth_time.timestamp())
+            if found.sid:  # Back-Channel Logout 1.0 section 2.1: names Keyfob's session
+                data["sid"] = found.sid
+            if data.get("iss") and found.issuer != data["iss"]:
+                # The logout token, made later without a request, must say the same.
+                Authorization.objects.filter(pk=found.pk).update(issuer=data["iss"])
+                found.issuer = data["iss"]
         return data, expiration_time
 
     def get_userinfo_claims(self, request):

@@ -1,4 +1,5 @@
-"""keyfob send-mail [--loop] [--interval S] [--limit N]: deliver the queued e-mail notices."""
+"""keyfob send-mail [--loop] [--interval S] [--limit N]: deliver the queued e-mail notices,
+and what the apps above queue the same way (back-channel logouts)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ class Command(BaseCommand):
     help = (
         "Send the e-mail notices that are due, once (the default) or every few seconds "
         "until stopped (--loop), and delete those sent or failed longer ago than "
-        "KEYFOB_OUTBOX_RETENTION_DAYS. Without KEYFOB_SMTP_URL they are printed here."
+        "KEYFOB_OUTBOX_RETENTION_DAYS. Without KEYFOB_SMTP_URL they are printed here. "
+        "Back-channel logouts owed to apps are delivered by the same passes."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -34,6 +36,12 @@ class Command(BaseCommand):
         if opts["loop"]:
             self._loop(opts["interval"], limit)
             return
+        # The other outboxes first: a bad KEYFOB_SMTP_URL must not hold them back.
+        for what, other in mailer.send_others(limit):
+            self.stdout.write(
+                f"{what}: delivered {other.sent}, to retry {other.retrying}, "
+                f"given up {other.failed}, taken by another sender {other.skipped}"
+            )
         try:
             report = mailer.send_pending(limit, stream=self.stdout)  # type: ignore[arg-type]
         except ImproperlyConfigured as exc:
