@@ -15,7 +15,16 @@ import keyfob
 SRC = Path(keyfob.__file__).resolve().parent
 # Higher number, lower layer: an app may load the template helpers of its own layer's app
 # or of a lower layer (support, api and oidc are siblings that do not use each other's).
-LAYER = {"site": 0, "support": 1, "api": 1, "oidc": 1, "twofactor": 2, "accounts": 3, "audit": 4, "core": 5}
+LAYER = {
+    "site": 0,
+    "support": 1,
+    "api": 1,
+    "oidc": 1,
+    "twofactor": 2,
+    "accounts": 3,
+    "audit": 4,
+    "core": 5,
+}
 DJANGO_LIBRARIES = {"i18n", "l10n", "static", "tz", "cache"}
 LOAD = re.compile(r"{%\s*load\s+([^%]+?)\s*%}")
 
