@@ -35,7 +35,9 @@ def cli(db: None) -> Any:
 
 
 def tool(cli: Any, **kw: Any) -> DeviceClient:
-    return DeviceClient(DjangoTransport(Browser(raise_request_exception=False)), cli.client_id, **kw)
+    return DeviceClient(
+        DjangoTransport(Browser(raise_request_exception=False)), cli.client_id, **kw
+    )
 
 
 def person(user: User, *factors: str) -> Browser:
@@ -106,9 +108,7 @@ def test_approved_device_gets_tokens_carrying_the_sign_in(cli: Any) -> None:
     assert authorization.user == user and authorization.acr == "mfa"
     assert authorization.token_family is not None
     assert [e.kind for e in SecurityEvent.objects.filter(user=user)] == [EventKind.APP_SIGNIN]
-    info = Browser().get(
-        "/oidc/userinfo/", HTTP_AUTHORIZATION=f"Bearer {got.body['access_token']}"
-    )
+    info = Browser().get("/oidc/userinfo/", HTTP_AUTHORIZATION=f"Bearer {got.body['access_token']}")
     assert info.status_code == 200 and info.json()["sub"] == str(user.pk)
     assert info.json()["acr"] == "mfa"
 
@@ -258,7 +258,18 @@ def test_wrong_user_codes_are_counted_per_account(cli: Any) -> None:
 
 @pytest.mark.parametrize(
     "typed",
-    ["", " ", "x" * 41, "x" * 5000, "ABCD-EFG", "ABCD-EFGH1", "0OI1-0OI1", "ÀBCD-EFGH", "<script>", "١٢٣٤٥٦٧٨"],
+    [
+        "",
+        " ",
+        "x" * 41,
+        "x" * 5000,
+        "ABCD-EFG",
+        "ABCD-EFGH1",
+        "0OI1-0OI1",
+        "ÀBCD-EFGH",
+        "<script>",
+        "١٢٣٤٥٦٧٨",
+    ],
 )
 def test_junk_user_codes_get_a_message(cli: Any, typed: str) -> None:
     user = make_user("hal@example.com")
@@ -333,8 +344,24 @@ def test_junk_at_the_device_and_token_endpoints(cli: Any) -> None:
     stolen = token({"grant_type": grant, "client_id": web.client_id, "device_code": device_code})
     assert refused(stolen)
     assert refused(token({"grant_type": grant, "device_code": device_code}))
-    wrong = token({"grant_type": "urn:nope", "client_id": cli.client_id, "device_code": device_code})
+    wrong = token(
+        {"grant_type": "urn:nope", "client_id": cli.client_id, "device_code": device_code}
+    )
     assert wrong.error == "unsupported_grant_type"
     assert token({"grant_type": "password", "client_id": cli.client_id}).status == 400
     assert not AccessToken.objects.exists()
     assert DeviceState.objects.get(device_grant__device_code=device_code).redeemed_at is None
+
+
+def test_verification_uri_from_the_issuer(cli: Any, settings: Any) -> None:
+    settings.KEYFOB_OIDC_ISSUER = "https://portal.example/oidc"
+    body = tool(cli).start().body
+    assert body["verification_uri"] == "https://portal.example/oidc/device/"
+    assert body["verification_uri_complete"].startswith("https://portal.example/oidc/device/?")
+
+
+def test_user_codes() -> None:
+    assert device.normalise(" abcd efgh ") == "ABCD-EFGH"
+    assert device.normalise("abcd-efgh") == "ABCD-EFGH"
+    for bad in ("ABCD-EFG0", "ABCDEFGHJ", "", "ABCD_EFGH", "ＡBCD-EFGH"):
+        assert device.normalise(bad) is None

@@ -122,11 +122,11 @@ def _code_error(error: device.UserCodeError) -> str:
         "incorrect": lambda: _(
             "This code is not right. Check the code your device shows and type it again."
         ),
-        "expired": lambda: _(
-            "This code has expired. Start again on your device to get a new one."
+        "expired": lambda: _("This code has expired. Start again on your device to get a new one."),
+        "throttled": lambda: (
+            _("Too many wrong codes. Try again in %(wait)s.")
+            % {"wait": wait_text(error.retry_after)}
         ),
-        "throttled": lambda: _("Too many wrong codes. Try again in %(wait)s.")
-        % {"wait": wait_text(error.retry_after)},
     }
     return messages[error.code]()
 
@@ -267,4 +267,3 @@ class DeviceDoneView(DeviceGrantStatusView):
         context["application"] = Client.objects.filter(client_id=grant.client_id).first()
         context["approved"] = grant.status == grant.AUTHORIZED
         return context
-

@@ -11,6 +11,7 @@ from jwcrypto import jws
 from jwcrypto.common import JWException
 from oauth2_provider.models import get_device_grant_model
 from oauth2_provider.oauth2_validators import OAuth2Validator
+from oauthlib.oauth2.rfc8628.grant_types import DeviceCodeGrant
 
 from keyfob.oidc import claims, device, flows, keys
 from keyfob.oidc.models import Authorization, Client
@@ -97,7 +98,7 @@ class KeyfobValidator(OAuth2Validator):
         invalid_grant. Approved: the token carries the person, the scopes and the sign-in
         record of the approval (``device.poll`` spends the code)."""
         polled = device.poll(client_id, code)
-        if polled.status == device.DeviceCodeGrant.DEVICE_CODE_AUTHORIZED:
+        if polled.status == DeviceCodeGrant.DEVICE_CODE_AUTHORIZED:
             request.user = polled.grant.user
             request.scopes = polled.grant.scope.split()
             setattr(request, _KEY, polled.authorization)
