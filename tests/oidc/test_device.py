@@ -365,3 +365,19 @@ def test_user_codes() -> None:
     assert device.normalise("abcd-efgh") == "ABCD-EFGH"
     for bad in ("ABCD-EFG0", "ABCDEFGHJ", "", "ABCD_EFGH", "ＡBCD-EFGH"):
         assert device.normalise(bad) is None
+
+
+def test_pages_in_french(cli: Any) -> None:
+    user = make_user("ines@example.com")
+    with clock.frozen(T0):
+        code = tool(cli).start().body["user_code"]
+        browser = person(user, Factor.APP_CODE)
+        french = {"HTTP_ACCEPT_LANGUAGE": "fr-FR,fr;q=0.9"}
+        page = browser.get("/oidc/device/", **french).content.decode()
+        assert "Saisissez le code affiché sur votre appareil" in page
+        wrong = browser.post("/oidc/device/", {"user_code": "ABCD"}, **french).content.decode()
+        assert "Ce code n’est pas le bon." in wrong
+        browser.post("/oidc/device/", {"user_code": code}, **french)
+        shown = browser.get(confirm_url(cli, code), **french).content.decode()
+        assert "Laisser keyfob-ssh vous connecter sur un appareil ?" in shown
+        assert "Approuver" in shown and "Refuser" in shown
