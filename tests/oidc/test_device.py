@@ -380,4 +380,4 @@ def test_pages_in_french(cli: Any) -> None:
         browser.post("/oidc/device/", {"user_code": code}, **french)
         shown = browser.get(confirm_url(cli, code), **french).content.decode()
         assert "Laisser keyfob-ssh vous connecter sur un appareil ?" in shown
-        assert "Approuver" in shown and "Refuser" in shown
+        assert "Approuver" in shown and "Refuser l’accès" in shown
