@@ -195,3 +195,15 @@ class LogoutDelivery(models.Model):
         return f"<LogoutDelivery {self.pk} client={self.client_id} {self.state}>"
 
     __str__ = __repr__
+class DeviceState(models.Model):
+    """Keyfob's own facts about a device grant (RFC 8628) beside the library's row: the
+    address the device asked from (shown on the approval page), its last poll (``slow_down``)
+    and when its tokens were given (a device code is single use)."""
+
+    device_grant = models.OneToOneField(
+        "oauth2_provider.DeviceGrant", on_delete=models.CASCADE, related_name="keyfob_state"
+    )
+    address = models.GenericIPAddressField(null=True, blank=True)
+    created_at = models.DateTimeField(default=clock.now)
+    last_poll_at = models.DateTimeField(null=True, blank=True)
+    redeemed_at = models.DateTimeField(null=True, blank=True)

@@ -4,13 +4,13 @@ parties look for it first)."""
 from django.urls import path, re_path
 from oauth2_provider import views as dot
 
-from keyfob.oidc import views
+from keyfob.oidc import device_views, views
 
 app_name = "oauth2_provider"  # the library reverses its own endpoints by these names
 
 urlpatterns = [
     path("authorize/", views.AuthorizeView.as_view(), name="authorize"),
-    path("token/", dot.TokenView.as_view(), name="token"),
+    path("token/", device_views.KeyfobTokenView.as_view(), name="token"),
     path("revoke/", dot.RevokeTokenView.as_view(), name="revoke-token"),
     path("userinfo/", dot.UserInfoView.as_view(), name="user-info"),
     path("logout/", dot.RPInitiatedLogoutView.as_view(), name="rp-initiated-logout"),
@@ -20,16 +20,20 @@ urlpatterns = [
         views.DiscoveryView.as_view(),
         name="oidc-connect-discovery-info",
     ),
-    path("device/authorize/", dot.DeviceAuthorizationView.as_view(), name="device-authorization"),
-    path("device/", dot.DeviceUserCodeView.as_view(), name="device"),
+    path(
+        "device/authorize/",
+        device_views.DeviceAuthorizeView.as_view(),
+        name="device-authorization",
+    ),
+    path("device/", device_views.DeviceCodeView.as_view(), name="device"),
     path(
         "device/confirm/<slug:client_id>/<slug:user_code>/",
-        dot.DeviceConfirmView.as_view(),
+        device_views.DeviceApproveView.as_view(),
         name="device-confirm",
     ),
     path(
         "device/status/<slug:client_id>/<slug:user_code>/",
-        dot.DeviceGrantStatusView.as_view(),
+        device_views.DeviceDoneView.as_view(),
         name="device-grant-status",
     ),
 ]

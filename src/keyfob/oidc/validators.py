@@ -11,8 +11,9 @@ from jwcrypto import jws
 from jwcrypto.common import JWException
 from oauth2_provider.models import get_device_grant_model
 from oauth2_provider.oauth2_validators import OAuth2Validator
+from oauthlib.oauth2.rfc8628.grant_types import DeviceCodeGrant
 
-from keyfob.oidc import claims, flows, keys
+from keyfob.oidc import claims, device, flows, keys
 from keyfob.oidc.models import Authorization, Client
 
 _KEY = "keyfob_authorization"
@@ -90,6 +91,18 @@ class KeyfobValidator(OAuth2Validator):
             Authorization.objects.filter(pk=found.pk).update(token_family=token.token_family)
             found.token_family = token.token_family
         return token
+
+    def validate_device_code(self, client_id, code, request, *args, **kwargs):
+        """A device polling the token endpoint (RFC 8628 section 3.5): oauthlib maps the
+        status to authorization_pending, slow_down, access_denied, expired_token or
+        invalid_grant. Approved: the token carries the person, the scopes and the sign-in
+        record of the approval (``device.poll`` spends the code)."""
+        polled = device.poll(client_id, code)
+        if polled.status == DeviceCodeGrant.DEVICE_CODE_AUTHORIZED:
+            request.user = polled.grant.user
+            request.scopes = polled.grant.scope.split()
+            setattr(request, _KEY, polled.authorization)
+        return polled.status
 
     # --- claims --------------------------------------------------------------------------
 

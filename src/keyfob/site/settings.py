@@ -21,6 +21,7 @@ from urllib.parse import unquote, urlsplit
 
 from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.core.validators import validate_email
+from django.utils.module_loading import import_string
 from django.utils.translation import gettext_lazy as _
 
 _T = TypeVar("_T")
@@ -530,6 +531,18 @@ OAUTH2_PROVIDER = {
     "COMPLIANT_BCP_RFC9700_REDIRECT_URI_SCHEME": True,
     "COMPLIANT_BCP_RFC9700_REDIRECT_URI_MATCHING": True,
     "COMPLIANT_BCP_RFC9700_PKCE_REQUIRED": True,
+    # The device authorization grant (RFC 8628, keyfob.oidc.device): the library wants the
+    # verification URIs as absolute URLs at start-up, but with KEYFOB_OIDC_ISSUER empty the
+    # host comes from each request, so keyfob.oidc's DeviceAuthorizeView fills both in its
+    # answer (from the issuer's origin, else the request's) and these stay unset.
+    "OAUTH_DEVICE_VERIFICATION_URI": None,
+    "OAUTH_DEVICE_VERIFICATION_URI_COMPLETE": None,
+    # XXXX-XXXX from 32 characters without 0/O/1/I (the library's has both), imported when
+    # first used: the app's models are not loaded while settings are read.
+    "OAUTH_DEVICE_USER_CODE_GENERATOR": lambda: import_string("keyfob.oidc.device.new_user_code")(),
+    # The library's hook reads the device grant before the client is authenticated and
+    # fails on an unknown code; KeyfobValidator.validate_device_code does it instead.
+    "OAUTH_PRE_TOKEN_VALIDATION": [],
     "DEVICE_FLOW_INTERVAL": 5,
 }
 
