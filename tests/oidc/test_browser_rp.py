@@ -19,7 +19,7 @@ from keyfob.accounts.models import SignIn
 from keyfob.audit.models import EventKind, SecurityEvent
 from keyfob.core import clock
 from keyfob.oidc import flows
-from keyfob.oidc.models import Authorization, Consent
+from keyfob.oidc.models import Authorization, Client, Consent
 from tests.conftest import PASSWORD, Enrolled, enrol, make_user
 from tests.oidc.rp import RelyingParty
 from tests.site.test_browser_a11y import serious_violations
@@ -304,3 +304,36 @@ def test_rp_initiated_logout_signs_out_and_revokes(page: Any, base: str, rp: Rel
     # Signed out of Keyfob: the app's next sign-in starts at the password.
     page.goto(f"{rp.url}/login")
     page.wait_for_url(re.compile(r"/login/\?next="))
+
+
+def test_staying_signed_in_keeps_the_session(page: Any, base: str, rp: RelyingParty) -> None:
+    kim = enrol(make_user("kim@example.com"))
+    page.goto(f"{rp.url}/login")
+    password(page, "kim@example.com")
+    code(page, kim)
+    allow(page)
+    got = at_app(page, rp, 1)
+    page.goto(rp.logout_url(got.token["id_token"], "st4y"))
+    page.locator("#logout-form").get_by_role("button", name="Stay signed in").click()
+    page.get_by_role("heading", name="You are still signed in").wait_for()
+    assert serious_violations(page) == []
+    assert SignIn.objects.filter(user=kim.user, ended_at__isnull=True).count() == 1
+    assert rp.refresh(got.token["refresh_token"]).error == ""
+
+
+def test_a_first_party_app_goes_from_the_code_step_straight_back(
+    page: Any, base: str, rp: RelyingParty
+) -> None:
+    """No consent page: the code step's form leads, through the authorization endpoint, to
+    the app (a redirect Chromium's form-action 'self' would stop: Keyfob hands over through
+    a page of its own)."""
+    Client.objects.filter(client_id=rp.client_id).update(skip_authorization=True)
+    lena = enrol(make_user("lena@example.com"))
+    page.goto(f"{rp.url}/login")
+    password(page, "lena@example.com")
+    code(page, lena)
+    got = at_app(page, rp, 1)
+    assert got.claims["acr"] == "mfa"
+    page.goto(f"{base}/account/security/")
+    page.locator("#apps").wait_for()
+    assert page.locator("#apps tbody tr").count() == 0  # first-party: not listed

@@ -358,7 +358,10 @@ def jwks_view(request: HttpRequest) -> HttpResponse:
 
 def apps_section(request: HttpRequest, user: User) -> str:
     return render_to_string(
-        "oidc/apps_section.html", {"apps": flows.apps_of(user)}, request=request
+        "oidc/apps_section.html",
+        # No zone in the profile: the Security page's script shows times in the browser's.
+        {"apps": flows.apps_of(user), "browser_time_zone": not user.time_zone},
+        request=request,
     )
 
 
