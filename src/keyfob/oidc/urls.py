@@ -13,7 +13,7 @@ urlpatterns = [
     path("token/", device_views.KeyfobTokenView.as_view(), name="token"),
     path("revoke/", dot.RevokeTokenView.as_view(), name="revoke-token"),
     path("userinfo/", dot.UserInfoView.as_view(), name="user-info"),
-    path("logout/", dot.RPInitiatedLogoutView.as_view(), name="rp-initiated-logout"),
+    path("logout/", views.LogoutView.as_view(), name="rp-initiated-logout"),
     path("jwks/", views.jwks_view, name="jwks-info"),
     re_path(
         r"^\.well-known/openid-configuration$",

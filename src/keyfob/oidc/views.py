@@ -20,7 +20,11 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 from oauth2_provider.exceptions import OAuthToolkitError
 from oauth2_provider.forms import AllowForm
-from oauth2_provider.views import AuthorizationView, ConnectDiscoveryInfoView
+from oauth2_provider.views import (
+    AuthorizationView,
+    ConnectDiscoveryInfoView,
+    RPInitiatedLogoutView,
+)
 from oauthlib.oauth2.rfc6749 import errors as oauth_errors
 from oauthlib.openid.connect.core import exceptions as oidc_errors
 
@@ -199,6 +203,14 @@ class AuthorizeView(AuthorizationView):
 
     # --- answers ------------------------------------------------------------------------
 
+    def redirect(self, redirect_to: str, application: Any) -> HttpResponse:
+        """Every answer to the app (a code or an error) leaves through here, with RFC 9207's
+        ``iss``: the issuer of the discovery document. (The library derives it from an RFC
+        8414 metadata URL Keyfob does not serve, giving the bare host, and leaves it out of
+        its own ``login_required`` for a signed-out ``prompt=none``.)"""
+        response = super().redirect(_with_iss(redirect_to, flows.issuer(self.request)), application)
+        return back_to_app(self.request, response, application)
+
     def _answer(
         self,
         request: HttpRequest,
@@ -228,6 +240,58 @@ class AuthorizeView(AuthorizationView):
 
     def _error(self, client: Client, credentials: dict[str, Any], error: Any) -> HttpResponse:
         return self.redirect(self._error_url(client, credentials, error), client)
+
+
+def _with_iss(uri: str, issuer: str) -> str:
+    parts = urlsplit(uri)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "iss"]
+    return parts._replace(query=urlencode([*query, ("iss", issuer)])).geturl()
+
+
+def back_to_app(
+    request: HttpRequest, response: HttpResponse, client: Client | None
+) -> HttpResponse:
+    """``response`` as is, or, for a redirect to another origin at the end of a navigation
+    that started on one of Keyfob's own pages, a page that goes on to it.
+
+    Keyfob's pages say ``form-action 'self'`` (site.middleware), and Chromium applies that
+    to every redirect that follows a form's submission: the Allow button, the code step
+    or "Confirm it is you" (whose ``next`` is this endpoint) and the sign-out confirmation
+    would stop at the app's redirect. Such a navigation reaches here with
+    ``Sec-Fetch-Site: same-origin``; one the app started says ``cross-site`` or
+    ``same-site`` and gets the plain redirect. The page's own ``<meta http-equiv=refresh>``
+    is a new navigation, which no CSP directive governs, and its link is for a browser
+    that refreshes nothing by itself.
+    """
+    location = response.get("Location", "") if response.status_code in (301, 302) else ""
+    if not location or request.headers.get("Sec-Fetch-Site") != "same-origin":
+        return response
+    target = urlsplit(location)
+    if not target.scheme or (target.scheme, target.netloc) == (
+        request.scheme,
+        request.get_host(),
+    ):
+        return response
+    return render(
+        request,
+        "oidc/back_to_app.html",
+        {"location": location, "app": client.name if client is not None else ""},
+    )
+
+
+class LogoutView(RPInitiatedLogoutView):
+    """The library's RP-initiated logout, with Keyfob's confirmation page
+    (``oauth2_provider/logout_confirm.html``, in this app's templates). Signing out ends the
+    session the usual way, and its end revokes the tokens its sign-in gave
+    (``signins_ended``): the library's own deletion of every token of the person
+    (OIDC_RP_INITIATED_LOGOUT_DELETE_TOKENS) is off, as it would also sign out the apps of
+    the person's other sessions."""
+
+    def do_logout(
+        self, application=None, post_logout_redirect_uri=None, state=None, token_user=None
+    ):
+        response = super().do_logout(application, post_logout_redirect_uri, state, token_user)
+        return back_to_app(self.request, response, application)
 
 
 def _confirm(request: HttpRequest, *, need_key: bool, drop_prompt: bool) -> HttpResponse:
@@ -294,7 +358,10 @@ def jwks_view(request: HttpRequest) -> HttpResponse:
 
 def apps_section(request: HttpRequest, user: User) -> str:
     return render_to_string(
-        "oidc/apps_section.html", {"apps": flows.apps_of(user)}, request=request
+        "oidc/apps_section.html",
+        # No zone in the profile: the Security page's script shows times in the browser's.
+        {"apps": flows.apps_of(user), "browser_time_zone": not user.time_zone},
+        request=request,
     )
 
 

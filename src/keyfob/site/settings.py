@@ -254,8 +254,9 @@ INSTALLED_APPS = [
     "keyfob.twofactor",
     "keyfob.support",
     "keyfob.api",
-    "oauth2_provider",
+    # Before the library: its templates (oauth2_provider/logout_confirm.html) are Keyfob's.
     "keyfob.oidc",
+    "oauth2_provider",
 ]
 
 MIDDLEWARE = [
@@ -496,6 +497,10 @@ OAUTH2_PROVIDER = {
     "OIDC_RP_INITIATED_LOGOUT_ENABLED": True,
     "OIDC_RP_INITIATED_LOGOUT_ALWAYS_PROMPT": True,
     "OIDC_RP_INITIATED_LOGOUT_STRICT_REDIRECT_URIS": True,
+    # Signing out ends the session, and its end revokes what its sign-in gave (oidc's
+    # signins_ended receiver); the library would delete every token of the person, the
+    # apps of their other sessions too.
+    "OIDC_RP_INITIATED_LOGOUT_DELETE_TOKENS": False,
     "OIDC_RESPONSE_TYPES_SUPPORTED": ["code"],
     "OIDC_TOKEN_ENDPOINT_AUTH_METHODS_SUPPORTED": ["client_secret_basic", "client_secret_post"],
     "OAUTH2_RESPONSE_TYPES_SUPPORTED": ["code"],
