@@ -8,6 +8,8 @@ Commands::
     keyfob-ssh setup          make a secret, show it, confirm a code, write ~/.google_authenticator
     keyfob-ssh status         what is configured (never the secret)
     keyfob-ssh disable        remove the file after confirmation
+    keyfob-ssh login          a short-lived SSH certificate after signing in to the portal
+                              (--portal URL [--key ~/.ssh/id_ed25519])
     keyfob-ssh server-config  (root) the sshd drop-in and PAM line; --write installs them;
                               with --central URL --token-file PATH, codes are checked by
                               Keyfob (pam_python.so and Keyfob's pam_keyfob.py module);
@@ -35,6 +37,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from keyfob.ssh import certificates, commands, gafile, serverconfig
+from keyfob.ssh import login as ssh_login
 from keyfob.ssh.messages import (  # noqa: F401 - EXIT_* and the translation reset are the CLI's API
     EXIT_FILE,
     EXIT_OK,
@@ -283,6 +286,32 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _keyfob_options(sync)
     _ca_file_options(sync)
+    login = commands.add_parser(
+        "login",
+        help=_("get a short-lived SSH certificate after signing in to the portal"),
+        epilog=_epilog(),
+    )
+    login.add_argument(
+        "--portal", required=True, metavar="URL", help=_("the portal's https:// address")
+    )
+    login.add_argument(
+        "--key",
+        type=Path,
+        default=Path("~/.ssh/id_ed25519"),
+        metavar="PATH",
+        help=_("your private key; only its .pub travels (default: %(default)s)"),
+    )
+    login.add_argument(
+        "--cafile",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help=_("CA certificates to trust for the portal (default: the system's)"),
+    )
+    login.add_argument(
+        "--no-browser", action="store_true", help=_("do not open a browser, only print the link")
+    )
+    login.add_argument("--no-agent", action="store_true", help=_("do not add it to ssh-agent"))
     return parser
 
 
@@ -338,6 +367,18 @@ def _timeout(value: str) -> float:
     return seconds
 
 
+def _login(args: argparse.Namespace, console: Console) -> int:
+    ssh_login.login(
+        args.portal,
+        args.key,
+        console,
+        cafile=args.cafile,
+        open_browser=not args.no_browser,
+        agent=not args.no_agent,
+    )
+    return EXIT_OK
+
+
 def _secret_file_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--secret-file",
@@ -355,6 +396,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Console], int]] = {
     "server-config": commands.server_config,
     "principals": commands.principals,
     "ca-sync": commands.ca_sync,
+    "login": _login,
 }
 
 
