@@ -15,6 +15,7 @@ urlpatterns: list[URLPattern] = [
     path("ssh/check", views.ssh_check, name="ssh-check"),
     path("ssh/principals", views.ssh_principals, name="ssh-principals"),
     path("ssh/ca", views.ssh_ca, name="ssh-ca"),
+    path("ssh/certificates", views.ssh_certificates, name="ssh-certificates"),
     path("ssh/krl", views.ssh_krl, name="ssh-krl"),
     path("ssh/logins", views.ssh_logins, name="ssh-logins"),
     path("ssh/logins/<str:login>", views.ssh_login_detail, name="ssh-login"),

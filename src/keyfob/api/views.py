@@ -13,19 +13,22 @@ import ipaddress
 import json
 import logging
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
-from django.db import DatabaseError
+from django.db import DatabaseError, transaction
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
+from oauth2_provider.models import get_access_token_model
+from oauth2_provider.oauth2_backends import get_oauthlib_core
 
 from keyfob.accounts.addresses import normal_email
 from keyfob.accounts.decorators import reauth_required
@@ -35,6 +38,7 @@ from keyfob.api.app_settings import app_settings
 from keyfob.api.models import ServerToken, SshLinkRequest, SshLogin
 from keyfob.audit.events import Context, client_address
 from keyfob.audit.models import Channel, EventKind, SecurityEvent
+from keyfob.core import clock
 from keyfob.twofactor.flows import has_2fa
 
 logger = logging.getLogger(__name__)
@@ -77,6 +81,21 @@ ERRORS: dict[str, tuple[str, int, str]] = {
     "method_not_allowed": ("method_not_allowed", 405, "use {methods} on this URL"),
     "unavailable": ("unavailable", 503, "the database is not available, try again"),
     "krl": ("krl_unavailable", 503, "the revocation list cannot be built now, try again"),
+    "sign_in_required": (
+        "unauthorized",
+        401,
+        "sign in with keyfob-ssh login: send the access token it got, Authorization: Bearer …",
+    ),
+    "not_for_certificates": (
+        "forbidden",
+        403,
+        "this token was not given for SSH certificates (keyfob-ssh login, scope ssh)",
+    ),
+    "approval_too_old": (
+        "approval_too_old",
+        403,
+        "this approval is older than {minutes} minutes: run keyfob-ssh login again",
+    ),
 }
 
 
@@ -292,6 +311,58 @@ def ssh_principals(request: HttpRequest, token: ServerToken) -> HttpResponse:
     data = _body(request)
     login = _login(_string(data, "login"))
     return _json({"principals": sshca.principals_for(token.name, login)})
+
+
+# The device-grant client of ``keyfob-ssh login`` (oidc's data migration registers it) and
+# how long after the approval its token may fetch the certificate (once).
+SSH_LOGIN_CLIENT = "keyfob-ssh"
+CERTIFICATE_APPROVAL_MINUTES = 10
+
+
+@csrf_exempt
+def ssh_certificates(request: HttpRequest) -> HttpResponse:
+    """POST ``{"public_key": "ssh-ed25519 AAAA…"}`` with the access token that ``keyfob-ssh
+    login`` got through the device grant: the certificate for it. The token is used up
+    (one certificate per approval) in the transaction that signs."""
+
+    def issue() -> HttpResponse:
+        valid, oauth = get_oauthlib_core().verify_request(request, scopes=["ssh"])
+        if not valid:
+            response = error("sign_in_required")
+            response["WWW-Authenticate"] = 'Bearer realm="keyfob", scope="ssh"'
+            return response
+        token = oauth.access_token
+        if token.application.client_id != SSH_LOGIN_CLIENT:
+            return error("not_for_certificates")
+        if token.created < clock.now() - timedelta(minutes=CERTIFICATE_APPROVAL_MINUTES):
+            return error("approval_too_old", minutes=CERTIFICATE_APPROVAL_MINUTES)
+        public_key = _string(_body(request), "public_key")
+        address = client_address(request)
+        context = Context(channel=Channel.API, address=address, user_agent="keyfob-ssh login")
+        with transaction.atomic():
+            # Consume-once: of two requests with one token, one deletes it and signs.
+            if not get_access_token_model().objects.filter(pk=token.pk).delete()[0]:
+                return error("sign_in_required")
+            try:
+                issued = sshca.issue_certificate(
+                    token.user, public_key, context, requested_from=address
+                )
+            except sshca.CertificateRefused as exc:
+                transaction.set_rollback(True)
+                raise BadRequest(exc.code, message=exc.message) from None
+        logins = [
+            f"{row.login}@{row.server}" if row.server else row.login
+            for row in flows.logins_of(token.user)
+        ]
+        return _json(
+            {
+                "certificate": issued.certificate,
+                "valid_before": issued.row.valid_before.isoformat(),
+                "logins": logins,
+            }
+        )
+
+    return _method_refused(request, ("POST",)) or _answer(request, issue)
 
 
 @endpoint(("GET",))

@@ -514,6 +514,8 @@ OAUTH2_PROVIDER = {
         "openid": _("Know who you are"),
         "profile": _("See your name"),
         "email": _("See your e-mail address"),
+        # keyfob-ssh login's device grant (issue 26): a certificate for the linked logins.
+        "ssh": _("Get SSH certificates for the logins linked to your account"),
     },
     "DEFAULT_SCOPES": ["openid"],
     "PKCE_REQUIRED": True,

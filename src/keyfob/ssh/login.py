@@ -279,7 +279,9 @@ def login(
     status, issued = portal.request("POST", cert_url, body={"public_key": line}, bearer=access)
     certificate = issued.get("certificate")
     if status != 200 or not isinstance(certificate, str):
-        message = issued.get("error") or issued.get("detail") or status
+        error = issued.get("error")
+        message = error.get("message") if isinstance(error, dict) else error
+        message = message or status
         raise Failure(_("no certificate: {reason}").format(reason=message), EXIT_REFUSED)
     target = _write_certificate(pub, certificate)
     valid_before = issued.get("valid_before")
