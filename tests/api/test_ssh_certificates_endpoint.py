@@ -16,12 +16,10 @@ from oauth2_provider.models import get_access_token_model
 
 from keyfob.api import flows
 from keyfob.api.models import SshCertificate
-from keyfob.audit.events import Context
 from keyfob.core import clock
 from keyfob.oidc.models import Client
-from keyfob.twofactor import flows as twofactor
 from tests.api.test_sshca import CONTEXT, inspect, user_key
-from tests.conftest import Enrolled, confirmed_request, make_user
+from tests.conftest import Enrolled, make_user
 
 URL = "/api/v1/ssh/certificates"
 
