@@ -143,3 +143,16 @@ def test_one_token_sent_eight_times_at_once_makes_one_certificate(tmp_path: Path
     codes = in_threads(8, lambda _i: post({"public_key": line}, token).status_code)
     assert sorted(codes) == [200] + [401] * 7
     assert SshCertificate.objects.filter(user=user).count() == 1
+
+
+def test_the_security_page_lists_the_certificates(tmp_path: Path, linked: Enrolled) -> None:
+    from tests.conftest import prove_for_client
+
+    line = user_key(tmp_path).with_suffix(".pub").read_text()
+    assert post({"public_key": line}, access_token(linked.user)).status_code == 200
+    row = SshCertificate.objects.get(user=linked.user)
+    browser = Http()
+    browser.force_login(linked.user)
+    prove_for_client(browser, linked.user)
+    page = browser.get("/account/security/").content.decode()
+    assert "SSH certificates issued" in page and row.fingerprint in page

@@ -450,6 +450,8 @@ def ssh_logins_section(request: HttpRequest, user: User) -> str:
         "links": links,
         "requests": flows.requests_of(user),
         "twofactor_on": has_2fa(user),
+        "certificates": sshca.certificates_of(user, limit=20),
+        "now": clock.now(),
     }
     return render_to_string("api/ssh_logins.html", context, request=request)
 
