@@ -428,6 +428,17 @@ def ssh_login_detail(request: HttpRequest, token: ServerToken, login: str) -> Ht
     return HttpResponse(status=204)
 
 
+def ssh_certificate_detail(request: HttpRequest, user: User) -> str:
+    """What approving ``keyfob-ssh login`` gives (the device page's "ssh" scope, registered
+    by the site): the logins a certificate opens, on which servers, for how long."""
+    context = {
+        "links": [row for row in flows.logins_of(user) if row.server],
+        "hours": app_settings.ssh_cert_hours,
+        "twofactor_on": has_2fa(user),
+    }
+    return render_to_string("api/ssh_certificate_detail.html", context, request=request)
+
+
 def ssh_logins_section(request: HttpRequest, user: User) -> str:
     """The Security page's SSH section: the account's linked Unix logins, each with its last
     accepted SSH login (added to the page by ApiConfig.ready())."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote, urlencode
 
@@ -222,9 +223,21 @@ class DeviceApproveView(DeviceConfirmView):
                 "expires": found.grant.expires,
                 "blocked": blocked,
                 "unknown": unknown,
+                # What a scope gives, said by the app that owns it (HTML; see SCOPE_DETAILS).
+                "details": [
+                    SCOPE_DETAILS[scope](request, request.user)
+                    for scope in found.scopes
+                    if scope in SCOPE_DETAILS
+                ],
             },
             status=status,
         )
+
+
+# What approving a scope gives, in detail, by scope: each returns HTML for the approval page.
+# Filled by the site (keyfob.site.apps): the "ssh" scope's logins and lifetime are the api
+# app's, a sibling oidc does not import.
+SCOPE_DETAILS: dict[str, Callable[[HttpRequest, Any], str]] = {}
 
 
 def _confirm_first(request: HttpRequest, need_key: bool) -> HttpResponse:

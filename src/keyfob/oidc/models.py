@@ -195,6 +195,8 @@ class LogoutDelivery(models.Model):
         return f"<LogoutDelivery {self.pk} client={self.client_id} {self.state}>"
 
     __str__ = __repr__
+
+
 class DeviceState(models.Model):
     """Keyfob's own facts about a device grant (RFC 8628) beside the library's row: the
     address the device asked from (shown on the approval page), its last poll (``slow_down``)

@@ -4,22 +4,25 @@
 serve`), certificates signed by Keyfob's flow, the CA files fetched by `keyfob-ssh
 ca-sync`, and the real OpenSSH client in batch mode (a prompt would fail the login).
 
-The device grant and the approval page (issue 25) are the lead's: here certificates are
-issued by calling the flow in the server's database, as the approval page will.
+Most tests issue certificates by calling the flow in the server's database; the last ones
+run ``keyfob-ssh login`` itself, with the device approval in headless Chromium.
 """
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from keyfob.ssh import certificates
-from tests.conftest import free_port, require_tool
+from tests.conftest import PASSWORD, free_port, require_tool
 from tests.site.conftest import keyfob
 from tests.ssh.central.conftest import EMAIL, SERVER_NAME, Account, Central
 from tests.ssh.harness import TIMEOUT, Sshd, running_sshd
@@ -260,3 +263,150 @@ def test_revoking_the_server_token_stops_the_next_login(ready: Certs) -> None:
             f".update(name={SERVER_NAME!r})\n"
         )
         ready.central.token_file.write_text(made.stdout.strip() + "\n")
+
+
+# --- keyfob-ssh login end to end (issue 26): the command, the approval in Chromium, ssh ---
+
+
+def totp(secret: str) -> str:
+    done = subprocess.run(
+        [require_tool("oathtool"), "--totp", "-b", secret],
+        capture_output=True, text=True, timeout=TIMEOUT, check=True,
+    )  # fmt: skip
+    return done.stdout.strip()
+
+
+def start_login(ready: Certs, key: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [
+            str(COMMAND), "login", "--portal", ready.central.server.url,
+            "--cafile", str(ready.central.server.ca), "--key", str(key),
+            "--no-browser", "--no-agent",
+        ],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": str(key.parent)},
+    )  # fmt: skip
+
+
+def read_link(process: subprocess.Popen[str]) -> str:
+    """The verification_uri_complete the command prints ("or open URL")."""
+    assert process.stdout is not None
+    deadline = time.monotonic() + TIMEOUT
+    seen = []
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            break
+        seen.append(line)
+        found = re.search(r"or open (https://\S+)", line)
+        if found:
+            return found.group(1)
+    raise AssertionError(
+        "no link printed: " + "".join(seen) + (process.stderr.read() if process.stderr else "")
+    )
+
+
+@pytest.fixture
+def chromium_page(browser: Any) -> Any:
+    context = browser.new_context(locale="en-GB", ignore_https_errors=True)
+    context.set_default_timeout(15_000)
+    yield context.new_page()
+    context.close()
+
+
+def sign_in(page: Any, base: str, account: Account) -> None:
+    page.goto(f"{base}/login/")
+    page.get_by_label("Email").fill(EMAIL)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in", exact=True).click()
+    page.wait_for_url(re.compile(r"/login/code/$"))
+    page.get_by_label("Authentication code").fill(totp(account.secret))
+    page.get_by_role("button", name="Verify").click()
+    page.wait_for_url(re.compile(r"/account/security/$"))
+
+
+@pytest.mark.browser
+def test_login_approve_then_ssh_with_no_prompt(
+    ready: Certs, account: Account, chromium_page: Any
+) -> None:
+    key = ready.key
+    cert = key.parent / (key.name + "-cert.pub")
+    cert.unlink(missing_ok=True)
+    base = ready.central.server.url
+    sign_in(chromium_page, base, account)
+    process = start_login(ready, key)
+    try:
+        link = read_link(process)
+        assert link.startswith(base + "/")
+        chromium_page.goto(link)
+        chromium_page.get_by_role("button", name="Continue").click()
+        chromium_page.get_by_role(
+            "heading", name="Let keyfob-ssh on a device sign you in?"
+        ).wait_for()
+        detail = chromium_page.locator("#ssh-certificate-logins").inner_text()
+        assert ready.central.user.name in detail and "web1" in detail
+        assert "8 hours" in chromium_page.locator("#ssh-certificate-detail").inner_text()
+        chromium_page.get_by_role("button", name="Approve").click()
+        chromium_page.get_by_role("heading", name="Device approved").wait_for()
+        out, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 0, out + err
+    assert "Certificate written to" in out and cert.exists()
+    done = ready.ssh(cert.read_text().strip())
+    assert done.returncode == 0, done.stderr + ready.sshd.log_text()
+    assert done.stdout.strip() == ready.central.user.name
+
+
+@pytest.mark.browser
+def test_deny_gives_no_certificate(ready: Certs, account: Account, chromium_page: Any) -> None:
+    key = ready.key
+    cert = key.parent / (key.name + "-cert.pub")
+    cert.unlink(missing_ok=True)
+    sign_in(chromium_page, ready.central.server.url, account)
+    process = start_login(ready, key)
+    try:
+        chromium_page.goto(read_link(process))
+        chromium_page.get_by_role("button", name="Continue").click()
+        chromium_page.get_by_role("button", name="Deny access").click()
+        out, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 1, out + err
+    assert "denied" in err and not cert.exists()
+
+
+@pytest.mark.parametrize(
+    "portal",
+    ["http://example.com", "ftp://127.0.0.1", "https://user@host", "https://h/?x=1", "not a url"],
+)
+def test_junk_portal_is_a_usage_error(tmp_path: Path, portal: str) -> None:
+    key = tmp_path / "id"
+    subprocess.run(
+        [require_tool("ssh-keygen"), "-q", "-t", "ed25519", "-N", "", "-f", str(key)],
+        check=True, capture_output=True, timeout=TIMEOUT,
+    )  # fmt: skip
+    done = subprocess.run(
+        [str(COMMAND), "login", "--portal", portal, "--key", str(key), "--no-browser"],
+        capture_output=True, text=True, timeout=TIMEOUT, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2 and "--portal" in done.stderr
+
+
+def test_missing_or_junk_key_is_a_file_error(tmp_path: Path) -> None:
+    missing = subprocess.run(
+        [str(COMMAND), "login", "--portal", "https://127.0.0.1:9", "--key", str(tmp_path / "nope")],
+        capture_output=True, text=True, timeout=TIMEOUT, check=False,
+    )  # fmt: skip
+    assert missing.returncode == 3 and "ssh-keygen" in missing.stderr
+    junk = tmp_path / "junk"
+    (tmp_path / "junk.pub").write_bytes(b"\xff\xfe not a key")
+    bad = subprocess.run(
+        [str(COMMAND), "login", "--portal", "https://127.0.0.1:9", "--key", str(junk)],
+        capture_output=True, text=True, timeout=TIMEOUT, check=False,
+    )  # fmt: skip
+    assert bad.returncode == 3, bad.stderr

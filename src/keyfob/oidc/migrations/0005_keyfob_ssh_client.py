@@ -25,5 +25,5 @@ def remove(apps, schema_editor):  # type: ignore[no-untyped-def]
 
 
 class Migration(migrations.Migration):
-    dependencies = [("oidc", "0003_backchannel_logout")]
+    dependencies = [("oidc", "0004_device_state")]
     operations = [migrations.RunPython(add, remove)]
