@@ -20,10 +20,11 @@ LAYER = {
     "support": 1,
     "api": 1,
     "oidc": 1,
-    "twofactor": 2,
-    "accounts": 3,
-    "audit": 4,
-    "core": 5,
+    "teams": 2,
+    "twofactor": 3,
+    "accounts": 4,
+    "audit": 5,
+    "core": 6,
 }
 DJANGO_LIBRARIES = {"i18n", "l10n", "static", "tz", "cache"}
 LOAD = re.compile(r"{%\s*load\s+([^%]+?)\s*%}")

@@ -128,6 +128,15 @@ def _url(*schemes: str) -> Callable[[str], str]:
     return parse
 
 
+def _right(value: str) -> str:
+    """A right's name as the provider's apps read it in the grants claim: a-z, 0-9, _ -."""
+    if not (1 <= len(value) <= 32) or not all(
+        c in "abcdefghijklmnopqrstuvwxyz0123456789_-" for c in value
+    ):
+        _invalid(value)
+    return value
+
+
 def _email(value: str) -> str:
     try:
         validate_email(value)
@@ -252,6 +261,7 @@ INSTALLED_APPS = [
     "keyfob.accounts",
     "keyfob.audit",
     "keyfob.twofactor",
+    "keyfob.teams",
     "keyfob.support",
     "keyfob.api",
     # Before the library: its templates (oauth2_provider/logout_confirm.html) are Keyfob's.
@@ -484,6 +494,17 @@ KEYFOB_OIDC_ACCESS_TOKEN_SECONDS = env.number(
 )
 # An app's refresh token ends with the session it came from, or after this many days.
 KEYFOB_OIDC_REFRESH_TOKEN_DAYS = env.number("KEYFOB_OIDC_REFRESH_TOKEN_DAYS", 30, 1, 365, "days")
+# Teams (keyfob.teams): the rights an owner can grant, as the provider's apps name them
+# (the grants claim carries them). Named once; an owner chooses among these.
+KEYFOB_GRANT_RIGHTS = env.items(
+    "KEYFOB_GRANT_RIGHTS",
+    "technical,billing,dns,mail",
+    _right,
+    "right names, comma-separated (a-z, 0-9, _ and -, up to 32 characters each)",
+)
+if not KEYFOB_GRANT_RIGHTS or len(set(KEYFOB_GRANT_RIGHTS)) != len(KEYFOB_GRANT_RIGHTS):
+    raise SettingError("KEYFOB_GRANT_RIGHTS: expected one or more distinct right names")
+
 OAUTH2_PROVIDER_APPLICATION_MODEL = "oidc.Client"
 # The library's own models for the rest (named, as Django's swappable models must be).
 OAUTH2_PROVIDER_GRANT_MODEL = "oauth2_provider.Grant"
