@@ -112,7 +112,8 @@ class KeyfobValidator(OAuth2Validator):
         out: dict[str, Any] = {
             "email": user.email,
             "email_verified": True,  # the sign-in address was confirmed by a code
-            "name": user.get_full_name() if hasattr(user, "get_full_name") else "",
+            # The profile's name only: never the address standing in for a missing one.
+            "name": getattr(user, "display_name", ""),
         }
         if not out["name"]:
             del out["name"]
