@@ -6,6 +6,7 @@ whether the person allowed the app; the rest is the library's."""
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
@@ -18,8 +19,9 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
-from oauth2_provider.exceptions import OAuthToolkitError
+from oauth2_provider.exceptions import FatalClientError, OAuthToolkitError
 from oauth2_provider.forms import AllowForm
+from oauth2_provider.oauth2_validators import is_valid_resource_uri
 from oauth2_provider.views import AuthorizationView, ConnectDiscoveryInfoView
 from oauthlib.oauth2.rfc6749 import errors as oauth_errors
 from oauthlib.openid.connect.core import exceptions as oidc_errors
@@ -32,6 +34,14 @@ from keyfob.oidc.models import Client
 from keyfob.oidc.validators import _KEY
 from keyfob.twofactor import flows as twofactor
 from keyfob.twofactor.models import SecurityKey
+
+# The longest value one authorization parameter may have, and the longest query. A state or
+# nonce is an opaque value an app makes (a random string, at most a signed blob of a few
+# hundred characters); claims is a small JSON object. gunicorn refuses a request line over
+# 4094 bytes anyway; this holds whatever serves Keyfob, and keeps a value this long out of
+# the redirect back to the app, the sign-in page's "next" and the grant's row.
+MAX_PARAMETER = 2048
+MAX_QUERY = 8192
 
 
 class KeyfobAllowForm(AllowForm):
@@ -52,12 +62,65 @@ class AuthorizeView(AuthorizationView):
 
     # --- GET: the checks, then consent or the code ------------------------------------
 
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        too_long = _too_long(request)
+        if too_long is not None:
+            return too_long
+        twice = _repeated(request)
+        if twice is not None:
+            # RFC 6749 3.1: no parameter twice. Which of two values would the library
+            # check, and which would it keep? Neither: a page, nothing sent anywhere.
+            error = oauth_errors.InvalidRequestFatalError(
+                description=f"{twice}: given more than once"
+            )
+            return self.render_to_response({"error": error}, status=400)
+        return super().dispatch(request, *args, **kwargs)
+
+    def error_response(self, error: Any, application: Any, **kwargs: Any) -> HttpResponse:
+        """The library's answer, but for what it gets wrong before it knows the client:
+        an error found before oauthlib knew where to send it (prompt=none with other
+        values, a missing or plain PKCE challenge…) would go to "?error=…", and one for an
+        app on a loopback http address would be refused for its scheme (Django's bare
+        400). It goes to the app's redirect URI when that is registered exactly, else it
+        is a page."""
+        oauthlib_error = error.oauthlib_error
+        if isinstance(error, FatalClientError):
+            return super().error_response(error, application, **kwargs)
+        if application is not None and oauthlib_error.redirect_uri:
+            return super().error_response(error, application, **kwargs)
+        found = _registered(self.request)
+        if found is None:
+            status = oauthlib_error.status_code
+            return self.render_to_response({"error": oauthlib_error}, status=status)
+        client, redirect_uri = found
+        if oauthlib_error.redirect_uri == redirect_uri:
+            return super().error_response(error, client, **kwargs)
+        credentials = {"redirect_uri": redirect_uri, "state": self.request.GET.get("state")}
+        return self._error(client, credentials, oauthlib_error)
+
     def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         try:
             scopes, credentials = self.validate_authorization_request(request)
         except OAuthToolkitError as error:
             return self.error_response(error, application=None)
         client = Client.objects.get(client_id=credentials["client_id"])
+        if not _S256_CHALLENGE.fullmatch(credentials.get("code_challenge") or ""):
+            # RFC 7636 4.2: BASE64URL(SHA-256(verifier)) is 43 characters; anything else
+            # matches no verifier, so the code it would get could never be used.
+            error = oauth_errors.InvalidRequestError(
+                description="code_challenge: 43 base64url characters (S256)"
+            )
+            return self._error(client, credentials, error)
+        resources = request.GET.getlist("resource")
+        if resources:
+            # RFC 8707, as the library's own view does it: each an absolute URI, kept as a
+            # list (the grant's field refuses anything else, which was a 500).
+            if not all(is_valid_resource_uri(r) for r in resources):
+                error = oauth_errors.CustomOAuth2Error(
+                    error="invalid_target", description="resource: an absolute URI"
+                )
+                return self._error(client, credentials, error)
+            credentials["resource"] = resources
         prompt = set(request.GET.get("prompt", "").split())
         silent = "none" in prompt
         try:
@@ -228,6 +291,47 @@ class AuthorizeView(AuthorizationView):
 
     def _error(self, client: Client, credentials: dict[str, Any], error: Any) -> HttpResponse:
         return self.redirect(self._error_url(client, credentials, error), client)
+
+
+_S256_CHALLENGE = re.compile(r"[A-Za-z0-9_-]{43}")
+# RFC 8707 lets a request name several resources; every other parameter comes once.
+_MAY_REPEAT = frozenset({"resource"})
+
+
+def _repeated(request: HttpRequest) -> str | None:
+    """The name of a parameter given more than once, or None."""
+    for name, values in request.GET.lists():
+        if len(values) > 1 and name not in _MAY_REPEAT:
+            return name
+    return None
+
+
+def _registered(request: HttpRequest) -> tuple[Client, str] | None:
+    """The client and redirect URI of an authorization request, if the client exists, is
+    usable and registered that very URI (what makes an error safe to send there)."""
+    client_id = request.GET.get("client_id", "")
+    redirect_uri = request.GET.get("redirect_uri", "")
+    if not client_id or not redirect_uri:
+        return None
+    client = Client.objects.filter(client_id=client_id).first()
+    if (
+        client is None
+        or not client.is_usable(request)
+        or not client.redirect_uri_allowed(redirect_uri)
+    ):
+        return None
+    return client, redirect_uri
+
+
+def _too_long(request: HttpRequest) -> HttpResponse | None:
+    """A page (400) for a request longer than an app ever needs, before anything reads it:
+    not sent back to the app, whose own value would then fill the address bar."""
+    query = request.META.get("QUERY_STRING", "")
+    given = [request.GET] + ([request.POST] if request.method == "POST" else [])
+    values = [v for data in given for _name, vs in data.lists() for v in vs]
+    if len(query) <= MAX_QUERY and all(len(v) <= MAX_PARAMETER for v in values):
+        return None
+    return render(request, "oidc/too_long.html", status=400)
 
 
 def _confirm(request: HttpRequest, *, need_key: bool, drop_prompt: bool) -> HttpResponse:
