@@ -10,9 +10,9 @@ app_name = "oauth2_provider"  # the library reverses its own endpoints by these 
 
 urlpatterns = [
     path("authorize/", views.AuthorizeView.as_view(), name="authorize"),
-    path("token/", dot.TokenView.as_view(), name="token"),
+    path("token/", views.TokenView.as_view(), name="token"),
     path("revoke/", dot.RevokeTokenView.as_view(), name="revoke-token"),
-    path("userinfo/", dot.UserInfoView.as_view(), name="user-info"),
+    path("userinfo/", views.UserInfoView.as_view(), name="user-info"),
     path("logout/", dot.RPInitiatedLogoutView.as_view(), name="rp-initiated-logout"),
     path("jwks/", views.jwks_view, name="jwks-info"),
     re_path(
@@ -20,7 +20,7 @@ urlpatterns = [
         views.DiscoveryView.as_view(),
         name="oidc-connect-discovery-info",
     ),
-    path("device/authorize/", dot.DeviceAuthorizationView.as_view(), name="device-authorization"),
+    path("device/authorize/", views.DeviceAuthorizationView.as_view(), name="device-authorization"),
     path("device/", dot.DeviceUserCodeView.as_view(), name="device"),
     path(
         "device/confirm/<slug:client_id>/<slug:user_code>/",

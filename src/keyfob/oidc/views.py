@@ -5,10 +5,12 @@ whether the person allowed the app; the rest is the library's."""
 
 from __future__ import annotations
 
+import base64
 import json
+import math
 import re
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import parse_qsl, unquote_plus, urlencode, urlsplit
 
 from django import forms
 from django.contrib import messages
@@ -19,6 +21,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
+from oauth2_provider import views as dot
 from oauth2_provider.exceptions import FatalClientError, OAuthToolkitError
 from oauth2_provider.forms import AllowForm
 from oauth2_provider.oauth2_validators import is_valid_resource_uri
@@ -354,6 +357,116 @@ def _scope_names(scopes: list[str]) -> list[str]:
 
     described = get_scopes_backend().get_all_scopes()
     return [str(described.get(s, s)) for s in scopes]
+
+
+def _client_id_of(request: HttpRequest) -> str:
+    """The client id a token or device request claims (HTTP Basic, RFC 6749 2.3.1: each
+    part form-encoded, or the body's client_id), or "" for junk."""
+    scheme, _, value = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() == "basic":
+        try:
+            decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+        except (ValueError, UnicodeDecodeError):
+            return ""
+        return unquote_plus(decoded.partition(":")[0])
+    return str(request.POST.get("client_id", ""))
+
+
+def _error_of(response: HttpResponse) -> str | None:
+    """The OAuth error of a token or device endpoint's answer, None for a success."""
+    if response.status_code < 400:
+        return None
+    try:
+        body = json.loads(response.content)
+    except ValueError:
+        return "invalid_request"
+    error = body.get("error") if isinstance(body, dict) else None
+    return error if isinstance(error, str) else "invalid_request"
+
+
+class ClientThrottleMixin:
+    """Per client and address (core.throttle.OIDC_CLIENT): a client that keeps failing to
+    authenticate or sending codes it does not hold is refused for a while (429, with
+    Retry-After), before the library reads anything else."""
+
+    # The device endpoint's only question is the client (oauthlib says invalid_request
+    # for an unknown client_id there): any error there is a failed client authentication.
+    every_error_is_the_client = False
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        call = flows.client_call(request, _client_id_of(request))
+        wait = flows.client_wait(call)
+        if wait:
+            response = JsonResponse(
+                {
+                    "error": "invalid_request",
+                    "error_description": "too many failed requests: try again later",
+                },
+                status=429,
+            )
+            response["Retry-After"] = str(math.ceil(wait))
+            response["Cache-Control"] = "no-store"
+            return response
+        response = super().post(request, *args, **kwargs)  # type: ignore[misc]
+        error = _error_of(response)
+        if error is not None and self.every_error_is_the_client:
+            error = "invalid_client"
+        flows.client_answered(call, error)
+        return response
+
+
+# The grants Keyfob answers; any other is refused before the library looks at it (its
+# password grant checked the password before refusing the client, a password oracle
+# past the sign-in's throttle and second factor).
+GRANT_TYPES = frozenset({"authorization_code", "refresh_token", Client.GRANT_DEVICE_CODE})
+
+
+class TokenView(ClientThrottleMixin, dot.TokenView):
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        grant_type = request.POST.get("grant_type", "")
+        if grant_type not in GRANT_TYPES:
+            return _token_error("unsupported_grant_type", "authorization_code, refresh_token")
+        if grant_type == Client.GRANT_DEVICE_CODE and not request.POST.get("device_code"):
+            # The library reads it with [] (a 500 when it is missing).
+            return _token_error("invalid_request", "device_code: missing")
+        return super().post(request, *args, **kwargs)
+
+
+def _token_error(error: str, description: str) -> HttpResponse:
+    response = JsonResponse({"error": error, "error_description": description}, status=400)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+class DeviceAuthorizationView(ClientThrottleMixin, dot.DeviceAuthorizationView):
+    every_error_is_the_client = True
+
+    def create_device_authorization_response(self, request: HttpRequest) -> Any:
+        # oauthlib 4 answers the scope too, which RFC 8628 3.2 does not list and the
+        # library's DeviceCodeResponse does not take (every request was a 500).
+        headers, response, status = super().create_device_authorization_response(request)
+        if isinstance(response, dict):
+            response.pop("scope", None)
+        return headers, response, status
+
+
+class UserInfoView(dot.UserInfoView):
+    """The library's userinfo, but an access token in the query string is refused (RFC
+    9700 4.3.2, RFC 6750 5.3: it ends up in logs and histories). The library refuses it
+    for its protected resources, but its userinfo view did not ask."""
+
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if "access_token" in request.GET:
+            response = JsonResponse(
+                {
+                    "error": "invalid_request",
+                    "error_description": "send the access token in the Authorization header",
+                },
+                status=400,
+            )
+            response["WWW-Authenticate"] = 'Bearer error="invalid_request"'
+            return response
+        return super().dispatch(request, *args, **kwargs)
 
 
 class DiscoveryView(ConnectDiscoveryInfoView):
