@@ -484,3 +484,12 @@ def test_logout_never_redirects_to_an_unregistered_address(app: tuple[Any, str],
     assert posted.status_code < 500
     if posted.status_code in (301, 302):
         assert "evil" not in posted["Location"]
+
+
+def test_client_failures_are_counted_in_metrics(app: tuple[Any, str], settings: Any) -> None:
+    client, _secret = app
+    settings.KEYFOB_METRICS_TOKEN = "m" * 32
+    for _i in range(3):
+        token(Browser(), client.client_id, "wrong", grant_type="refresh_token", refresh_token="x")
+    text = Browser().get("/metrics", HTTP_AUTHORIZATION="Bearer " + "m" * 32).content.decode()
+    assert "keyfob_oidc_client_failures 3\n" in text
