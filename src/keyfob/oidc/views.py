@@ -15,6 +15,7 @@ from urllib.parse import parse_qsl, unquote_plus, urlencode, urlsplit
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
@@ -429,7 +430,10 @@ class TokenView(ClientThrottleMixin, dot.TokenView):
         if grant_type == Client.GRANT_DEVICE_CODE and not request.POST.get("device_code"):
             # The library reads it with [] (a 500 when it is missing).
             return _token_error("invalid_request", "device_code: missing")
-        return super().post(request, *args, **kwargs)
+        # One transaction, so the locks the validator takes on the code or the refresh
+        # token hold until its tokens are saved (single use under concurrency).
+        with transaction.atomic():
+            return super().post(request, *args, **kwargs)
 
 
 def _token_error(error: str, description: str) -> HttpResponse:
