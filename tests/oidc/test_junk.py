@@ -195,6 +195,15 @@ def test_oversized_parameter_is_a_page(app: tuple[Any, str], name: str) -> None:
     assert b"too long" in response.content
 
 
+def test_the_too_long_page_in_french(app: tuple[Any, str]) -> None:
+    client, _secret = app
+    _verifier, challenge = pkce()
+    data = params(client.client_id, challenge, state="a" * 100_000)
+    response = signed_in().get("/oidc/authorize/?" + urlencode(data), HTTP_ACCEPT_LANGUAGE="fr")
+    assert response.status_code == 400
+    assert "La demande de cette application est trop longue" in response.content.decode()
+
+
 def test_a_parameter_at_the_limit_passes(app: tuple[Any, str]) -> None:
     client, _secret = app
     _verifier, challenge = pkce()

@@ -111,19 +111,19 @@ class AuthorizeView(AuthorizationView):
         if not _S256_CHALLENGE.fullmatch(credentials.get("code_challenge") or ""):
             # RFC 7636 4.2: BASE64URL(SHA-256(verifier)) is 43 characters; anything else
             # matches no verifier, so the code it would get could never be used.
-            error = oauth_errors.InvalidRequestError(
+            bad_challenge = oauth_errors.InvalidRequestError(
                 description="code_challenge: 43 base64url characters (S256)"
             )
-            return self._error(client, credentials, error)
+            return self._error(client, credentials, bad_challenge)
         resources = request.GET.getlist("resource")
         if resources:
             # RFC 8707, as the library's own view does it: each an absolute URI, kept as a
             # list (the grant's field refuses anything else, which was a 500).
             if not all(is_valid_resource_uri(r) for r in resources):
-                error = oauth_errors.CustomOAuth2Error(
+                bad_target = oauth_errors.CustomOAuth2Error(
                     error="invalid_target", description="resource: an absolute URI"
                 )
-                return self._error(client, credentials, error)
+                return self._error(client, credentials, bad_target)
             credentials["resource"] = resources
         prompt = set(request.GET.get("prompt", "").split())
         silent = "none" in prompt
