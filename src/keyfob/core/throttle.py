@@ -59,6 +59,20 @@ ADDRESS = Policy(
     decay=timedelta(hours=1),
 )
 
+# An OpenID Connect client's failed token requests (a wrong secret, a code or refresh token
+# it does not hold), per client *and* address: not per account (invariant 2 is about
+# accounts; a client is not one), and not per client alone, or anyone could lock a
+# provider's app out by sending its client id with a wrong secret. Like ADDRESS, a count
+# that decays, and a success of that client from that address resets it.
+OIDC_CLIENT = Policy(
+    "oidc-client",
+    free=10,
+    base=timedelta(seconds=30),
+    cap=timedelta(minutes=15),
+    daily=500,
+    decay=timedelta(hours=1),
+)
+
 
 def acquire(policy: Policy, key: str) -> Throttle:
     """Return the (scope, key) row, locked until the surrounding transaction ends.

@@ -4,6 +4,8 @@ clients. Each saves, records and notifies in one transaction (STYLE.md)."""
 
 from __future__ import annotations
 
+import logging
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -16,11 +18,75 @@ from oauth2_provider.models import get_access_token_model, get_refresh_token_mod
 from keyfob.accounts import proofs
 from keyfob.accounts.models import Proof, SignIn, User
 from keyfob.audit import notices
-from keyfob.audit.events import Context, record
+from keyfob.audit.events import Context, client_address, record
 from keyfob.audit.models import EventKind, NoticeKind, Outbox
-from keyfob.core import clock
+from keyfob.core import clock, throttle
+from keyfob.core.models import Throttle
 from keyfob.oidc import backchannel, claims, logout_token
 from keyfob.oidc.models import Authorization, Client, Consent
+
+log = logging.getLogger("keyfob.oidc")
+
+# What the library generates (40 alphanumerics) and a little more; a longer or stranger
+# value is not a client id, and is never written to a log or a throttle key as it is.
+_CLIENT_ID = re.compile(r"[A-Za-z0-9_.-]{1,100}")
+# A token request's errors that count against its client: wrong credentials, or a code,
+# refresh token or device code it does not hold (the library answers an unknown device
+# code "device_not_found", 404). Not authorization_pending or slow_down (a device
+# polling as it should), nor an unsupported grant type.
+COUNTED_ERRORS = frozenset({"invalid_client", "invalid_grant", "device_not_found"})
+
+
+@dataclass(frozen=True)
+class ClientCall:
+    """One request of a client to the token or device endpoint: the throttle key it is
+    counted under, and what the log line names."""
+
+    key: str
+    label: str
+    address: str
+    row: Throttle | None
+
+
+def client_call(request: HttpRequest, client_id: str) -> ClientCall:
+    """What ``request`` (claiming to be ``client_id``) is counted under: the client and
+    the address, or "unknown" and the address for an id no client has (so junk ids make
+    one row per address, not one per id)."""
+    address = client_address(request) or "unknown"
+    known = (
+        bool(_CLIENT_ID.fullmatch(client_id))
+        and Client.objects.filter(client_id=client_id).exists()
+    )
+    label = client_id if known else "unknown"
+    key = f"{label} {address}"
+    row = Throttle.objects.filter(scope=throttle.OIDC_CLIENT.scope, key=key).first()
+    return ClientCall(key, label, address, row)
+
+
+def client_wait(call: ClientCall) -> float:
+    """Seconds before this client may send another request from this address (0.0: now).
+    Read without a lock: the count itself is kept under the row's lock (client_answered)."""
+    if call.row is None:
+        return 0.0
+    wait = throttle.retry_after(throttle.OIDC_CLIENT, call.row)
+    if wait:
+        log.warning("token requests refused for now: client %s from %s", call.label, call.address)
+    return wait
+
+
+def client_answered(call: ClientCall, error: str | None) -> None:
+    """The endpoint answered ``error`` (None: success). A failure that counts is counted
+    (and a wrong client authentication logged, never with what was sent); a success
+    clears the count."""
+    if error == "invalid_client":
+        log.warning("client authentication failed: client %s from %s", call.label, call.address)
+    if error in COUNTED_ERRORS:
+        with transaction.atomic():
+            row = throttle.acquire(throttle.OIDC_CLIENT, call.key)
+            throttle.record_failure(throttle.OIDC_CLIENT, row)
+    elif error is None and call.row is not None and call.row.consecutive:
+        with transaction.atomic():
+            throttle.reset(throttle.acquire(throttle.OIDC_CLIENT, call.key))
 
 
 def issuer(request: HttpRequest) -> str:

@@ -10,9 +10,9 @@ app_name = "oauth2_provider"  # the library reverses its own endpoints by these 
 
 urlpatterns = [
     path("authorize/", views.AuthorizeView.as_view(), name="authorize"),
-    path("token/", device_views.KeyfobTokenView.as_view(), name="token"),
+    path("token/", views.TokenView.as_view(), name="token"),
     path("revoke/", dot.RevokeTokenView.as_view(), name="revoke-token"),
-    path("userinfo/", dot.UserInfoView.as_view(), name="user-info"),
+    path("userinfo/", views.UserInfoView.as_view(), name="user-info"),
     path("logout/", views.LogoutView.as_view(), name="rp-initiated-logout"),
     path("jwks/", views.jwks_view, name="jwks-info"),
     re_path(
@@ -22,7 +22,7 @@ urlpatterns = [
     ),
     path(
         "device/authorize/",
-        device_views.DeviceAuthorizeView.as_view(),
+        views.DeviceAuthorizationView.as_view(),
         name="device-authorization",
     ),
     path("device/", device_views.DeviceCodeView.as_view(), name="device"),

@@ -9,8 +9,13 @@ from typing import Any
 
 from jwcrypto import jws
 from jwcrypto.common import JWException
-from oauth2_provider.models import get_device_grant_model
+from oauth2_provider.models import (
+    get_device_grant_model,
+    get_grant_model,
+    get_refresh_token_model,
+)
 from oauth2_provider.oauth2_validators import OAuth2Validator
+from oauth2_provider.settings import oauth2_settings
 from oauthlib.oauth2.rfc8628.grant_types import DeviceCodeGrant
 
 from keyfob.oidc import claims, device, flows, keys
@@ -55,6 +60,13 @@ class KeyfobValidator(OAuth2Validator):
     def validate_code(self, client_id, code, client, request, *args, **kwargs):
         if not super().validate_code(client_id, code, client, request, *args, **kwargs):
             return False
+        # Single use under concurrency (invariant 1): the library reads the grant, makes
+        # the tokens, then deletes it, so requests sent at once all got tokens. The token
+        # request is one transaction (views.TokenView): the grant's lock makes the others
+        # wait, and they find it gone.
+        grants = get_grant_model().objects.select_for_update()
+        if not grants.filter(code=code, application=client).exists():
+            return False
         found = Authorization.objects.filter(grant__code=code, client=client).first()
         if found is None or found.ended_at is not None:
             return False
@@ -65,6 +77,19 @@ class KeyfobValidator(OAuth2Validator):
         if not super().validate_refresh_token(refresh_token, client, request, *args, **kwargs):
             return False
         token = request.refresh_token_instance
+        # Rotated once under concurrency: the lock makes a concurrent use of the same
+        # token wait, and then find it revoked, which is the reuse the library answers by
+        # revoking the family (as it does for a reuse one after the other).
+        live = (
+            get_refresh_token_model()
+            .objects.select_for_update()
+            .filter(pk=token.pk, revoked__isnull=True)
+            .exists()
+        )
+        if not live:
+            if oauth2_settings.REFRESH_TOKEN_REUSE_PROTECTION and token.token_family:
+                get_refresh_token_model().revoke_family(token.token_family)
+            return False
         found = Authorization.objects.filter(
             token_family=token.token_family, client=client, ended_at__isnull=True
         ).first()

@@ -5,21 +5,27 @@ whether the person allowed the app; the rest is the library's."""
 
 from __future__ import annotations
 
+import base64
 import json
+import math
+import re
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import parse_qsl, unquote_plus, urlencode, urlsplit
 
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
-from oauth2_provider.exceptions import OAuthToolkitError
+from oauth2_provider import views as dot
+from oauth2_provider.exceptions import FatalClientError, OAuthToolkitError
 from oauth2_provider.forms import AllowForm
+from oauth2_provider.oauth2_validators import is_valid_resource_uri
 from oauth2_provider.views import (
     AuthorizationView,
     ConnectDiscoveryInfoView,
@@ -31,11 +37,19 @@ from oauthlib.openid.connect.core import exceptions as oidc_errors
 from keyfob.accounts.errors import ReauthRequired
 from keyfob.accounts.models import User
 from keyfob.core import clock
-from keyfob.oidc import claims, flows, keys
+from keyfob.oidc import claims, device_views, flows, keys
 from keyfob.oidc.models import Client
 from keyfob.oidc.validators import _KEY
 from keyfob.twofactor import flows as twofactor
 from keyfob.twofactor.models import SecurityKey
+
+# The longest value one authorization parameter may have, and the longest query. A state or
+# nonce is an opaque value an app makes (a random string, at most a signed blob of a few
+# hundred characters); claims is a small JSON object. gunicorn refuses a request line over
+# 4094 bytes anyway; this holds whatever serves Keyfob, and keeps a value this long out of
+# the redirect back to the app, the sign-in page's "next" and the grant's row.
+MAX_PARAMETER = 2048
+MAX_QUERY = 8192
 
 
 class KeyfobAllowForm(AllowForm):
@@ -56,12 +70,65 @@ class AuthorizeView(AuthorizationView):
 
     # --- GET: the checks, then consent or the code ------------------------------------
 
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        too_long = _too_long(request)
+        if too_long is not None:
+            return too_long
+        twice = _repeated(request)
+        if twice is not None:
+            # RFC 6749 3.1: no parameter twice. Which of two values would the library
+            # check, and which would it keep? Neither: a page, nothing sent anywhere.
+            error = oauth_errors.InvalidRequestFatalError(
+                description=f"{twice}: given more than once"
+            )
+            return self.render_to_response({"error": error}, status=400)
+        return super().dispatch(request, *args, **kwargs)
+
+    def error_response(self, error: Any, application: Any, **kwargs: Any) -> HttpResponse:
+        """The library's answer, but for what it gets wrong before it knows the client:
+        an error found before oauthlib knew where to send it (prompt=none with other
+        values, a missing or plain PKCE challenge…) would go to "?error=…", and one for an
+        app on a loopback http address would be refused for its scheme (Django's bare
+        400). It goes to the app's redirect URI when that is registered exactly, else it
+        is a page."""
+        oauthlib_error = error.oauthlib_error
+        if isinstance(error, FatalClientError):
+            return super().error_response(error, application, **kwargs)
+        if application is not None and oauthlib_error.redirect_uri:
+            return super().error_response(error, application, **kwargs)
+        found = _registered(self.request)
+        if found is None:
+            status = oauthlib_error.status_code
+            return self.render_to_response({"error": oauthlib_error}, status=status)
+        client, redirect_uri = found
+        if oauthlib_error.redirect_uri == redirect_uri:
+            return super().error_response(error, client, **kwargs)
+        credentials = {"redirect_uri": redirect_uri, "state": self.request.GET.get("state")}
+        return self._error(client, credentials, oauthlib_error)
+
     def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         try:
             scopes, credentials = self.validate_authorization_request(request)
         except OAuthToolkitError as error:
             return self.error_response(error, application=None)
         client = Client.objects.get(client_id=credentials["client_id"])
+        if not _S256_CHALLENGE.fullmatch(credentials.get("code_challenge") or ""):
+            # RFC 7636 4.2: BASE64URL(SHA-256(verifier)) is 43 characters; anything else
+            # matches no verifier, so the code it would get could never be used.
+            bad_challenge = oauth_errors.InvalidRequestError(
+                description="code_challenge: 43 base64url characters (S256)"
+            )
+            return self._error(client, credentials, bad_challenge)
+        resources = request.GET.getlist("resource")
+        if resources:
+            # RFC 8707, as the library's own view does it: each an absolute URI, kept as a
+            # list (the grant's field refuses anything else, which was a 500).
+            if not all(is_valid_resource_uri(r) for r in resources):
+                bad_target = oauth_errors.CustomOAuth2Error(
+                    error="invalid_target", description="resource: an absolute URI"
+                )
+                return self._error(client, credentials, bad_target)
+            credentials["resource"] = resources
         prompt = set(request.GET.get("prompt", "").split())
         silent = "none" in prompt
         try:
@@ -294,6 +361,47 @@ class LogoutView(RPInitiatedLogoutView):
         return back_to_app(self.request, response, application)
 
 
+_S256_CHALLENGE = re.compile(r"[A-Za-z0-9_-]{43}")
+# RFC 8707 lets a request name several resources; every other parameter comes once.
+_MAY_REPEAT = frozenset({"resource"})
+
+
+def _repeated(request: HttpRequest) -> str | None:
+    """The name of a parameter given more than once, or None."""
+    for name, values in request.GET.lists():
+        if len(values) > 1 and name not in _MAY_REPEAT:
+            return name
+    return None
+
+
+def _registered(request: HttpRequest) -> tuple[Client, str] | None:
+    """The client and redirect URI of an authorization request, if the client exists, is
+    usable and registered that very URI (what makes an error safe to send there)."""
+    client_id = request.GET.get("client_id", "")
+    redirect_uri = request.GET.get("redirect_uri", "")
+    if not client_id or not redirect_uri:
+        return None
+    client = Client.objects.filter(client_id=client_id).first()
+    if (
+        client is None
+        or not client.is_usable(request)
+        or not client.redirect_uri_allowed(redirect_uri)
+    ):
+        return None
+    return client, redirect_uri
+
+
+def _too_long(request: HttpRequest) -> HttpResponse | None:
+    """A page (400) for a request longer than an app ever needs, before anything reads it:
+    not sent back to the app, whose own value would then fill the address bar."""
+    query = request.META.get("QUERY_STRING", "")
+    given = [request.GET] + ([request.POST] if request.method == "POST" else [])
+    values = [v for data in given for _name, vs in data.lists() for v in vs]
+    if len(query) <= MAX_QUERY and all(len(v) <= MAX_PARAMETER for v in values):
+        return None
+    return render(request, "oidc/too_long.html", status=400)
+
+
 def _confirm(request: HttpRequest, *, need_key: bool, drop_prompt: bool) -> HttpResponse:
     """To "Confirm it is you" (with a key, for ``need_key``), then back to this request."""
     parts = urlsplit(request.get_full_path())
@@ -314,6 +422,116 @@ def _scope_names(scopes: list[str]) -> list[str]:
 
     described = get_scopes_backend().get_all_scopes()
     return [str(described.get(s, s)) for s in scopes]
+
+
+def _client_id_of(request: HttpRequest) -> str:
+    """The client id a token or device request claims (HTTP Basic, RFC 6749 2.3.1: each
+    part form-encoded, or the body's client_id), or "" for junk."""
+    scheme, _, value = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() == "basic":
+        try:
+            decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+        except (ValueError, UnicodeDecodeError):
+            return ""
+        return unquote_plus(decoded.partition(":")[0])
+    return str(request.POST.get("client_id", ""))
+
+
+def _error_of(response: HttpResponse) -> str | None:
+    """The OAuth error of a token or device endpoint's answer, None for a success."""
+    if response.status_code < 400:
+        return None
+    try:
+        body = json.loads(response.content)
+    except ValueError:
+        return "invalid_request"
+    error = body.get("error") if isinstance(body, dict) else None
+    return error if isinstance(error, str) else "invalid_request"
+
+
+class ClientThrottleMixin:
+    """Per client and address (core.throttle.OIDC_CLIENT): a client that keeps failing to
+    authenticate or sending codes it does not hold is refused for a while (429, with
+    Retry-After), before the library reads anything else."""
+
+    # The device endpoint's only question is the client (oauthlib says invalid_request
+    # for an unknown client_id there): any error there is a failed client authentication.
+    every_error_is_the_client = False
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        call = flows.client_call(request, _client_id_of(request))
+        wait = flows.client_wait(call)
+        if wait:
+            response = JsonResponse(
+                {
+                    "error": "invalid_request",
+                    "error_description": "too many failed requests: try again later",
+                },
+                status=429,
+            )
+            response["Retry-After"] = str(math.ceil(wait))
+            response["Cache-Control"] = "no-store"
+            return response
+        response = super().post(request, *args, **kwargs)  # type: ignore[misc]
+        error = _error_of(response)
+        if error is not None and self.every_error_is_the_client:
+            error = "invalid_client"
+        flows.client_answered(call, error)
+        return response
+
+
+# The grants Keyfob answers; any other is refused before the library looks at it (its
+# password grant checked the password before refusing the client, a password oracle
+# past the sign-in's throttle and second factor).
+GRANT_TYPES = frozenset({"authorization_code", "refresh_token", Client.GRANT_DEVICE_CODE})
+
+
+class TokenView(ClientThrottleMixin, device_views.KeyfobTokenView):
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        grant_type = request.POST.get("grant_type", "")
+        if grant_type not in GRANT_TYPES:
+            return _token_error("unsupported_grant_type", "authorization_code, refresh_token")
+        if grant_type == Client.GRANT_DEVICE_CODE and not request.POST.get("device_code"):
+            # The library reads it with [] (a 500 when it is missing).
+            return _token_error("invalid_request", "device_code: missing")
+        # One transaction, so the locks the validator takes on the code or the refresh
+        # token hold until its tokens are saved (single use under concurrency).
+        with transaction.atomic():
+            return super().post(request, *args, **kwargs)
+
+
+def _token_error(error: str, description: str) -> HttpResponse:
+    response = JsonResponse({"error": error, "error_description": description}, status=400)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+class DeviceAuthorizationView(ClientThrottleMixin, device_views.DeviceAuthorizeView):
+    """The device's request (device_views: Keyfob's codes and URLs, the address saved),
+    throttled per client and address like the token endpoint."""
+
+    # The device endpoint's only question is the client (oauthlib says invalid_request
+    # for an unknown client_id there): any error there is a failed client authentication.
+    every_error_is_the_client = True
+
+
+class UserInfoView(dot.UserInfoView):
+    """The library's userinfo, but an access token in the query string is refused (RFC
+    9700 4.3.2, RFC 6750 5.3: it ends up in logs and histories). The library refuses it
+    for its protected resources, but its userinfo view did not ask."""
+
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if "access_token" in request.GET:
+            response = JsonResponse(
+                {
+                    "error": "invalid_request",
+                    "error_description": "send the access token in the Authorization header",
+                },
+                status=400,
+            )
+            response["WWW-Authenticate"] = 'Bearer error="invalid_request"'
+            return response
+        return super().dispatch(request, *args, **kwargs)
 
 
 class DiscoveryView(ConnectDiscoveryInfoView):

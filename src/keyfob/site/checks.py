@@ -129,7 +129,37 @@ def check_production_settings(app_configs: Any = None, **kwargs: Any) -> list[Ch
                 id="keyfob.W004",
             )
         )
+    errors += _oidc_issuer(hosts)
     return errors
+
+
+def _oidc_issuer(hosts: list[str]) -> list[CheckMessage]:
+    """The issuer is what every app checks each ID token's ``iss`` against: over plain
+    http, the provider's discovery and keys can be swapped on the way; taken from each
+    request, it follows whatever Host a proxy passes on, or differs by host name."""
+    issuer = str(settings.KEYFOB_OIDC_ISSUER)
+    if issuer.startswith("http://"):
+        return [
+            Error(
+                f"KEYFOB_OIDC_ISSUER is {issuer}: over plain HTTP, the apps that sign people "
+                "in through Keyfob would fetch its keys and discovery where anyone on the way "
+                "can change them.",
+                hint="Set KEYFOB_OIDC_ISSUER to the portal's https:// URL.",
+                id="keyfob.E008",
+            )
+        ]
+    if not issuer and (settings.KEYFOB_TRUSTED_PROXIES or len(hosts) > 1):
+        return [
+            Warning(
+                "KEYFOB_OIDC_ISSUER is not set: the OpenID Connect issuer is taken from each "
+                "request's host, which a proxy or a second host name changes, and apps refuse "
+                "ID tokens whose issuer changed.",
+                hint="Set KEYFOB_OIDC_ISSUER to the portal's public URL, "
+                "e.g. https://portal.example.com.",
+                id="keyfob.W007",
+            )
+        ]
+    return []
 
 
 @register(Tags.security)

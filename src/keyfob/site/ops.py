@@ -23,6 +23,8 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.http import require_GET
 
 from keyfob.audit.models import EventKind, SecurityEvent
+from keyfob.core import clock, throttle
+from keyfob.core.models import ThrottleFailure
 
 
 class Histogram:
@@ -107,6 +109,15 @@ def _factor_count(kind: str, factor: str) -> int:
     return SecurityEvent.objects.filter(kind=kind, detail__factor=factor).count()
 
 
+def _client_failures() -> int:
+    """The failures core.throttle.OIDC_CLIENT counts for the day (its rows are shared by
+    every process, as the events are)."""
+    since = clock.now() - throttle.DAY
+    return ThrottleFailure.objects.filter(
+        throttle__scope=throttle.OIDC_CLIENT.scope, at__gt=since
+    ).count()
+
+
 def _outbox_states() -> dict[str, int] | None:
     """Notices by state, if the outbox model exists (it belongs to the audit app)."""
     try:
@@ -172,6 +183,13 @@ def metrics(request: HttpRequest) -> HttpResponse:
             f'keyfob_security_events_total{{kind="{kind}"}} {events.get(kind, 0)}'
             for kind in EventKind.values
         ],
+    )
+    out += _family(
+        "keyfob_oidc_client_failures",
+        "gauge",
+        "Failed token and device requests of OpenID Connect clients (wrong client "
+        "authentication, a code or token the client does not hold) in the last 24 hours.",
+        [f"keyfob_oidc_client_failures {_client_failures()}"],
     )
     states = _outbox_states()
     if states is not None:
