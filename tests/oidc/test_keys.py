@@ -104,3 +104,14 @@ def test_a_token_signed_by_an_unknown_key_is_not_ours(db: None) -> None:
     forged.make_signed_token(other)
     assert not verifies(forged.serialize())
     assert keys.by_kid("other") is None
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_the_first_key_made_by_several_processes_at_once_is_one() -> None:
+    from tests.audit.test_concurrency import in_threads
+
+    keys._load.cache_clear()
+    kids = in_threads(6, lambda _i: keys.current().kid)
+    assert len(set(kids)) == 1
+    assert SigningKey.objects.filter(signing=True).count() == 1

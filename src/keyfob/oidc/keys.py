@@ -89,6 +89,7 @@ def rotate() -> tuple[str, str | None]:
         old = SigningKey.objects.select_for_update().filter(retired_at__isnull=True).first()
         if old is not None:
             old.retired_at = clock.now()
-            old.save(update_fields=["retired_at"])
+            old.signing = None
+            old.save(update_fields=["retired_at", "signing"])
         new = _generate()
     return new.kid, (old.kid if old is not None else None)

@@ -88,6 +88,9 @@ class SigningKey(models.Model):
     private_key = models.TextField()
     created_at = models.DateTimeField(default=clock.now)
     retired_at = models.DateTimeField(null=True, blank=True)
+    # True for the one key that signs, None once retired: unique, so two processes making
+    # the first key at once make one (the other's insert fails and it reads the winner's).
+    signing = models.BooleanField(null=True, default=True, unique=True)
 
     class Meta:
         ordering = ["-created_at", "-pk"]
