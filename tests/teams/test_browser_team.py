@@ -30,8 +30,9 @@ def test_invite_by_real_mail_accept_and_see_what_waits(
         SshLogin.objects.create(login="deploy", server="web1", user=olivia.user)
         max_ = enrol(make_user("max@example.com", display_name="Max"))
         settle(smtp)
-        owner_context = browser.new_context(locale="en-GB", viewport={"width": 1200, "height": 900})
-        member_context = browser.new_context(locale="en-GB", viewport={"width": 1200, "height": 900})
+        screen = {"width": 1200, "height": 900}
+        owner_context = browser.new_context(locale="en-GB", viewport=screen)
+        member_context = browser.new_context(locale="en-GB", viewport=screen)
         try:
             owner = owner_context.new_page()
             owner.set_default_timeout(10_000)

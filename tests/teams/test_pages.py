@@ -103,9 +103,7 @@ INVITE_FIELDS = ["email", "rights", "logins", "rule", "grace_days"]
 
 @pytest.mark.parametrize("field", INVITE_FIELDS)
 @pytest.mark.parametrize("junk", JUNK, ids=range(len(JUNK)))
-def test_junk_in_each_invite_field_changes_nothing(
-    owner: User, field: str, junk: str
-) -> None:
+def test_junk_in_each_invite_field_changes_nothing(owner: User, field: str, junk: str) -> None:
     client = signed_in(owner)
     good: dict[str, Any] = {
         "email": "max@example.com",
@@ -126,7 +124,9 @@ def test_junk_codes_change_nothing(owner: User, member: User, junk: str) -> None
     invitation = invite(owner)
     client = signed_in(member)
     before = state()
-    answer = client.post(f"/account/team/invitations/{invitation.pk}/accept/", {f"i{invitation.pk}-code": junk})
+    answer = client.post(
+        f"/account/team/invitations/{invitation.pk}/accept/", {f"i{invitation.pk}-code": junk}
+    )
     assert answer.status_code == 200
     assert "There is a problem" in answer.content.decode()
     assert state() == before
@@ -224,9 +224,7 @@ def test_a_two_factor_grant_asks_to_turn_it_on(owner: User, member: User) -> Non
     assert 'href="/account/security/setup/"' in page
 
 
-def test_the_invitee_accepts_on_the_page_with_the_code_in_a_form(
-    owner: User, member: User
-) -> None:
+def test_the_invitee_accepts_on_the_page_with_the_code_in_a_form(owner: User, member: User) -> None:
     invitation = invite(owner)
     client = signed_in(member)
     page = client.get("/account/team/").content.decode()

@@ -22,5 +22,7 @@ class ApiConfig(AppConfig):
 
         if not LOGIN_SOURCES:
             LOGIN_SOURCES.append(
-                lambda user: [(link.login, link.server) for link in flows.logins_of(user) if link.server]
+                lambda user: [
+                    (link.login, link.server) for link in flows.logins_of(user) if link.server
+                ]
             )

@@ -173,7 +173,9 @@ def _tell_both(
     """The event on both accounts (the member's only if there is one) and a notice to
     both, each saying which side they are on (``notify_member`` False: the member's
     notice is another mail, the invitation itself)."""
-    member_name = who(member) if member is not None else str(getattr(grant_or_invitation, "email"))
+    member_name = (
+        who(member) if member is not None else str(getattr(grant_or_invitation, "email", ""))
+    )
     detail = {"owner": who(owner), "member": member_name, **params}
     record(owner, event, context, side="owner", **detail)
     notices.queue(owner, notice, context, side="owner", **detail)

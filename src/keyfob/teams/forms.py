@@ -80,9 +80,7 @@ def grace_field() -> forms.IntegerField:
         label=_("Grace period (days)"),
         min_value=0,
         max_value=MAX_GRACE_DAYS,
-        help_text=_(
-            "Days the member has to meet the rule (reminders are e-mailed); 0 for none."
-        ),
+        help_text=_("Days the member has to meet the rule (reminders are e-mailed); 0 for none."),
         error_messages={
             "required": _("Enter a number of days (0 for none)."),
             "invalid": _("Enter a whole number of days."),

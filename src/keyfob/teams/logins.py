@@ -15,5 +15,7 @@ LOGIN_SOURCES: list[LoginSource] = []
 
 def owner_logins(owner: User) -> list[tuple[str, str]]:
     """The (login, server) pairs ``owner`` can grant, sorted, each once."""
-    found = {(str(login), str(server)) for source in LOGIN_SOURCES for login, server in source(owner)}
+    found = {
+        (str(login), str(server)) for source in LOGIN_SOURCES for login, server in source(owner)
+    }
     return sorted(found)

@@ -26,9 +26,7 @@ REFUSALS: dict[str, Callable[[KeyfobError], str]] = {
     "team_not_found": lambda exc: _("This is no longer there: nothing was changed."),
     "self_invite": lambda exc: _("This is your own address: invite someone else."),
     "already_member": lambda exc: _("This person already acts for this account."),
-    "invite_limit": lambda exc: _(
-        "You have sent too many invitations today. Try again tomorrow."
-    ),
+    "invite_limit": lambda exc: _("You have sent too many invitations today. Try again tomorrow."),
     "bad_grant": lambda exc: _(
         "Some of the rights, logins or rule cannot be given. Nothing was changed."
     ),
@@ -37,8 +35,7 @@ REFUSALS: dict[str, Callable[[KeyfobError], str]] = {
         "codes). Ask the account's owner for a new one."
     ),
     "not_your_invitation": lambda exc: _(
-        "This invitation was sent to another address: only that address's account can "
-        "accept it."
+        "This invitation was sent to another address: only that address's account can accept it."
     ),
     "wrong_invitation_code": _wrong_code,
 }

@@ -161,8 +161,7 @@ def team_view(request: HttpRequest) -> HttpResponse:
         ),
         "acting": _acting(request, user),
         "invitations": [
-            (inv, InvitationCodeForm(prefix=f"i{inv.pk}"))
-            for inv in flows.invitations_for(user)
+            (inv, InvitationCodeForm(prefix=f"i{inv.pk}")) for inv in flows.invitations_for(user)
         ],
         "rules": dict(Rule.choices),
     }
@@ -291,7 +290,7 @@ def defaults_view(request: HttpRequest) -> HttpResponse:
     if not form.is_valid():
         for errors in form.errors.values():
             for error in errors:
-                messages.error(request, error)
+                messages.error(request, str(error))
         return redirect("account:team")
     data = form.cleaned_data
     return _done(
