@@ -15,3 +15,14 @@ class ApiConfig(AppConfig):
 
         if ssh_logins_section not in SECURITY_SECTIONS:
             SECURITY_SECTIONS.append(ssh_logins_section)
+
+        # The SSH logins an owner can grant to team members are this app's links.
+        from keyfob.api import flows
+        from keyfob.teams.logins import LOGIN_SOURCES
+
+        if not LOGIN_SOURCES:
+            LOGIN_SOURCES.append(
+                lambda user: [
+                    (link.login, link.server) for link in flows.logins_of(user) if link.server
+                ]
+            )

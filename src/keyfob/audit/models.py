@@ -108,6 +108,15 @@ class EventKind(models.TextChoices):
     APP_REFUSED = "app_refused", _("App refused: it asked for a stronger sign-in")
     SSH_CERT_ISSUED = "ssh_cert_issued", _("SSH certificate issued")
     SSH_CERT_REVOKED = "ssh_cert_revoked", _("SSH certificate revoked")
+    # Teams (keyfob.teams): each is written on both accounts, the owner's and the member's.
+    TEAM_INVITED = "team_invited", _("Invitation to act for an account sent")
+    TEAM_INVITE_WITHDRAWN = "team_withdrawn", _("Invitation to act for an account withdrawn")
+    TEAM_INVITE_DECLINED = "team_declined", _("Invitation to act for an account declined")
+    TEAM_JOINED = "team_joined", _("Team member added to an account")
+    TEAM_GRANT_CHANGED = "team_changed", _("What a team member may do changed")
+    TEAM_REMOVED = "team_removed", _("Team member removed from an account")
+    TEAM_LEFT = "team_left", _("Team member left an account")
+    TEAM_DEFAULTS = "team_defaults", _("Default rule for new team members changed")
 
 
 class Channel(models.TextChoices):
@@ -193,6 +202,14 @@ class NoticeKind(models.TextChoices):
     SSH_LINKED = "ssh_linked", _("An SSH login was linked to your account")
     APP_SIGNIN = "app_signin", _("You signed in to an app")
     SSH_CERT_ISSUED = "ssh_cert_issued", _("An SSH certificate was issued for your account")
+    # Teams (keyfob.teams). The invitation carries its code; the others tell both people.
+    TEAM_INVITATION = "team_invitation", _("You are invited to act for an account")
+    TEAM_INVITED = "team_invited", _("You invited someone to your team")
+    TEAM_INVITE_ENDED = "team_invite_ended", _("An invitation to a team ended")
+    TEAM_JOINED = "team_joined", _("A team membership began")
+    TEAM_GRANT_CHANGED = "team_changed", _("What a team member may do changed")
+    TEAM_ENDED = "team_ended", _("A team membership ended")
+    TEAM_GRACE = "team_grace", _("A team grant waits for a stronger sign-in")
 
 
 class OutboxState(models.TextChoices):

@@ -60,6 +60,7 @@ _NEVER_COPIED = frozenset(
         NoticeKind.LOST_EMAIL_CODE,
         NoticeKind.LOST_EMAIL_RECEIVED,
         NoticeKind.NOTICE_EMAIL_CONFIRM,
+        NoticeKind.TEAM_INVITATION,
     }
 )
 
@@ -141,6 +142,7 @@ _TO_A_TYPED_ADDRESS = frozenset(
         NoticeKind.NOTICE_EMAIL_CONFIRM,
         NoticeKind.LOST_EMAIL_CODE,
         NoticeKind.LOST_EMAIL_RECEIVED,
+        NoticeKind.TEAM_INVITATION,
     }
 )
 

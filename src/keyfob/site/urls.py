@@ -15,6 +15,7 @@ account_patterns = (
         path("", include("keyfob.twofactor.urls")),
         path("", include(api_account_urlpatterns)),
         path("", include(oidc_account_urlpatterns)),
+        path("", include("keyfob.teams.urls")),
     ],
     "account",
 )

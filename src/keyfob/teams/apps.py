@@ -6,3 +6,6 @@ class TeamsConfig(AppConfig):
     name = "keyfob.teams"
     label = "teams"
     verbose_name = _("Teams")
+
+    def ready(self) -> None:
+        from keyfob.teams import receivers  # noqa: F401  (connects the outbox pass)

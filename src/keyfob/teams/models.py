@@ -49,6 +49,9 @@ class Grant(models.Model):
     rule = models.CharField(max_length=8, choices=Rule.choices, default=Rule.TWO_FACTOR)
     # Until then the rule is not enforced (reminders are mailed); None: no grace.
     grace_until = models.DateTimeField(null=True, blank=True)
+    # The last grace reminder mailed (teams.reminders): at most one a day, and one more
+    # once the grace period is over (the first pass with reminded_at < grace_until).
+    reminded_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=clock.now)
     changed_at = models.DateTimeField(default=clock.now)
     ended_at = models.DateTimeField(null=True, blank=True)
