@@ -89,6 +89,7 @@ def test_openapi_document_is_served_and_lists_the_endpoints(client: Client) -> N
         "/ssh/principals",
         "/ssh/ca",
         "/ssh/krl",
+        "/ssh/certificates",
         "/ssh/logins",
         "/ssh/logins/{login}",
     }
