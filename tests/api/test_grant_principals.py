@@ -19,8 +19,8 @@ from keyfob.oidc.models import Client
 from keyfob.teams.models import Grant, Rule
 from keyfob.twofactor import flows as twofactor
 from tests.api.conftest import Api
-from tests.api.test_sshca import CONTEXT, inspect, user_key
 from tests.api.test_ssh_certificates_endpoint import post
+from tests.api.test_sshca import CONTEXT, inspect, user_key
 from tests.conftest import Enrolled, enrol, make_user, prove_for_client
 from tests.oidc.device_client import DeviceClient, DjangoTransport
 
