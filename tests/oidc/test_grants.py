@@ -258,3 +258,22 @@ def test_a_key_removed_takes_the_grant_away_at_refresh(app: tuple[Any, str], own
     again = refreshed(browser, app, body["refresh_token"])
     assert again.status_code == 200, again.content
     assert verified(browser, again.json()["id_token"])["keyfob_grants"] == []
+
+
+@pytest.mark.parametrize(
+    ("language", "text"),
+    [
+        ("en", "See which customer accounts you may act for, and your rights there"),
+        ("fr", "Voir pour quels comptes clients vous pouvez agir, et vos droits"),
+    ],
+)
+def test_the_consent_page_names_the_scope(db: None, language: str, text: str) -> None:
+    """A third-party app asking for ``grants``: the consent page says what it gives."""
+    client, _secret = flows.create_client("Webmail", [REDIRECT])
+    member = make_user("dev@example.com", language=language)
+    browser = Browser()
+    sign_in(browser, member, Factor.APP_CODE)
+    _verifier, challenge = pkce()
+    page = authorize(browser, client.client_id, challenge, scope=SCOPE)
+    assert page.status_code == 200, page.status_code
+    assert text in page.content.decode()
