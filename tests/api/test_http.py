@@ -87,6 +87,7 @@ def test_openapi_document_is_served_and_lists_the_endpoints(client: Client) -> N
         "/ssh/verify",
         "/ssh/check",
         "/ssh/principals",
+        "/ssh/certificates",
         "/ssh/ca",
         "/ssh/krl",
         "/ssh/logins",
