@@ -87,9 +87,9 @@ def test_openapi_document_is_served_and_lists_the_endpoints(client: Client) -> N
         "/ssh/verify",
         "/ssh/check",
         "/ssh/principals",
+        "/ssh/certificates",
         "/ssh/ca",
         "/ssh/krl",
-        "/ssh/certificates",
         "/ssh/logins",
         "/ssh/logins/{login}",
     }

@@ -1,12 +1,16 @@
 """The SSH certificate authority (issue 26): its keys, the certificates it signs, the
 principals servers ask for, and the revocation list.
 
-A certificate names the account, not a Unix login: its one principal is
-``keyfob-<account id>`` (:func:`principal`). Which logins it opens is decided at each
-login, server by server: sshd's ``AuthorizedPrincipalsCommand`` asks the API, with that
-server's token, which principals may log in as that Unix user (:func:`principals_for`),
-which reads the SSH links in force. So unlinking a login, revoking the server's token or
-turning the account's 2FA off stops the next login, even with an unexpired certificate.
+A certificate names the account, not a Unix login: its principal is ``keyfob-<account
+id>`` (:func:`principal`), plus ``keyfob-<id>-mfa`` when the session that approved it had
+proved a second factor and ``keyfob-<id>-key`` when a security key or passkey (the
+approval's strength, :func:`strength_principals`). Which logins it opens is decided at
+each login, server by server: sshd's ``AuthorizedPrincipalsCommand`` asks the API, with
+that server's token, which principals may log in as that Unix user (:func:`principals_for`),
+which reads the SSH links and the team grants in force (issue 27: a member logs in as a
+granted login with their own certificate, of the strength the grant's rule asks). So
+unlinking a login, revoking the server's token, turning the account's 2FA off or removing
+a member stops the next login, even with an unexpired certificate.
 
 Signing is ``cryptography``'s :class:`SSHCertificateBuilder`; the revocation list is built
 by OpenSSH's own ``ssh-keygen -k`` (the KRL format has no other well-kept writer).
@@ -21,8 +25,9 @@ import secrets
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
@@ -36,7 +41,7 @@ from cryptography.hazmat.primitives.serialization import (
 from django.db import IntegrityError, transaction
 from django.utils.translation import gettext_lazy as _
 
-from keyfob.accounts.models import User
+from keyfob.accounts.models import Factor, User
 from keyfob.api.app_settings import app_settings
 from keyfob.api.flows import ApiError
 from keyfob.api.models import CaKey, SshCertificate, SshLogin
@@ -44,6 +49,8 @@ from keyfob.audit import notices
 from keyfob.audit.events import Context, record
 from keyfob.audit.models import EventKind, NoticeKind, Outbox
 from keyfob.core import clock, keyring
+from keyfob.teams import rules
+from keyfob.teams.models import Grant, Rule
 from keyfob.twofactor.flows import has_2fa
 
 # The key types a certificate is signed for. FIDO ``sk-`` keys are refused: cryptography
@@ -106,9 +113,58 @@ class KrlError(ApiError):
     """The revocation list cannot be built (ssh-keygen missing or failing)."""
 
 
-def principal(user: User | int) -> str:
-    """The certificate principal naming an account: ``keyfob-<account id>``."""
-    return f"keyfob-{user if isinstance(user, int) else user.pk}"
+def principal(user: User | int, strength: str = "") -> str:
+    """The certificate principal naming an account: ``keyfob-<account id>``, or with a
+    ``strength`` of :data:`STRENGTHS`, ``keyfob-<account id>-<strength>``."""
+    name = f"keyfob-{user if isinstance(user, int) else user.pk}"
+    return f"{name}-{strength}" if strength else name
+
+
+# How strongly the session that approved a certificate had signed in, as principal
+# suffixes, from the weakest: each stands for the proofs a session of that strength holds,
+# and teams.rules (the one place that decides) says which a grant's rule needs.
+STRENGTHS: tuple[tuple[str, frozenset[str]], ...] = (
+    ("", frozenset({Factor.PASSWORD})),
+    ("mfa", frozenset({Factor.PASSWORD, Factor.APP_CODE})),
+    ("key", frozenset({Factor.PASSWORD, Factor.SECURITY_KEY})),
+)
+
+
+def strength_principals(user: User, factors: Iterable[str]) -> list[str]:
+    """A certificate's principals for an approval whose session proved ``factors``: the
+    account's, and one per strength those factors reach."""
+    proved = set(factors)
+    names = [principal(user)]
+    if rules.met(Rule.TWO_FACTOR, proved):
+        names.append(principal(user, "mfa"))
+    if rules.met(Rule.KEY, proved):
+        names.append(principal(user, "key"))
+    return names
+
+
+def member_principal(grant: Grant, now: datetime | None = None) -> str | None:
+    """The principal a member's certificate must carry for ``grant`` to open its logins:
+    the member's own at the weakest strength whose proofs the grant's rule accepts (or in
+    its grace period), None when none does (an unknown rule, an ended grant)."""
+    for strength, factors in STRENGTHS:
+        if rules.counts(grant, factors, now):
+            return principal(grant.member_id, strength)
+    return None
+
+
+def granted_logins(user: User, factors: Iterable[str]) -> list[tuple[str, str, Grant]]:
+    """The (login, server, grant) a member's certificate from a session that proved
+    ``factors`` opens through grants that count (the owner's link still in force)."""
+    counting, _waiting = rules.split(user, factors)
+    out: list[tuple[str, str, Grant]] = []
+    for grant in counting:
+        pairs = {(str(p[0]), str(p[1])) for p in grant.logins if isinstance(p, list | tuple)}
+        if not pairs:
+            continue
+        for link in SshLogin.objects.filter(user_id=grant.owner_id).exclude(server=""):
+            if (link.login, link.server) in pairs:
+                out.append((link.login, link.server, grant))
+    return out
 
 
 def fingerprint(blob: bytes) -> str:
@@ -274,6 +330,7 @@ def issue_certificate(
     public_key: str,
     context: Context,
     *,
+    factors: Iterable[str] = (),
     requested_from: str | None = None,
     lifetime: timedelta | None = None,
 ) -> Issued:
@@ -284,7 +341,9 @@ def issue_certificate(
     function checks the key and the account (active, 2FA on). ``requested_from`` is the
     address that asked for the certificate (the CLI's, not the approving browser's): it is
     recorded, and bound into the certificate (``source-address``) when
-    ``KEYFOB_SSH_CERT_SOURCE_ADDRESS`` is on. ``lifetime`` is for tests only (an expired or
+    ``KEYFOB_SSH_CERT_SOURCE_ADDRESS`` is on. ``factors``: those of the approving session's
+    live proofs, which give the certificate its strength principals (none given: the
+    account's principal only). ``lifetime`` is for tests only (an expired or
     seconds-long certificate); production callers leave it to ``KEYFOB_SSH_CERT_HOURS``.
 
     Records SSH_CERT_ISSUED and mails a notice, at most one a day, in one transaction.
@@ -310,7 +369,7 @@ def issue_certificate(
     valid_before = now + lifetime
     if valid_before <= valid_after:
         raise ValueError("a certificate must be valid for some time")
-    names = [principal(user)]
+    names = strength_principals(user, factors)
     with transaction.atomic():
         ca = current_key()
         for _attempt in range(5):
@@ -387,13 +446,26 @@ def revoke(rows: list[SshCertificate], context: Context) -> int:
 
 def principals_for(server: str, login: str) -> list[str]:
     """The principals that may log in as Unix ``login`` on ``server`` (a token's name):
-    the account linked to that login there, if it is active and its 2FA is on. An
-    account whose 2FA is off gets none: its certificates stop opening anything (as a code
-    prompt would refuse it)."""
+    the account linked to that login there, if it is active and its 2FA is on; and each
+    member whose live grant from that account includes (login, server), at the strength
+    the grant's rule asks (:func:`member_principal`), if the member is active with 2FA on.
+    An account whose 2FA is off gets none: its certificates stop opening anything (as a
+    code prompt would refuse it). A closed owner account opens nothing to its members."""
     link = SshLogin.objects.select_related("user").filter(login=login, server=server).first()
-    if link is None or not link.user.is_active or not has_2fa(link.user):
+    if link is None or not link.user.is_active:
         return []
-    return [principal(link.user)]
+    names = [principal(link.user)] if has_2fa(link.user) else []
+    now = clock.now()
+    grants = Grant.objects.filter(owner=link.user, ended_at__isnull=True).select_related("member")
+    for grant in grants:
+        if [login, server] not in grant.logins:
+            continue
+        if not grant.member.is_active or not has_2fa(grant.member):
+            continue
+        name = member_principal(grant, now)
+        if name is not None and name not in names:
+            names.append(name)
+    return names
 
 
 def revocation_list() -> bytes:

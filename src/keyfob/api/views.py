@@ -319,6 +319,17 @@ SSH_LOGIN_CLIENT = "keyfob-ssh"
 CERTIFICATE_APPROVAL_MINUTES = 10
 
 
+def _no_factors(token: Any) -> set[str]:
+    return set()
+
+
+# The factors of the live proofs of the session that approved an access token (the
+# certificate's strength principals, issue 27). api and oidc are siblings that do not
+# import each other: the site (keyfob.site.apps) sets this to oidc's ``token_factors``.
+# Unset, a certificate names the account only, and no grant with a rule opens with it.
+TOKEN_FACTORS: Callable[[Any], set[str]] = _no_factors
+
+
 @csrf_exempt
 def ssh_certificates(request: HttpRequest) -> HttpResponse:
     """POST ``{"public_key": "ssh-ed25519 AAAA…"}`` with the access token that ``keyfob-ssh
@@ -337,6 +348,8 @@ def ssh_certificates(request: HttpRequest) -> HttpResponse:
         if token.created < clock.now() - timedelta(minutes=CERTIFICATE_APPROVAL_MINUTES):
             return error("approval_too_old", minutes=CERTIFICATE_APPROVAL_MINUTES)
         public_key = _string(_body(request), "public_key")
+        # Read before the token is spent: the approval is found through it.
+        factors = TOKEN_FACTORS(token)
         address = client_address(request)
         context = Context(channel=Channel.API, address=address, user_agent="keyfob-ssh login")
         with transaction.atomic():
@@ -345,7 +358,7 @@ def ssh_certificates(request: HttpRequest) -> HttpResponse:
                 return error("sign_in_required")
             try:
                 issued = sshca.issue_certificate(
-                    token.user, public_key, context, requested_from=address
+                    token.user, public_key, context, factors=factors, requested_from=address
                 )
             except sshca.CertificateRefused as exc:
                 transaction.set_rollback(True)
@@ -353,6 +366,11 @@ def ssh_certificates(request: HttpRequest) -> HttpResponse:
         logins = [
             f"{row.login}@{row.server}" if row.server else row.login
             for row in flows.logins_of(token.user)
+        ]
+        # A member's granted logins that this approval's strength opens (issue 27).
+        logins += [
+            f"{login}@{server}"
+            for login, server, _grant in sshca.granted_logins(token.user, factors)
         ]
         return _json(
             {

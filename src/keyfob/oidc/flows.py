@@ -24,6 +24,8 @@ from keyfob.core import clock, throttle
 from keyfob.core.models import Throttle
 from keyfob.oidc import backchannel, claims, logout_token
 from keyfob.oidc.models import Authorization, Client, Consent
+from keyfob.teams import rules
+from keyfob.teams.app_settings import app_settings as teams_settings
 
 log = logging.getLogger("keyfob.oidc")
 
@@ -114,7 +116,8 @@ def authorization_for(request: HttpRequest, client: Client) -> Authorization:
     signed in (saved by the caller's grant: the code or the device grant links to it)."""
     user = request.user
     assert isinstance(user, User)
-    strength = session_strength(request)
+    live = proofs.live_proofs(request)
+    strength = claims.strength(live)
     signin = proofs.current(request)
     return Authorization(
         user=user,
@@ -125,7 +128,103 @@ def authorization_for(request: HttpRequest, client: Client) -> Authorization:
         auth_time=strength.auth_time or clock.now(),
         amr=strength.amr,
         acr=strength.acr,
+        factors=sorted({str(p.factor) for p in live}),
     )
+
+
+def factors_now(found: Authorization) -> set[str]:
+    """The factors a token of ``found`` speaks for now: its sign-in record's live proofs
+    while the record lives (a key removed since takes its proof away, a key proved since
+    in the same session adds one), else the factors stored when the app was let in."""
+    signin = found.signin
+    if signin is not None and signin.ended_at is None:
+        return {
+            str(factor)
+            for factor in Proof.objects.filter(
+                signin=signin, revoked_at__isnull=True, at__lte=clock.now()
+            ).values_list("factor", flat=True)
+        }
+    return set(found.factors)
+
+
+def authorization_of_token(access: Any) -> Authorization | None:
+    """The authorization an access token came from, through its refresh token family
+    (the one the token was refreshed from, or the one issued with it)."""
+    source = getattr(access, "source_refresh_token", None)
+    family = source.token_family if source is not None else None
+    if family is None:
+        found = get_refresh_token_model().objects.filter(access_token=access).first()
+        family = found.token_family if found is not None else None
+    if family is None:
+        return None
+    return (
+        Authorization.objects.select_related("signin")
+        .filter(token_family=family, user_id=access.user_id)
+        .first()
+    )
+
+
+def token_factors(access: Any) -> set[str]:
+    """The factors of the session that approved the app an access token was given to (the
+    SSH certificate endpoint's hook, ``api.views.TOKEN_FACTORS``, set by the site): none
+    when the token leads to no live authorization."""
+    found = authorization_of_token(access)
+    if found is None or found.ended_at is not None:
+        return set()
+    return factors_now(found)
+
+
+# --- What a grant gives an app (issue 27) ------------------------------------------------
+
+# The claim and the scope that asks for it (README, "Claims").
+GRANTS_CLAIM = "keyfob_grants"
+GRANTS_SCOPE = "grants"
+
+
+def grants_claim(found: Authorization | None, user: User) -> list[dict[str, Any]]:
+    """The ``keyfob_grants`` claim: for each account ``user`` may act for in the session of
+    ``found``, ``{"account": the owner's sub, "name": their name, "rights": [...]}``. Only
+    grants that count for that session's proofs (teams.rules); a grant that waits for a
+    stronger proof is absent. The accounts listed are remembered on ``found``, so removing
+    the member from one revokes the tokens that carried it."""
+    factors = factors_now(found) if found is not None else set()
+    counting, _waiting = rules.split(user, factors)
+    known = set(teams_settings.rights)
+    out = [
+        {
+            "account": str(grant.owner_id),
+            "name": grant.owner.get_full_name(),
+            "rights": [right for right in grant.rights if right in known],
+        }
+        for grant in counting
+    ]
+    if found is not None and found.pk is not None:
+        listed = sorted(set(found.acts_for) | {int(grant.owner_id) for grant in counting})
+        if listed != sorted(found.acts_for):
+            Authorization.objects.filter(pk=found.pk).update(acts_for=listed)
+            found.acts_for = listed
+    return out
+
+
+def grant_withdrawn(grant: Any) -> list[Authorization]:
+    """A grant ended (the member removed or gone) or changed: the member's live
+    authorizations whose tokens listed the owner's account end, their tokens are revoked
+    and their apps owed a back-channel logout (in the caller's transaction). The next
+    sign-in gets the claim as it now stands. Returns the authorizations ended."""
+    owner_id = int(grant.owner_id)
+    live = Authorization.objects.select_related("client", "user").filter(
+        user_id=grant.member_id, ended_at__isnull=True
+    )
+    # acts_for is a short JSON list: filtered here, as JSON containment is not portable.
+    ended = [found for found in live if owner_id in found.acts_for]
+    if not ended:
+        return []
+    Authorization.objects.filter(pk__in=[a.pk for a in ended]).update(ended_at=clock.now())
+    families = [a.token_family for a in ended if a.token_family is not None]
+    if families:
+        revoke_tokens(ended[0].user, families=families)
+    backchannel.queue(ended)
+    return ended
 
 
 def has_consent(user: User, client: Client, scopes: Iterable[str]) -> bool:

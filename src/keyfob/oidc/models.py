@@ -112,6 +112,13 @@ class Authorization(models.Model):
     auth_time = models.DateTimeField()
     amr = models.JSONField(default=list)
     acr = models.CharField(max_length=16)
+    # The factors of the session's live proofs when it let the app in (accounts' Factor
+    # values): what teams' rules read once the sign-in record is gone. While it lives,
+    # its live proofs are read again instead (a refresh, a certificate).
+    factors = models.JSONField(default=list)
+    # The accounts (owners' ids) the ``keyfob_grants`` claim listed in a token from this
+    # authorization: removing a member from one of them revokes these tokens (issue 27).
+    acts_for = models.JSONField(default=list)
     grant = models.OneToOneField(
         "oauth2_provider.Grant",
         on_delete=models.SET_NULL,

@@ -10,6 +10,7 @@ from keyfob.accounts.signals import signins_ended
 from keyfob.audit.mailer import SendReport
 from keyfob.audit.signals import outbox_pass, pruning
 from keyfob.oidc import backchannel, flows
+from keyfob.teams.signals import grant_changed, grant_ended
 
 
 @receiver(signins_ended, dispatch_uid="keyfob.oidc.signins-ended")
@@ -17,6 +18,21 @@ def _signins_ended(sender: object, user_id: int, signin_ids: list[int], **kwargs
     """Ending a session ends it everywhere it reached (invariant 8): its apps' tokens,
     and a back-channel logout queued for each app that asked for one."""
     flows.end_signins(user_id, signin_ids)
+
+
+@receiver(grant_ended, dispatch_uid="keyfob.oidc.grant-ended")
+def _grant_ended(sender: object, grant: Any, **kwargs: Any) -> None:
+    """A member removed or gone (issue 27): the tokens whose claim listed that account are
+    revoked at once, with a back-channel logout to their apps."""
+    flows.grant_withdrawn(grant)
+
+
+@receiver(grant_changed, dispatch_uid="keyfob.oidc.grant-changed")
+def _grant_changed(sender: object, grant: Any, **kwargs: Any) -> None:
+    """Rights, logins or rule changed: as for an ended grant, the tokens that carried the
+    old rights go, and the app's next sign-in carries the new ones (or none, while the new
+    rule waits for a stronger proof)."""
+    flows.grant_withdrawn(grant)
 
 
 @receiver(outbox_pass, dispatch_uid="keyfob.oidc.backchannel-logouts")

@@ -45,6 +45,7 @@ class KeyfobValidator(OAuth2Validator):
         "email_verified": "email",
         "amr": "openid",
         "acr": "openid",
+        flows.GRANTS_CLAIM: flows.GRANTS_SCOPE,
     }
 
     # --- the sign-in record through the grant ------------------------------------------
@@ -145,10 +146,21 @@ class KeyfobValidator(OAuth2Validator):
         if found is not None:
             out["amr"] = list(found.amr)
             out["acr"] = found.acr
+        # Worked out only when the "grants" scope asks for it (the library calls it then).
+        out[flows.GRANTS_CLAIM] = lambda request: flows.grants_claim(found, user)
         return out
 
     def get_discovery_claims(self, request):
-        return ["sub", "email", "email_verified", "name", "auth_time", "amr", "acr"]
+        return [
+            "sub",
+            "email",
+            "email_verified",
+            "name",
+            "auth_time",
+            "amr",
+            "acr",
+            flows.GRANTS_CLAIM,
+        ]
 
     def get_id_token_dictionary(self, token, token_handler, request):
         data, expiration_time = super().get_id_token_dictionary(token, token_handler, request)
@@ -164,20 +176,9 @@ class KeyfobValidator(OAuth2Validator):
         return data, expiration_time
 
     def get_userinfo_claims(self, request):
-        from oauth2_provider.models import get_refresh_token_model
-
-        access = request.access_token
-        family = None
-        source = getattr(access, "source_refresh_token", None)
-        if source is not None:
-            family = source.token_family
-        else:
-            rt = get_refresh_token_model().objects.filter(access_token=access).first()
-            family = rt.token_family if rt is not None else None
-        if family is not None:
-            found = Authorization.objects.filter(token_family=family).first()
-            if found is not None:
-                setattr(request, _KEY, found)
+        found = flows.authorization_of_token(request.access_token)
+        if found is not None:
+            setattr(request, _KEY, found)
         return super().get_userinfo_claims(request)
 
     # --- prompt=none: Keyfob's authorization view answers before these are asked ------

@@ -537,6 +537,9 @@ OAUTH2_PROVIDER = {
         "email": _("See your e-mail address"),
         # keyfob-ssh login's device grant (issue 26): a certificate for the linked logins.
         "ssh": _("Get SSH certificates for the logins linked to your account"),
+        # The keyfob_grants claim (issue 27): the accounts this person acts for, and what
+        # they may do there, as far as this session's proofs allow.
+        "grants": _("See which customer accounts you may act for, and your rights there"),
     },
     "DEFAULT_SCOPES": ["openid"],
     "PKCE_REQUIRED": True,

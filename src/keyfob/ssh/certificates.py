@@ -29,7 +29,9 @@ KRL_PATH = "/api/v1/ssh/krl"
 DEFAULT_CA_FILE = Path("/etc/ssh/keyfob_user_ca.pub")
 DEFAULT_KRL_FILE = Path("/etc/ssh/keyfob_revoked.krl")
 LOGIN_RE = re.compile(r"\A[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}\Z")
-PRINCIPAL_RE = re.compile(r"\Akeyfob-[0-9]{1,19}\Z")
+# An account's principal, or a member's at a strength (keyfob-<id>-mfa, keyfob-<id>-key:
+# issue 27's team grants). Anything else in Keyfob's answer fails the login closed.
+PRINCIPAL_RE = re.compile(r"\Akeyfob-[0-9]{1,19}(-mfa|-key)?\Z")
 CA_LINE_RE = re.compile(r"\Assh-ed25519 [A-Za-z0-9+/]+={0,2}( [\x21-\x7e]{1,64})?\Z")
 KRL_MAGIC = b"SSHKRL\n\0"
 MAX_KRL = 4 * 1024 * 1024

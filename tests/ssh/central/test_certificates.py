@@ -36,7 +36,7 @@ from keyfob.api import sshca
 from keyfob.audit.events import Context
 issued = sshca.issue_certificate(
     User.objects.get(email={email!r}), {line!r}, Context(address="127.0.0.1"),
-    requested_from="127.0.0.1", lifetime={lifetime},
+    requested_from="127.0.0.1", lifetime={lifetime}, factors={factors!r},
 )
 result = [issued.certificate, str(issued.row.serial)]
 """
@@ -63,9 +63,15 @@ class Certs:
         )  # fmt: skip
         assert done.returncode == 0, done.stderr
 
-    def issue(self, email: str = EMAIL, lifetime: str = "None") -> tuple[str, str]:
+    def issue(
+        self, email: str = EMAIL, lifetime: str = "None", factors: tuple[str, ...] = ()
+    ) -> tuple[str, str]:
+        """A certificate for ``email``, as an approval by a session that proved ``factors``
+        (accounts' Factor values; none: the account's principal only) would get."""
         line = self.key.with_suffix(".pub").read_text()
-        made = self.central.django(ISSUE.format(email=email, line=line, lifetime=lifetime))
+        made = self.central.django(
+            ISSUE.format(email=email, line=line, lifetime=lifetime, factors=factors)
+        )
         assert isinstance(made, list)
         return str(made[0]), str(made[1])
 
@@ -263,6 +269,93 @@ def test_revoking_the_server_token_stops_the_next_login(ready: Certs) -> None:
             f".update(name={SERVER_NAME!r})\n"
         )
         ready.central.token_file.write_text(made.stdout.strip() + "\n")
+
+
+# --- a team member's own certificate (issue 27) --------------------------------------------
+
+MEMBER = "dev@example.com"
+CODE_APPROVAL = ("password", "code")
+KEY_APPROVAL = ("password", "security_key")
+
+GRANT = """
+from keyfob.accounts.models import User
+from keyfob.core import clock
+from keyfob.teams.models import Grant
+from tests.conftest import enrol, make_user
+member = User.objects.filter(email={member!r}).first()
+if member is None:
+    member = make_user({member!r})
+    enrol(member)
+Grant.objects.filter(member=member, ended_at__isnull=True).update(ended_at=clock.now())
+grant = Grant.objects.create(
+    owner=User.objects.get(email={owner!r}), member=member, rule={rule!r},
+    rights=["technical"], logins=[[{login!r}, {server!r}]],
+)
+result = grant.pk
+"""
+
+# What the teams flows do: save the change and send the signal, in one transaction.
+CHANGE = """
+from django.db import transaction
+from keyfob.core import clock
+from keyfob.teams import signals
+from keyfob.teams.models import Grant
+with transaction.atomic():
+    grant = Grant.objects.select_for_update().get(pk={pk})
+    if {end}:
+        grant.ended_at = clock.now()
+        grant.save()
+        signals.grant_ended.send(sender=Grant, grant=grant)
+    else:
+        grant.rule = {rule!r}
+        grant.save()
+        signals.grant_changed.send(sender=Grant, grant=grant)
+"""
+
+
+def grant_login(ready: Certs, rule: str) -> int:
+    """A live grant of the linked login to MEMBER (2FA on) with ``rule``; returns its id."""
+    made = ready.central.django(
+        GRANT.format(
+            member=MEMBER, owner=EMAIL, rule=rule, login=ready.central.user.name,
+            server=SERVER_NAME,
+        )
+    )  # fmt: skip
+    assert isinstance(made, int)
+    return made
+
+
+def test_a_member_logs_in_with_their_own_certificate_once_the_rule_is_met(ready: Certs) -> None:
+    pk = grant_login(ready, "key")
+    from_code, _serial = ready.issue(MEMBER, factors=CODE_APPROVAL)
+    assert refused(ready.ssh(from_code))  # the grant waits for a key
+    from_key, serial = ready.issue(MEMBER, factors=KEY_APPROVAL)
+    done = ready.ssh(from_key)
+    assert done.returncode == 0, done.stderr + ready.sshd.log_text()
+    assert done.stdout.strip() == ready.central.user.name
+    assert f"serial {serial}" in ready.sshd.log_text()
+    # The owner lowers the rule to 2FA: the code approval's certificate opens it now.
+    ready.central.django(CHANGE.format(pk=pk, end=False, rule="2fa"))
+    assert ready.ssh(from_code).returncode == 0
+    # Removed: the next login is refused at once, with certificates still valid for hours.
+    ready.central.django(CHANGE.format(pk=pk, end=True, rule=""))
+    assert refused(ready.ssh(from_key))
+    assert refused(ready.ssh(from_code))
+    # The owner's own certificate is not affected.
+    own, _serial = ready.issue()
+    assert ready.ssh(own).returncode == 0
+
+
+def test_a_member_without_a_grant_for_the_login_is_refused(ready: Certs) -> None:
+    pk = grant_login(ready, "none")
+    certificate, _serial = ready.issue(MEMBER, factors=KEY_APPROVAL)
+    assert ready.ssh(certificate).returncode == 0
+    ready.central.django(
+        "from keyfob.teams.models import Grant\n"
+        f"Grant.objects.filter(pk={pk}).update(logins=[['someone-else', {SERVER_NAME!r}]])\n"
+    )
+    assert refused(ready.ssh(certificate))
+    ready.central.django(CHANGE.format(pk=pk, end=True, rule=""))
 
 
 # --- keyfob-ssh login end to end (issue 26): the command, the approval in Chromium, ssh ---

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('oidc', '0005_keyfob_ssh_client'),
+        ('oidc', '0006_authorization_factors'),
     ]
 
     operations = [
