@@ -167,3 +167,32 @@ def test_the_security_page_lists_the_certificates(tmp_path: Path, linked: Enroll
     prove_for_client(browser, linked.user)
     page = browser.get("/account/security/").content.decode()
     assert "SSH certificates issued" in page and row.fingerprint in page
+
+
+def test_the_approval_says_which_granted_logins_a_certificate_opens(linked: Enrolled) -> None:
+    from django.contrib.sessions.backends.db import SessionStore
+    from django.test import RequestFactory
+
+    from keyfob.accounts.models import Factor
+    from keyfob.api.views import ssh_certificate_detail
+    from keyfob.teams.models import Grant, Rule
+    from tests.conftest import confirmed_now, enrol
+
+    member = make_user("member@example.com")
+    enrol(member)
+    Grant.objects.create(
+        owner=linked.user, member=member, logins=[["alice", "web1"]], rule=Rule.KEY
+    )
+
+    def page(*factors: str) -> str:
+        request = RequestFactory().get("/oidc/device/")
+        request.session = SessionStore()
+        confirmed_now(request, member, *factors)
+        return ssh_certificate_detail(request, member)
+
+    with_code = page(Factor.APP_CODE)
+    assert "for the account of alice@example.com" in with_code
+    assert "waits for a security key" in with_code
+    with_key = page(Factor.SECURITY_KEY)
+    assert "for the account of alice@example.com" in with_key
+    assert "waits for a security key" not in with_key

@@ -30,6 +30,7 @@ from django.views.decorators.http import require_http_methods
 from oauth2_provider.models import get_access_token_model
 from oauth2_provider.oauth2_backends import get_oauthlib_core
 
+from keyfob.accounts import proofs
 from keyfob.accounts.addresses import normal_email
 from keyfob.accounts.decorators import reauth_required
 from keyfob.accounts.models import User
@@ -39,6 +40,7 @@ from keyfob.api.models import ServerToken, SshLinkRequest, SshLogin
 from keyfob.audit.events import Context, client_address
 from keyfob.audit.models import Channel, EventKind, SecurityEvent
 from keyfob.core import clock
+from keyfob.teams import rules
 from keyfob.twofactor.flows import has_2fa
 
 logger = logging.getLogger(__name__)
@@ -449,8 +451,14 @@ def ssh_login_detail(request: HttpRequest, token: ServerToken, login: str) -> Ht
 def ssh_certificate_detail(request: HttpRequest, user: User) -> str:
     """What approving ``keyfob-ssh login`` gives (the device page's "ssh" scope, registered
     by the site): the logins a certificate opens, on which servers, for how long."""
+    factors = {p.factor for p in proofs.live_proofs(request)}
+    counting, waiting = rules.split(user, factors)
     context = {
         "links": [row for row in flows.logins_of(user) if row.server],
+        # Logins of accounts this person acts for (issue 27): each under whose account it
+        # is, and, for a grant whose rule this session does not meet, what it waits for.
+        "granted": [(grant, False) for grant in counting if grant.logins]
+        + [(grant, True) for grant in waiting if grant.logins],
         "hours": app_settings.ssh_cert_hours,
         "twofactor_on": has_2fa(user),
     }
