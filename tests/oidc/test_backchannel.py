@@ -28,7 +28,8 @@ from keyfob.oidc import backchannel, flows, logout_token
 from keyfob.oidc.app_settings import app_settings
 from keyfob.oidc.models import Client, Consent, DeliveryState, LogoutDelivery
 from tests.conftest import confirmed_now, confirmed_request, free_port, make_user, prove_for_client
-from tests.oidc.test_protocol import REDIRECT, authorize, pkce, query, token, verified
+from tests.oidc.helpers import REDIRECT, authorize, pkce, query, token
+from tests.oidc.test_protocol import verified
 
 ISSUER = "http://testserver/oidc"
 AFTER_LOGOUT = "http://127.0.0.1:9/signed-out"

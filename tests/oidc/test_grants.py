@@ -19,7 +19,8 @@ from keyfob.oidc.models import Authorization, LogoutDelivery
 from keyfob.teams import signals
 from keyfob.teams.models import Grant, Rule
 from tests.conftest import enrol, make_user, prove_for_client
-from tests.oidc.test_protocol import REDIRECT, authorize, pkce, query, token, verified
+from tests.oidc.helpers import REDIRECT, authorize, pkce, query, token
+from tests.oidc.test_protocol import verified
 
 SCOPE = "openid email profile grants"
 

@@ -13,32 +13,16 @@ from django.core.management import call_command
 from django.test import Client as Browser
 from jwcrypto import jwk, jws, jwt
 
-from keyfob.accounts.models import Factor
 from keyfob.core import clock, keyring
 from keyfob.oidc import keys
 from keyfob.oidc.models import SigningKey
-from tests.conftest import make_user, prove_for_client
-from tests.oidc.test_protocol import REDIRECT, authorize, pkce, query, token
+from tests.conftest import make_user
+from tests.oidc.helpers import REDIRECT, signed_in, tokens_for
 
 
 def id_token(app: tuple[Any, str], user: Any) -> str:
     client, secret = app
-    browser = Browser()
-    browser.force_login(user)
-    prove_for_client(browser, user, Factor.APP_CODE)
-    verifier, challenge = pkce()
-    got = query(authorize(browser, client.client_id, challenge))
-    answer = token(
-        browser,
-        client.client_id,
-        secret,
-        grant_type="authorization_code",
-        code=got["code"],
-        redirect_uri=REDIRECT,
-        code_verifier=verifier,
-    )
-    assert answer.status_code == 200, answer.content
-    return str(answer.json()["id_token"])
+    return str(tokens_for(signed_in(user.email), client.client_id, secret)["id_token"])
 
 
 def kid_of(token_text: str) -> str:

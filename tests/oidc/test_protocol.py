@@ -4,12 +4,8 @@ and the claims that say how the session signed in."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
-import secrets
 from typing import Any
-from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 from django.test import Client as Browser
@@ -18,46 +14,12 @@ from jwcrypto import jwk, jwt
 from keyfob.accounts.models import Factor
 from keyfob.oidc import flows
 from tests.conftest import make_user, prove_for_client
-
-REDIRECT = "http://127.0.0.1:9/callback"
-
-
-def pkce() -> tuple[str, str]:
-    verifier = secrets.token_urlsafe(48)
-    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=")
-    return verifier, challenge.decode()
+from tests.oidc.helpers import REDIRECT, authorize, pkce, query, token
 
 
 @pytest.fixture
 def app(db: None) -> tuple[Any, str]:
     return flows.create_client("Control panel", [REDIRECT], first_party=True)
-
-
-def authorize(browser: Browser, client_id: str, challenge: str, **extra: str) -> Any:
-    params = {
-        "response_type": "code",
-        "client_id": client_id,
-        "redirect_uri": REDIRECT,
-        "scope": "openid email profile",
-        "state": "st4te",
-        "nonce": "n0nce",
-        "code_challenge": challenge,
-        "code_challenge_method": "S256",
-        **extra,
-    }
-    return browser.get("/oidc/authorize/?" + urlencode(params))
-
-
-def query(response: Any) -> dict[str, str]:
-    assert response.status_code == 302, response.status_code
-    location = response["Location"]
-    assert location.startswith(REDIRECT), location
-    return {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
-
-
-def token(browser: Browser, client_id: str, secret: str, **data: str) -> Any:
-    auth = base64.b64encode(f"{client_id}:{secret}".encode()).decode()
-    return browser.post("/oidc/token/", data, HTTP_AUTHORIZATION=f"Basic {auth}")
 
 
 def verified(browser: Browser, id_token: str) -> dict[str, Any]:
