@@ -225,7 +225,7 @@ def test_a_member_cannot_change_their_own_grant(owner: User, member: User) -> No
     with pytest.raises(flows.NotFound):
         flows.change_grant(confirmed_request(member), grant.pk, ["billing"], [], Rule.NONE)
     with pytest.raises(flows.NotFound):
-        flows.remove(plain_request(member), grant.pk)
+        flows.remove(confirmed_request(member), grant.pk)
     grant.refresh_from_db()
     assert grant.rights == ["technical"] and grant.ended_at is None
 
@@ -250,7 +250,7 @@ def test_removal_and_leaving_end_the_grant_at_once(owner: User, member: User, ho
     signals.grant_ended.connect(listener)
     try:
         if how == "remove":
-            flows.remove(plain_request(owner), grant.pk)
+            flows.remove(confirmed_request(owner), grant.pk)
         else:
             flows.leave(plain_request(member), grant.pk)
     finally:
@@ -271,13 +271,13 @@ def test_removal_and_leaving_end_the_grant_at_once(owner: User, member: User, ho
 
 def test_the_owners_defaults(owner: User) -> None:
     assert flows.defaults_of(owner).default_rule == Rule.TWO_FACTOR
-    flows.set_defaults(plain_request(owner), Rule.KEY, 14)
+    flows.set_defaults(confirmed_request(owner), Rule.KEY, 14)
     assert (flows.defaults_of(owner).default_rule, flows.defaults_of(owner).grace_days) == (
         Rule.KEY,
         14,
     )
     with pytest.raises(flows.BadGrant):
-        flows.set_defaults(plain_request(owner), "x", 1)
+        flows.set_defaults(confirmed_request(owner), "x", 1)
     assert EventKind.TEAM_DEFAULTS in kinds(owner)
 
 

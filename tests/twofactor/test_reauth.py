@@ -29,6 +29,9 @@ from keyfob.api.models import SshLinkRequest, SshLogin
 from keyfob.audit.events import Context
 from keyfob.audit.models import Outbox
 from keyfob.core import clock
+from keyfob.oidc import flows as oidc
+from keyfob.oidc.models import Consent
+from keyfob.teams.models import Grant, Invitation, TeamSettings
 from keyfob.twofactor.models import (
     Authenticator,
     RecoveryCode,
@@ -70,6 +73,13 @@ def state(user: User) -> dict[str, Any]:
         ),
         "sessions": Session.objects.count(),
         "signins": list(SignIn.objects.filter(user=user).order_by("pk").values("pk", "ended_at")),
+        # Issues 25 and 27: the apps allowed to sign in, the team and its invitations.
+        "apps": list(Consent.objects.filter(user=user).values()),
+        "team": (
+            list(Grant.objects.filter(owner=user).values()),
+            list(Invitation.objects.filter(owner=user).values("pk", "email", "rule")),
+            list(TeamSettings.objects.filter(owner=user).values()),
+        ),
     }
 
 
@@ -115,6 +125,13 @@ WITH_2FA = [
     # The second address for security notices (issue 24): adding or changing it, removing it.
     ("/account/notice-address/", {"email": "thief@example.net"}),
     ("/account/notice-address/remove/", {}),
+    # An app's permission to sign in (issue 25); the team (issue 27): inviting someone,
+    # changing or removing a member's grant, the defaults for new grants.
+    ("/account/security/apps/{consent}/revoke/", {}),
+    ("/account/team/invite/", {"email": "thief@example.net", "rights": "billing", "rule": "none"}),
+    ("/account/team/members/{grant}/", {"rights": "billing", "rule": "none"}),
+    ("/account/team/members/{grant}/remove/", {}),
+    ("/account/team/defaults/", {"rule": "none", "grace_days": "90"}),
 ]
 # The rest of /account/ changes nothing security-relevant, or only finishes what a fresh
 # confirmation started: reading one's fresh recovery codes (bounded in time, below),
@@ -122,6 +139,9 @@ WITH_2FA = [
 # and the security key options it asks for (a challenge for the confirmation itself).
 NOT_SENSITIVE = {"security", "recovery-codes", "recovery-codes-download", "email-confirm", "reauth"}
 NOT_SENSITIVE |= {"reauth-key-options", "notice-email-confirm"}
+# The team page; an invitation's answer (accepting proves the invited address by its mailed
+# code; declining and withdrawing only stop an invitation); leaving an account one acts for.
+NOT_SENSITIVE |= {"team", "team-accept", "team-decline", "team-withdraw", "team-leave"}
 
 
 def account_views() -> set[str]:
@@ -138,7 +158,8 @@ def test_the_walk_covers_every_account_view() -> None:
     walked |= {"revoke-all", "revoke-browser", "rename-authenticator", "remove-authenticator"}
     walked |= {"add-key", "add-key-options", "rename-key", "remove-key", "ssh-request"}
     walked |= {"sign-out-session", "sign-out-others", "notice-email", "notice-email-remove"}
-    walked |= {"staff-key"}
+    walked |= {"staff-key", "revoke-app", "team-invite", "team-grant", "team-remove"}
+    walked |= {"team-defaults"}
     assert account_views() == walked | NOT_SENSITIVE
 
 
@@ -172,10 +193,22 @@ def test_a_stale_session_with_2fa_changes_nothing(client: Client, frozen_time: f
     request = SshLinkRequest.objects.get().pk
     here = digest(client.session.session_key or "")
     session = SignIn.objects.filter(user=bob.user).exclude(session_digest=here).first().pk  # type: ignore[union-attr]
+    client_app, _secret = oidc.create_client("Panel", ["https://panel.example/cb"])
+    consent = Consent.objects.create(user=bob.user, client=client_app, scopes="openid").pk
+    member = make_user("member@example.com")
+    grant = Grant.objects.create(owner=bob.user, member=member, rights=["technical"]).pk
     with clock.frozen(frozen_time + STALE):
         for path, data in [*WITH_2FA, *SESSIONS]:
             before = state(bob.user)
-            url = path.format(browser=browser, app=app, key=key, request=request, session=session)
+            url = path.format(
+                browser=browser,
+                app=app,
+                key=key,
+                request=request,
+                session=session,
+                consent=consent,
+                grant=grant,
+            )
             assert refused(client.post(url, data)), path
             assert state(bob.user) == before, path
 

@@ -14,7 +14,6 @@ from urllib.parse import parse_qsl, unquote_plus, urlencode, urlsplit
 
 from django import forms
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
@@ -34,7 +33,7 @@ from oauth2_provider.views import (
 from oauthlib.oauth2.rfc6749 import errors as oauth_errors
 from oauthlib.openid.connect.core import exceptions as oidc_errors
 
-from keyfob.accounts.errors import ReauthRequired
+from keyfob.accounts.decorators import reauth_required
 from keyfob.accounts.models import User
 from keyfob.core import clock
 from keyfob.oidc import claims, device_views, flows, keys
@@ -583,17 +582,15 @@ def apps_section(request: HttpRequest, user: User) -> str:
     )
 
 
-@login_required
+@reauth_required
 @require_POST
 def revoke_app_view(request: HttpRequest, pk: int) -> HttpResponse:
+    """Remove an app from "Apps that can sign you in" (after "Confirm it is you", the form
+    is applied by the guard)."""
     user = request.user
     assert isinstance(user, User)
     try:
         name = flows.revoke_app(request, user, pk)
-    except ReauthRequired:
-        return redirect(
-            reverse("account:reauth") + "?" + urlencode({"next": reverse("account:security")})
-        )
     except flows.NoSuchApp:
         messages.error(request, _("That app is not in your list any more."))
     else:

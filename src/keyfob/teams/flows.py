@@ -513,7 +513,8 @@ def _end(grant: Grant, event: EventKind, context: Context, by: str) -> None:
 
 def remove(request: HttpRequest, grant_id: int) -> None:
     """The owner removes a member: the grant ends at once (the doors listen to
-    ``grant_ended``). Raises :class:`NotFound`."""
+    ``grant_ended``). Needs a recent confirmation. Raises :class:`NotFound`."""
+    proofs.require_recent_auth(request)
     owner = _owner(request)
     context = Context.from_request(request)
     with transaction.atomic():
@@ -553,7 +554,9 @@ def defaults_of(owner: User) -> TeamSettings:
 
 
 def set_defaults(request: HttpRequest, rule: str, grace_days: int) -> TeamSettings:
-    """The owner's default rule and grace days for new invitations. Raises :class:`BadGrant`."""
+    """The owner's default rule and grace days for new invitations. Needs a recent
+    confirmation. Raises :class:`BadGrant`."""
+    proofs.require_recent_auth(request)
     owner = _owner(request)
     if rule not in Rule.values or not 0 <= grace_days <= MAX_GRACE_DAYS:
         raise BadGrant()

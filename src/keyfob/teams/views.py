@@ -243,7 +243,9 @@ def _done(request: HttpRequest, action: object, success: str) -> HttpResponse:
     return redirect("account:team")
 
 
-@login_required
+# Removing a member and lowering the defaults need a recent confirmation, like signing
+# other sessions out: a stale session could otherwise lock the team out or weaken its rule.
+@reauth_required
 @require_POST
 def remove_view(request: HttpRequest, pk: int) -> HttpResponse:
     return _done(
@@ -283,7 +285,7 @@ def decline_view(request: HttpRequest, pk: int) -> HttpResponse:
     )
 
 
-@login_required
+@reauth_required
 @require_POST
 def defaults_view(request: HttpRequest) -> HttpResponse:
     form = DefaultsForm(request.POST)
