@@ -1,12 +1,13 @@
 """Is the verify flat from 10,000 to 1,000,000 accounts on PostgreSQL? (issue 23)
 
-    .venv/bin/python bench/flat.py [--small 10000] [--large 1000000] [--seconds 3] [--json F]
+    .venv/bin/python bench/flat.py [--small 10000] [--large 1000000] [--seconds 3]
+                                   [--rounds 3] [--json F]
 
 Two databases of their own on the PostgreSQL server at KEYFOB_BENCH_DATABASE_URL (default
 postgresql://postgres@127.0.0.1:5432), built by ssh_verify.py's quick build (accounts in
 bulk, secrets derived from a seed, logins spread over the tables), dropped afterwards; one
 `keyfob serve --workers 2` on each, both up at once. One load client (ssh_verify.py's, a
-second process) drives them in turns: for each concurrency (1, 8, 32), ROUNDS rounds of
+second process) drives them in turns: for each concurrency (1, 8, 32), --rounds rounds of
 [small right, large right, small wrong, large wrong], then at concurrency 8 the portal's
 code step (password already given) in turns the same way. Running both sides in turns lets
 a drift of a shared machine fall on both, so large/small is the figure to read (target
@@ -28,8 +29,6 @@ import time
 from pathlib import Path
 
 import ssh_verify as sv
-
-ROUNDS = 3
 
 
 def start(env: dict[str, str], tmp: Path) -> tuple[subprocess.Popen[bytes], int]:
@@ -145,6 +144,7 @@ def main() -> int:
     parser.add_argument("--small", type=int, default=10_000)
     parser.add_argument("--large", type=int, default=1_000_000)
     parser.add_argument("--seconds", type=float, default=3.0, help="per endpoint and concurrency")
+    parser.add_argument("--rounds", type=int, default=3, help="turns the seconds are cut in")
     parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args()
     server = os.environ.get("KEYFOB_BENCH_DATABASE_URL", sv.DEFAULT_PG)
@@ -154,12 +154,12 @@ def main() -> int:
     try:
         small.build()
         large.build()
-        share = args.seconds / ROUNDS
+        share = args.seconds / args.rounds
         for concurrency in sv.CONCURRENCY:
             runs: dict[str, dict[str, list[dict]]] = {
                 kind: {"small": [], "large": []} for kind in ("right", "wrong")
             }
-            for _round in range(ROUNDS):
+            for _round in range(args.rounds):
                 for side in (small, large):
                     runs["right"][side.name].append(side.run_right(concurrency, share))
                 for side in (small, large):
@@ -172,7 +172,7 @@ def main() -> int:
         portal: dict[str, list[dict]] = {"small": [], "large": []}
         for side in (small, large):
             side.portal_sessions(1500)
-        for _round in range(ROUNDS):
+        for _round in range(args.rounds):
             for side in (small, large):
                 portal[side.name].append(side.run_portal(sv.TARGET_CONCURRENCY, share))
         results[sv.TARGET_CONCURRENCY]["portal"] = {n: sv.summary(r) for n, r in portal.items()}
