@@ -51,6 +51,10 @@ def start(env: dict[str, str], tmp: Path) -> tuple[subprocess.Popen[bytes], int]
             time.sleep(0.1)
 
 
+class OutOfAccounts(Exception):
+    """A side has no fresh login left for a right code (each is used once)."""
+
+
 class Side:
     """One database of `accounts` accounts and the server in front of it."""
 
@@ -81,7 +85,7 @@ class Side:
     def run_right(self, concurrency: int, seconds: float, count: int = 1_000_000) -> dict:
         batch = sv.verify_requests(self.token, self.right, self.used, count)
         if not batch:
-            raise SystemExit(f"{self.name}: out of fresh accounts for right codes")
+            raise OutOfAccounts(f"{self.name}: out of fresh accounts for right codes")
         result = sv.load(self.port, batch, concurrency, seconds, self.tmp)
         self.used += len(result["latencies"])
         return result
@@ -176,6 +180,9 @@ def main() -> int:
             for side in (small, large):
                 portal[side.name].append(side.run_portal(sv.TARGET_CONCURRENCY, share))
         results[sv.TARGET_CONCURRENCY]["portal"] = {n: sv.summary(r) for n, r in portal.items()}
+    except OutOfAccounts as exc:
+        # Each right code uses a login once: report what was measured (lower --seconds).
+        print(f"({exc}: the figures so far; lower --seconds)", flush=True)
     finally:
         for side in (small, large):
             side.close()
