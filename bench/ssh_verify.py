@@ -8,15 +8,17 @@ its own, dropped afterwards):
   - from a second process (asyncio, one connection per request as gunicorn's sync workers
     close them): GET /healthz, then POST /api/v1/ssh/verify with a right code for a
     different account each time (the full path: token, account, compare-and-set guarded by
-    the throttle, security event), then POST /api/bench/floor (floor_urls.py: one read of a
-    row by its key and one durable insert, in SQL fixed in the bench, so it does not move
-    with the code it measures), at concurrency 1, 8 and 32, for a few seconds each.
+    the throttle, security event), the same with a wrong code (on another third of the
+    logins: counted by the throttle and recorded), then POST /api/bench/floor
+    (floor_urls.py: one read of a row by its key and one durable insert, in SQL fixed in
+    the bench, so it does not move with the code it measures), at concurrency 1, 8 and 32,
+    for a few seconds each.
 Prints requests/second and p50/p99 latency, the verify/health and floor/health throughput
 ratios (the floor's is about the most a request that reads and commits can reach on this
-machine with this server), and verify/floor: what Keyfob's own code costs beyond one read
-and one durable write. The target is verify >= TARGET_RATIO x floor at concurrency 8.
-When privacyIDEA is installed (../shared/perf/ installs it), `make bench` then runs the
-side-by-side measurement beside it too (see the Makefile).
+machine with this server), wrong/right, and verify/floor: what Keyfob's own code costs
+beyond one read and one durable write. The target is verify >= TARGET_RATIO x floor at
+concurrency 8. When privacyIDEA is installed (../shared/perf/ installs it), `make bench`
+then runs the side-by-side measurement beside it too (see the Makefile).
 Exits 0 even when a target is missed: this is a measurement, not a test.
 """
 
@@ -339,6 +341,22 @@ def verify_requests(
     return out
 
 
+def wrong_requests(token: str, first: int, last: int, start: int, count: int) -> list[str]:
+    """POST /api/v1/ssh/verify with a wrong code, logins u<first> … u<last - 1> in turn from
+    the start-th, round again when needed (each login takes a few wrong codes before its
+    throttle would refuse: the statuses say so if it ever does)."""
+    out = []
+    for n in range(start, start + count):
+        i = first + n % (last - first)
+        body = json.dumps({"login": f"u{i}", "code": "000000", "client_address": "192.0.2.10"})
+        out.append(
+            f"POST /api/v1/ssh/verify HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+            f"Authorization: Bearer {token}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n{body}"
+        )
+    return out
+
+
 def bench_database(
     label: str, database_url: str | None, accounts: int, seconds: float, quick: bool = False
 ) -> dict:
@@ -377,29 +395,35 @@ def bench_database(
                 time.sleep(0.1)
         # Warm both workers up (imports, connections) before timing.
         load(port, health_requests(200), 4, 5, tmp)
-        used = 0
-        warm = verify_requests(setup["token"], setup["secrets"], used, 100)
+        # Right codes on logins [0, right_end), wrong ones ("000000") on [wrong_first, accounts).
+        wrong_first = accounts * 2 // 3
+        right = setup["secrets"][: min(len(setup["secrets"]), wrong_first)]
+        used = wrong_used = 0
+        warm = verify_requests(setup["token"], right, used, 100)
         used += len(warm)
         load(port, warm, 4, 5, tmp)
         load(port, verify_requests(setup["token"], setup["secrets"], 0, 100, FLOOR), 4, 5, tmp)
         for concurrency in CONCURRENCY:
             # The three endpoints take turns, ROUNDS times each, so that a drift of the
             # machine's speed (another tenant, a checkpoint, autovacuum) falls on all three.
-            runs: dict[str, list[dict]] = {"health": [], "verify": [], "floor": []}
+            runs: dict[str, list[dict]] = {"health": [], "verify": [], "wrong": [], "floor": []}
             share = seconds / ROUNDS
             for _round in range(ROUNDS):
                 runs["health"].append(load(port, health_requests(200_000), concurrency, share, tmp))
                 # Code requests are made just before they are sent: each stays in its step.
-                batch = verify_requests(setup["token"], setup["secrets"], used, accounts)
+                batch = verify_requests(setup["token"], right, used, accounts)
                 if not batch:
                     raise SystemExit("out of fresh accounts for right codes: raise --accounts")
                 runs["verify"].append(load(port, batch, concurrency, share, tmp))
                 used += len(runs["verify"][-1]["latencies"])
+                batch = wrong_requests(setup["token"], wrong_first, accounts, wrong_used, 50_000)
+                runs["wrong"].append(load(port, batch, concurrency, share, tmp))
+                wrong_used += len(runs["wrong"][-1]["latencies"])
                 batch = verify_requests(setup["token"], setup["secrets"], used, 100_000, FLOOR)
                 runs["floor"].append(load(port, batch, concurrency, share, tmp))
             results[concurrency] = {name: summary(r) for name, r in runs.items()}
         # The portal's code step at the target concurrency, on accounts no verify used.
-        count = min(len(setup["secrets"]) - used, 4000)
+        count = min(len(right) - used, 4000)
         logins = json.dumps([f"u{i}" for i in range(used, used + count)])
         made = json.loads(run(env, "-c", PORTAL_SETUP, stdin=logins))["sessions"]
         batch = portal_requests(made, setup["secrets"], used)
@@ -425,7 +449,7 @@ def report(label: str, results: dict) -> None:
     print(f"{'conc':>4}  {'endpoint':<10} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}  statuses")
     for concurrency in CONCURRENCY:
         row = results[concurrency]
-        for name in ("health", "verify", "floor"):
+        for name in ("health", "verify", "wrong", "floor"):
             r = row[name]
             print(
                 f"{concurrency:>4}  {name:<10} {r['rps']:>8.0f} {r['p50']:>8.1f} "
@@ -433,6 +457,8 @@ def report(label: str, results: dict) -> None:
             )
         ratio = row["verify"]["rps"] / row["health"]["rps"]
         print(f"{concurrency:>4}  ratio verify/health = {ratio:.2f}")
+        wrong = row["wrong"]["rps"] / row["verify"]["rps"]
+        print(f"{concurrency:>4}  ratio wrong/right   = {wrong:.2f}")
         floor = row["floor"]["rps"] / row["health"]["rps"]
         print(f"{concurrency:>4}  ratio floor/health  = {floor:.2f} (the most a verify can reach)")
         # What the verify's own code costs, beyond its database work.
