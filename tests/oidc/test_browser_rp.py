@@ -335,3 +335,37 @@ def test_a_first_party_app_goes_from_the_code_step_straight_back(
     page.goto(f"{base}/account/security/")
     page.locator("#apps").wait_for()
     assert page.locator("#apps tbody tr").count() == 0  # first-party: not listed
+
+
+# Issue 27: a grant whose rule the session does not meet is absent from the token ----------
+
+
+def test_a_key_rule_grant_appears_only_after_a_key_sign_in(
+    page: Any, base: str, rp: RelyingParty, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from keyfob.teams.models import Grant, Rule
+    from tests.oidc import rp as rp_module
+
+    monkeypatch.setattr(rp_module, "SCOPE", "openid email profile grants")
+    owner = make_user("owner@example.com")
+    member = enrol(make_user("member@example.com"))
+    Grant.objects.create(owner=owner, member=member.user, rights=["billing"], rule=Rule.KEY)
+    soft, _key = register(member.user, resident=False)
+    plug(page, soft, transport="usb", resident_key=False)
+    page.goto(f"{rp.url}/login")
+    password(page, "member@example.com")
+    code(page, member)
+    allow(page)
+    first = at_app(page, rp, 1)
+    assert first.claims["acr"] == "mfa"
+    assert first.claims["keyfob_grants"] == []  # waits for a security key: nothing
+    # The same person proves the key ("Confirm it is you", asked by acr_values=phr).
+    page.goto(f"{rp.url}/login?acr_values=phr")
+    page.wait_for_url(CONFIRM)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Confirm with your security key").click()
+    second = at_app(page, rp, 2)
+    assert second.claims["acr"] == "phr"
+    assert second.claims["keyfob_grants"] == [
+        {"account": str(owner.pk), "name": owner.display_name, "rights": ["billing"]}
+    ]
