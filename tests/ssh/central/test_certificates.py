@@ -11,8 +11,10 @@ run ``keyfob-ssh login`` itself, with the device approval in headless Chromium.
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -369,15 +371,19 @@ def totp(secret: str) -> str:
     return done.stdout.strip()
 
 
-def start_login(ready: Certs, key: Path) -> subprocess.Popen[str]:
+def start_login(ready: Certs, key: Path, agent: Path | None = None) -> subprocess.Popen[str]:
+    """``keyfob-ssh login``; with ``agent`` (an ssh-agent's socket), as in a session where
+    one runs, else ``--no-agent``."""
+    env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": str(key.parent)}
+    if agent is not None:
+        env["SSH_AUTH_SOCK"] = str(agent)
     return subprocess.Popen(
         [
             str(COMMAND), "login", "--portal", ready.central.server.url,
-            "--cafile", str(ready.central.server.ca), "--key", str(key),
-            "--no-browser", "--no-agent",
+            "--cafile", str(ready.central.server.ca), "--key", str(key), "--no-browser",
+            *([] if agent is not None else ["--no-agent"]),
         ],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": str(key.parent)},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
     )  # fmt: skip
 
 
@@ -451,6 +457,58 @@ def test_login_approve_then_ssh_with_no_prompt(
     done = ready.ssh(cert.read_text().strip())
     assert done.returncode == 0, done.stderr + ready.sshd.log_text()
     assert done.stdout.strip() == ready.central.user.name
+
+
+@pytest.mark.browser
+def test_login_puts_the_certificate_in_ssh_agent_for_its_lifetime(
+    ready: Certs, account: Account, chromium_page: Any
+) -> None:
+    """With an ssh-agent running, the key and its certificate are added to it (``ssh-add
+    -t`` the certificate's lifetime): plain ``ssh`` through the agent, no file named."""
+    key = ready.key
+    (key.parent / (key.name + "-cert.pub")).unlink(missing_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix="kfagent-", dir="/tmp"))  # a short socket path
+    sock = folder / "agent.sock"
+    agent = subprocess.Popen([require_tool("ssh-agent"), "-D", "-a", str(sock)])
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        while not sock.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        sign_in(chromium_page, ready.central.server.url, account)
+        process = start_login(ready, key, agent=sock)
+        try:
+            chromium_page.goto(read_link(process))
+            chromium_page.get_by_role("button", name="Continue").click()
+            chromium_page.get_by_role("button", name="Approve").click()
+            out, err = process.communicate(timeout=60)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+        assert process.returncode == 0, out + err
+        assert "Added to ssh-agent until the certificate expires." in out, out + err
+        env = {"PATH": "/usr/bin:/bin", "SSH_AUTH_SOCK": str(sock)}
+        listed = subprocess.run(
+            [require_tool("ssh-add"), "-l"], capture_output=True, text=True, env=env,
+            timeout=TIMEOUT, check=False,
+        )  # fmt: skip
+        assert "ED25519-CERT" in listed.stdout, listed.stdout + listed.stderr
+        done = subprocess.run(
+            [
+                require_tool("ssh"), "-F", "/dev/null", "-p", str(ready.sshd.port),
+                "-o", f"IdentityAgent={sock}", "-o", "BatchMode=yes",
+                "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+                "-o", "PreferredAuthentications=publickey",
+                f"{ready.central.user.name}@127.0.0.1", "id -un",
+            ],
+            capture_output=True, text=True, timeout=TIMEOUT, check=False, env=env,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr + ready.sshd.log_text()
+        assert done.stdout.strip() == ready.central.user.name
+    finally:
+        agent.terminate()
+        agent.wait(10)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.mark.browser
