@@ -110,19 +110,31 @@ def certs(central: Central) -> Iterator[Certs]:
         [require_tool("ssh-keygen"), "-q", "-t", "ed25519", "-N", "", "-f", str(key)],
         check=True, capture_output=True, timeout=TIMEOUT,
     )  # fmt: skip
+    # sshd runs an AuthorizedPrincipalsCommand only from a path that root owns all the way
+    # up, none of it writable by others ("bad ownership or modes for directory /tmp" for a
+    # checkout under /tmp): installed as an operator installs keyfob-ssh (/usr/local/bin),
+    # a copy of this checkout's entry point in a directory of its own.
+    bindir = Path(tempfile.mkdtemp(prefix="keyfob-ssh-bin-", dir="/run"))
+    bindir.chmod(0o755)
+    command = bindir / "keyfob-ssh"
+    shutil.copy2(COMMAND, command)
+    command.chmod(0o755)
     config = certificates.build_certificates(
         central.server.url,
         central.token_file,
-        COMMAND,
+        command,
         cafile=central.server.ca,
         ca_file=root / "ca.pub",
         krl_file=root / "revoked.krl",
     )
     made = Certs(central, central.sshd, root / "ca.pub", root / "revoked.krl", key)
     made.sync()
-    with running_sshd(root, central.user, "auth required pam_deny.so", config.drop_in) as sshd:
-        made.sshd = sshd
-        yield made
+    try:
+        with running_sshd(root, central.user, "auth required pam_deny.so", config.drop_in) as sshd:
+            made.sshd = sshd
+            yield made
+    finally:
+        shutil.rmtree(bindir, ignore_errors=True)
 
 
 @pytest.fixture
