@@ -36,6 +36,7 @@ from keyfob.ssh.messages import (
     _,
     file_failure,
     server_failure,
+    write_failure,
 )
 
 CONFIRM_TRIES = 3
@@ -305,12 +306,7 @@ def server_config(args: argparse.Namespace, console: Console) -> int:
         serverconfig.write_file(args.drop_in, config.drop_in)
         serverconfig.write_file(args.pam_file, serverconfig.updated_pam(current, config))
     except OSError as exc:
-        raise Failure(
-            _("cannot write {path}: {detail}: nothing was changed").format(
-                path=exc.filename or args.drop_in, detail=exc.strerror
-            ),
-            EXIT_FILE,
-        ) from None
+        raise write_failure(exc, args.drop_in) from None
     console.say(
         _("Written: {drop_in} and {pam_file}.").format(drop_in=args.drop_in, pam_file=args.pam_file)
     )
@@ -378,12 +374,7 @@ def ca_sync(args: argparse.Namespace, console: Console) -> int:
     try:
         certificates.write_ca(files, args.ca_file, args.krl_file)
     except OSError as exc:
-        raise Failure(
-            _("cannot write {path}: {detail}: nothing was changed").format(
-                path=exc.filename or args.ca_file, detail=exc.strerror
-            ),
-            EXIT_FILE,
-        ) from None
+        raise write_failure(exc, args.ca_file) from None
     console.say(
         _("Written: {ca_file} and {krl_file}.").format(ca_file=args.ca_file, krl_file=args.krl_file)
     )
@@ -456,12 +447,7 @@ def _certificates_config(args: argparse.Namespace, console: Console) -> int:
             serverconfig.write_file(args.pam_file, serverconfig.updated_pam(current, config))
         serverconfig.write_file(args.drop_in, config.drop_in)
     except OSError as exc:
-        raise Failure(
-            _("cannot write {path}: {detail}: nothing was changed").format(
-                path=exc.filename or args.drop_in, detail=exc.strerror
-            ),
-            EXIT_FILE,
-        ) from None
+        raise write_failure(exc, args.drop_in) from None
     console.say(
         _("Written: {drop_in}, {ca_file} and {krl_file}.").format(
             drop_in=args.drop_in, ca_file=args.ca_file, krl_file=args.krl_file

@@ -147,6 +147,13 @@ def file_failure(error: gafile.GAFileError) -> Failure:
     return Failure(text, exit_code)
 
 
+def write_failure(error: OSError, path: object) -> Failure:
+    """The :class:`Failure` to report for a write that failed before anything changed:
+    the file the error names, else ``path``."""
+    exit_code, message = MESSAGES["write_failed"]
+    return Failure(message().format(path=error.filename or path, detail=error.strerror), exit_code)
+
+
 def server_failure(error: serverconfig.ServerConfigError, **options: object) -> Failure:
     """The :class:`Failure` to report for a server-config problem; ``options`` are the
     values the message names (methods, url, sshd)."""
