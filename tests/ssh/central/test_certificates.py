@@ -16,7 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -436,6 +436,34 @@ def sign_in(page: Any, base: str, account: Account) -> None:
     page.wait_for_url(re.compile(r"/account/security/$"))
 
 
+def run_login(
+    ready: Certs,
+    page: Any,
+    answer: str,
+    *,
+    agent: Path | None = None,
+    on_page: Callable[[], None] | None = None,
+) -> tuple[int, str, str]:
+    """Run ``keyfob-ssh login`` and answer its device page in the signed-in ``page`` (the
+    link it printed, Continue, then the ``answer`` button; ``on_page`` looks at the page
+    first). Returns the command's exit code, output and errors."""
+    process = start_login(ready, ready.key, agent=agent)
+    try:
+        link = read_link(process)
+        assert link.startswith(ready.central.server.url + "/")
+        page.goto(link)
+        page.get_by_role("button", name="Continue").click()
+        if on_page is not None:
+            on_page()
+        page.get_by_role("button", name=answer).click()
+        out, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    return process.returncode, out, err
+
+
 @pytest.mark.browser
 def test_login_approve_then_ssh_with_no_prompt(
     ready: Certs, account: Account, chromium_page: Any
@@ -443,28 +471,19 @@ def test_login_approve_then_ssh_with_no_prompt(
     key = ready.key
     cert = key.parent / (key.name + "-cert.pub")
     cert.unlink(missing_ok=True)
-    base = ready.central.server.url
-    sign_in(chromium_page, base, account)
-    process = start_login(ready, key)
-    try:
-        link = read_link(process)
-        assert link.startswith(base + "/")
-        chromium_page.goto(link)
-        chromium_page.get_by_role("button", name="Continue").click()
+    sign_in(chromium_page, ready.central.server.url, account)
+
+    def what_is_approved() -> None:
         chromium_page.get_by_role(
             "heading", name="Let keyfob-ssh on a device sign you in?"
         ).wait_for()
         detail = chromium_page.locator("#ssh-certificate-logins").inner_text()
         assert ready.central.user.name in detail and "web1" in detail
         assert "8 hours" in chromium_page.locator("#ssh-certificate-detail").inner_text()
-        chromium_page.get_by_role("button", name="Approve").click()
-        chromium_page.get_by_role("heading", name="Device approved").wait_for()
-        out, err = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    assert process.returncode == 0, out + err
+
+    code, out, err = run_login(ready, chromium_page, "Approve", on_page=what_is_approved)
+    chromium_page.get_by_role("heading", name="Device approved").wait_for()
+    assert code == 0, out + err
     assert "Certificate written to" in out and cert.exists()
     done = ready.ssh(cert.read_text().strip())
     assert done.returncode == 0, done.stderr + ready.sshd.log_text()
@@ -487,17 +506,8 @@ def test_login_puts_the_certificate_in_ssh_agent_for_its_lifetime(
         while not sock.exists() and time.monotonic() < deadline:
             time.sleep(0.05)
         sign_in(chromium_page, ready.central.server.url, account)
-        process = start_login(ready, key, agent=sock)
-        try:
-            chromium_page.goto(read_link(process))
-            chromium_page.get_by_role("button", name="Continue").click()
-            chromium_page.get_by_role("button", name="Approve").click()
-            out, err = process.communicate(timeout=60)
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
-        assert process.returncode == 0, out + err
+        code, out, err = run_login(ready, chromium_page, "Approve", agent=sock)
+        assert code == 0, out + err
         assert "Added to ssh-agent until the certificate expires." in out, out + err
         env = {"PATH": "/usr/bin:/bin", "SSH_AUTH_SOCK": str(sock)}
         listed = subprocess.run(
@@ -529,17 +539,8 @@ def test_deny_gives_no_certificate(ready: Certs, account: Account, chromium_page
     cert = key.parent / (key.name + "-cert.pub")
     cert.unlink(missing_ok=True)
     sign_in(chromium_page, ready.central.server.url, account)
-    process = start_login(ready, key)
-    try:
-        chromium_page.goto(read_link(process))
-        chromium_page.get_by_role("button", name="Continue").click()
-        chromium_page.get_by_role("button", name="Deny access").click()
-        out, err = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    assert process.returncode == 1, out + err
+    code, out, err = run_login(ready, chromium_page, "Deny access")
+    assert code == 1, out + err
     assert "denied" in err and not cert.exists()
 
 
