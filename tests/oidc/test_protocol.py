@@ -11,10 +11,10 @@ import pytest
 from django.test import Client as Browser
 from jwcrypto import jwk, jwt
 
-from keyfob.accounts.models import Factor
+from keyfob.accounts.models import Factor, User
 from keyfob.oidc import flows
 from tests.conftest import make_user, prove_for_client
-from tests.oidc.helpers import REDIRECT, authorize, pkce, query, token
+from tests.oidc.helpers import REDIRECT, authorize, pkce, query, signed_in, token, tokens_for
 
 
 @pytest.fixture
@@ -99,22 +99,10 @@ def test_code_flow_with_a_key_says_phr(app: tuple[Any, str]) -> None:
 
 def test_password_and_code_says_mfa_and_phr_asks_for_a_key(app: tuple[Any, str]) -> None:
     client, secret = app
-    user = make_user("bob@example.com")
-    browser = Browser()
-    browser.force_login(user)
-    prove_for_client(browser, user, Factor.APP_CODE)
-    verifier, challenge = pkce()
-    got = query(authorize(browser, client.client_id, challenge))
-    body = token(
-        browser,
-        client.client_id,
-        secret,
-        grant_type="authorization_code",
-        code=got["code"],
-        redirect_uri=REDIRECT,
-        code_verifier=verifier,
-    ).json()
+    browser = signed_in("bob@example.com", Factor.APP_CODE)
+    body = tokens_for(browser, client.client_id, secret)
     claims = verified(browser, body["id_token"])
+    _verifier, challenge = pkce()
     assert claims["acr"] == "mfa" and set(claims["amr"]) == {"pwd", "otp", "mfa"}
     # acr_values=phr without a key on the account: a page that says how, no code
     page = authorize(browser, client.client_id, challenge, acr_values="phr")
@@ -129,22 +117,9 @@ def test_session_end_revokes_the_apps_tokens(app: tuple[Any, str]) -> None:
     from keyfob.accounts import sessions
 
     client, secret = app
-    user = make_user("carol@example.com")
-    browser = Browser()
-    browser.force_login(user)
-    prove_for_client(browser, user, Factor.APP_CODE)
-    verifier, challenge = pkce()
-    got = query(authorize(browser, client.client_id, challenge))
-    body = token(
-        browser,
-        client.client_id,
-        secret,
-        grant_type="authorization_code",
-        code=got["code"],
-        redirect_uri=REDIRECT,
-        code_verifier=verifier,
-    ).json()
-    sessions.end_sessions(user)
+    browser = signed_in("carol@example.com", Factor.APP_CODE)
+    body = tokens_for(browser, client.client_id, secret)
+    sessions.end_sessions(User.objects.get(email="carol@example.com"))
     refused = token(
         browser,
         client.client_id,
