@@ -130,9 +130,11 @@ class AuthorizeView(AuthorizationView):
             credentials["resource"] = resources
         prompt = set(request.GET.get("prompt", "").split())
         silent = "none" in prompt
+        # How this session signed in, read once for both checks.
+        strength = flows.session_strength(request)
         try:
-            self._check_recent(request, client, credentials, prompt, silent)
-            self._check_strength(request, client, credentials, silent)
+            self._check_recent(request, client, credentials, strength, prompt, silent)
+            self._check_strength(request, client, credentials, strength, silent)
         except _Stop as stop:
             return stop.response
         user = request.user
@@ -159,6 +161,7 @@ class AuthorizeView(AuthorizationView):
         request: HttpRequest,
         client: Client,
         credentials: dict[str, Any],
+        strength: claims.Strength,
         prompt: set[str],
         silent: bool,
     ) -> None:
@@ -176,7 +179,6 @@ class AuthorizeView(AuthorizationView):
                     )
                 )
             max_age = int(raw)
-        strength = flows.session_strength(request)
         now = clock.now()
         stale = strength.auth_time is None or (
             max_age is not None and (now - strength.auth_time).total_seconds() > max_age
@@ -192,14 +194,19 @@ class AuthorizeView(AuthorizationView):
         raise _Stop(_confirm(request, need_key=False, drop_prompt=True))
 
     def _check_strength(
-        self, request: HttpRequest, client: Client, credentials: dict[str, Any], silent: bool
+        self,
+        request: HttpRequest,
+        client: Client,
+        credentials: dict[str, Any],
+        strength: claims.Strength,
+        silent: bool,
     ) -> None:
         wanted = claims.wanted_level(
             request.GET.get("acr_values"),
             credentials.get("claims"),
             client.require_phishing_resistant,
         )
-        if flows.session_strength(request).meets(wanted):
+        if strength.meets(wanted):
             return
         user = request.user
         assert isinstance(user, User)
